@@ -1,0 +1,695 @@
+//! The Parameters configuration (DESIGN.md §5), parsed from raw registry values.
+//!
+//! The kernel boundary reads the values of `HKLM\SYSTEM\CurrentControlSet\Services\dumpcrypt\
+//! Parameters` into [`RegistryValues`]; [`Config::parse`] decides, in portable code, what they
+//! mean. Names not listed in [`ValueName`] are ignored, so that a newer configuration tool
+//! can add values an older driver does not know.
+#![forbid(unsafe_code)]
+
+use crate::xts::{DataUnit, KEY_LEN};
+
+/// `REG_BINARY`.
+pub const REG_BINARY: u32 = 3;
+/// `REG_DWORD` (little-endian).
+pub const REG_DWORD: u32 = 4;
+/// `REG_QWORD` (little-endian).
+pub const REG_QWORD: u32 = 11;
+
+/// The largest value the driver keeps; longer values are recorded by length only (and refused).
+pub const MAX_VALUE_LEN: usize = KEY_LEN;
+
+/// The values of the Parameters key the driver reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueName {
+    CrashDumpPolicy,
+    HibernationPolicy,
+    Key,
+    DataUnitSize,
+    EncryptedAreaStart,
+    EncryptedAreaEnd,
+    TweakBase,
+}
+
+impl ValueName {
+    pub const ALL: [ValueName; 7] = [
+        Self::CrashDumpPolicy,
+        Self::HibernationPolicy,
+        Self::Key,
+        Self::DataUnitSize,
+        Self::EncryptedAreaStart,
+        Self::EncryptedAreaEnd,
+        Self::TweakBase,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::CrashDumpPolicy => "CrashDumpPolicy",
+            Self::HibernationPolicy => "HibernationPolicy",
+            Self::Key => "Key",
+            Self::DataUnitSize => "DataUnitSize",
+            Self::EncryptedAreaStart => "EncryptedAreaStart",
+            Self::EncryptedAreaEnd => "EncryptedAreaEnd",
+            Self::TweakBase => "TweakBase",
+        }
+    }
+
+    /// The registry type the value must have.
+    pub const fn expected_type(self) -> u32 {
+        match self {
+            Self::Key => REG_BINARY,
+            Self::EncryptedAreaStart | Self::EncryptedAreaEnd => REG_QWORD,
+            _ => REG_DWORD,
+        }
+    }
+
+    const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One registry value as read: its type, its full length, and its first bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RawValue {
+    pub value_type: u32,
+    /// The value's length in the registry, which may exceed what is kept in `data`.
+    pub len: usize,
+    data: [u8; MAX_VALUE_LEN],
+}
+
+impl core::fmt::Debug for RawValue {
+    // The key is one of these values: never print the bytes.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("RawValue")
+            .field("value_type", &self.value_type)
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RawValue {
+    /// A value of `value_type` whose full length is `len`, of which `bytes` are the first.
+    pub fn new(value_type: u32, len: usize, bytes: &[u8]) -> Self {
+        let mut data = [0u8; MAX_VALUE_LEN];
+        let kept = bytes.len().min(MAX_VALUE_LEN).min(len);
+        data[..kept].copy_from_slice(&bytes[..kept]);
+        Self {
+            value_type,
+            len,
+            data,
+        }
+    }
+
+    /// The value's bytes, when all of them were kept.
+    fn bytes(&self) -> Option<&[u8]> {
+        self.data.get(..self.len)
+    }
+}
+
+impl Drop for RawValue {
+    fn drop(&mut self) {
+        wipe(&mut self.data);
+    }
+}
+
+/// What the kernel boundary read from the Parameters key.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RegistryValues {
+    /// False when the Parameters key does not exist: both policies are passthrough.
+    pub key_present: bool,
+    values: [Option<RawValue>; 7],
+}
+
+impl RegistryValues {
+    /// The Parameters key exists, with no values yet.
+    pub fn present() -> Self {
+        Self {
+            key_present: true,
+            ..Self::default()
+        }
+    }
+
+    pub fn set(&mut self, name: ValueName, value: RawValue) {
+        self.values[name.index()] = Some(value);
+    }
+
+    pub fn set_dword(&mut self, name: ValueName, value: u32) {
+        self.set(name, RawValue::new(REG_DWORD, 4, &value.to_le_bytes()));
+    }
+
+    pub fn set_qword(&mut self, name: ValueName, value: u64) {
+        self.set(name, RawValue::new(REG_QWORD, 8, &value.to_le_bytes()));
+    }
+
+    pub fn set_binary(&mut self, name: ValueName, bytes: &[u8]) {
+        self.set(name, RawValue::new(REG_BINARY, bytes.len(), bytes));
+    }
+
+    pub fn get(&self, name: ValueName) -> Option<&RawValue> {
+        self.values[name.index()].as_ref()
+    }
+}
+
+/// What an instance does with the blocks of its dump type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Every callback succeeds; the MDL and offset are never touched.
+    Passthrough,
+    /// Blocks inside the area are written as XTS-AES-256 ciphertext.
+    Encrypt,
+    /// Dump_Start fails, so no dump is written; a write anyway is a bug check.
+    Refuse,
+}
+
+impl Policy {
+    pub const fn from_dword(value: u32) -> Option<Self> {
+        match value {
+            0 => Some(Self::Passthrough),
+            1 => Some(Self::Encrypt),
+            2 => Some(Self::Refuse),
+            _ => None,
+        }
+    }
+
+    pub const fn as_dword(self) -> u32 {
+        match self {
+            Self::Passthrough => 0,
+            Self::Encrypt => 1,
+            Self::Refuse => 2,
+        }
+    }
+}
+
+/// Where data unit numbers count from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TweakBase {
+    /// Offsets as the dump stack gives them (relative to the dump partition).
+    Partition,
+    /// Offsets plus the dump partition's starting offset on its disk.
+    Disk,
+}
+
+/// The half-open byte range `[start, end)` that is encrypted, in tweak-base coordinates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Area {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl Area {
+    pub const WHOLE_DISK: Area = Area {
+        start: 0,
+        end: u64::MAX,
+    };
+
+    /// The part of `[offset, offset + len)` inside the area, as a range relative to `offset`.
+    /// `None` when they do not meet.
+    pub fn intersect(&self, offset: u64, len: u64) -> Option<core::ops::Range<u64>> {
+        let end = offset.saturating_add(len);
+        let lo = offset.max(self.start);
+        let hi = end.min(self.end);
+        (lo < hi).then(|| lo - offset..hi - offset)
+    }
+}
+
+/// A validated configuration.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Config {
+    pub crash_dump_policy: Policy,
+    pub hibernation_policy: Policy,
+    pub key: Option<[u8; KEY_LEN]>,
+    pub data_unit: DataUnit,
+    pub area: Area,
+    pub tweak_base: TweakBase,
+}
+
+impl core::fmt::Debug for Config {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Config")
+            .field("crash_dump_policy", &self.crash_dump_policy)
+            .field("hibernation_policy", &self.hibernation_policy)
+            .field("key", &self.key.map(|_| "<64 bytes>"))
+            .field("data_unit", &self.data_unit)
+            .field("area", &self.area)
+            .field("tweak_base", &self.tweak_base)
+            .finish()
+    }
+}
+
+impl Drop for Config {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.as_mut() {
+            wipe(key);
+        }
+    }
+}
+
+/// Why a configuration was refused. DriverEntry turns any of these into
+/// `STATUS_BAD_CONFIGURATION`; the CLI prints them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A value has another registry type than its schema's.
+    WrongType { name: ValueName, found: u32 },
+    /// A DWORD or QWORD value of the wrong length.
+    WrongLength { name: ValueName, len: usize },
+    /// A policy other than 0, 1 or 2.
+    UnknownPolicy { name: ValueName, value: u32 },
+    /// A policy is encrypt but there is no Key value.
+    KeyMissing,
+    /// The key is not 64 bytes.
+    KeyLength { len: usize },
+    /// The data key equals the tweak key.
+    KeyHalvesEqual,
+    /// DataUnitSize other than 512 or 4096.
+    DataUnitSize { value: u32 },
+    /// TweakBase other than 0 or 1.
+    UnknownTweakBase { value: u32 },
+    /// EncryptedAreaStart ≥ EncryptedAreaEnd.
+    EmptyArea { start: u64, end: u64 },
+    /// The area's bounds are not multiples of the data unit.
+    AreaMisaligned {
+        start: u64,
+        end: u64,
+        data_unit: u32,
+    },
+}
+
+impl core::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            Self::WrongType { name, found } => write!(
+                f,
+                "{} has registry type {found}, expected {}",
+                name.as_str(),
+                name.expected_type()
+            ),
+            Self::WrongLength { name, len } => {
+                write!(f, "{} is {len} bytes long", name.as_str())
+            }
+            Self::UnknownPolicy { name, value } => write!(
+                f,
+                "{} is {value}; it must be 0 (passthrough), 1 (encrypt) or 2 (refuse)",
+                name.as_str()
+            ),
+            Self::KeyMissing => f.write_str("a policy is encrypt but there is no Key value"),
+            Self::KeyLength { len } => write!(f, "Key is {len} bytes; it must be 64"),
+            Self::KeyHalvesEqual => {
+                f.write_str("the two halves of Key (data key and tweak key) are equal")
+            }
+            Self::DataUnitSize { value } => {
+                write!(f, "DataUnitSize is {value}; it must be 512 or 4096")
+            }
+            Self::UnknownTweakBase { value } => write!(
+                f,
+                "TweakBase is {value}; it must be 0 (partition) or 1 (disk)"
+            ),
+            Self::EmptyArea { start, end } => write!(
+                f,
+                "the encrypted area {start:#x}..{end:#x} is empty (start must be below end)"
+            ),
+            Self::AreaMisaligned {
+                start,
+                end,
+                data_unit,
+            } => write!(
+                f,
+                "the encrypted area {start:#x}..{end:#x} does not start and end on a \
+                 {data_unit}-byte data unit"
+            ),
+        }
+    }
+}
+
+impl Config {
+    /// Both policies passthrough: the configuration when the Parameters key is absent.
+    pub const PASSTHROUGH: Config = Config {
+        crash_dump_policy: Policy::Passthrough,
+        hibernation_policy: Policy::Passthrough,
+        key: None,
+        data_unit: DataUnit::Bytes512,
+        area: Area::WHOLE_DISK,
+        tweak_base: TweakBase::Partition,
+    };
+
+    /// Validates the raw values against the schema of DESIGN.md §5.
+    pub fn parse(values: &RegistryValues) -> Result<Config, ConfigError> {
+        if !values.key_present {
+            return Ok(Self::PASSTHROUGH);
+        }
+        let policy = |name| match dword(values, name)? {
+            None => Ok(Policy::Passthrough),
+            Some(value) => {
+                Policy::from_dword(value).ok_or(ConfigError::UnknownPolicy { name, value })
+            }
+        };
+        let crash_dump_policy = policy(ValueName::CrashDumpPolicy)?;
+        let hibernation_policy = policy(ValueName::HibernationPolicy)?;
+
+        let data_unit = match dword(values, ValueName::DataUnitSize)? {
+            None => DataUnit::Bytes512,
+            Some(value) => {
+                DataUnit::from_bytes(value).ok_or(ConfigError::DataUnitSize { value })?
+            }
+        };
+        let tweak_base = match dword(values, ValueName::TweakBase)? {
+            None | Some(0) => TweakBase::Partition,
+            Some(1) => TweakBase::Disk,
+            Some(value) => return Err(ConfigError::UnknownTweakBase { value }),
+        };
+        let start = qword(values, ValueName::EncryptedAreaStart)?.unwrap_or(0);
+        let end = qword(values, ValueName::EncryptedAreaEnd)?.unwrap_or(u64::MAX);
+        if start >= end {
+            return Err(ConfigError::EmptyArea { start, end });
+        }
+        let unit = data_unit.bytes() as u64;
+        // The open end (u64::MAX) means "to the end of the disk" and need not be aligned.
+        if start % unit != 0 || (end != u64::MAX && end % unit != 0) {
+            return Err(ConfigError::AreaMisaligned {
+                start,
+                end,
+                data_unit: unit as u32,
+            });
+        }
+
+        let key = match values.get(ValueName::Key) {
+            None => None,
+            Some(raw) => {
+                check_type(ValueName::Key, raw)?;
+                let bytes = raw
+                    .bytes()
+                    .filter(|b| b.len() == KEY_LEN)
+                    .ok_or(ConfigError::KeyLength { len: raw.len })?;
+                let mut key = [0u8; KEY_LEN];
+                key.copy_from_slice(bytes);
+                if key[..KEY_LEN / 2] == key[KEY_LEN / 2..] {
+                    wipe(&mut key);
+                    return Err(ConfigError::KeyHalvesEqual);
+                }
+                Some(key)
+            }
+        };
+        let encrypts =
+            crash_dump_policy == Policy::Encrypt || hibernation_policy == Policy::Encrypt;
+        if encrypts && key.is_none() {
+            return Err(ConfigError::KeyMissing);
+        }
+        Ok(Config {
+            crash_dump_policy,
+            hibernation_policy,
+            key,
+            data_unit,
+            area: Area { start, end },
+            tweak_base,
+        })
+    }
+}
+
+fn check_type(name: ValueName, raw: &RawValue) -> Result<(), ConfigError> {
+    if raw.value_type == name.expected_type() {
+        Ok(())
+    } else {
+        Err(ConfigError::WrongType {
+            name,
+            found: raw.value_type,
+        })
+    }
+}
+
+fn dword(values: &RegistryValues, name: ValueName) -> Result<Option<u32>, ConfigError> {
+    let Some(raw) = values.get(name) else {
+        return Ok(None);
+    };
+    check_type(name, raw)?;
+    let bytes: [u8; 4] = raw
+        .bytes()
+        .and_then(|b| b.try_into().ok())
+        .ok_or(ConfigError::WrongLength { name, len: raw.len })?;
+    Ok(Some(u32::from_le_bytes(bytes)))
+}
+
+fn qword(values: &RegistryValues, name: ValueName) -> Result<Option<u64>, ConfigError> {
+    let Some(raw) = values.get(name) else {
+        return Ok(None);
+    };
+    check_type(name, raw)?;
+    let bytes: [u8; 8] = raw
+        .bytes()
+        .and_then(|b| b.try_into().ok())
+        .ok_or(ConfigError::WrongLength { name, len: raw.len })?;
+    Ok(Some(u64::from_le_bytes(bytes)))
+}
+
+/// Overwrites a secret in a way the compiler may not elide.
+fn wipe(bytes: &mut [u8]) {
+    zeroize::Zeroize::zeroize(bytes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> [u8; KEY_LEN] {
+        core::array::from_fn(|i| i as u8)
+    }
+
+    fn encrypting() -> RegistryValues {
+        let mut values = RegistryValues::present();
+        values.set_dword(ValueName::CrashDumpPolicy, 1);
+        values.set_binary(ValueName::Key, &key());
+        values
+    }
+
+    #[test]
+    fn no_parameters_key_means_passthrough_for_both() {
+        let config = Config::parse(&RegistryValues::default()).unwrap();
+        assert_eq!(config, Config::PASSTHROUGH);
+        assert_eq!(config.crash_dump_policy, Policy::Passthrough);
+        assert_eq!(config.hibernation_policy, Policy::Passthrough);
+    }
+
+    #[test]
+    fn empty_parameters_key_gives_every_default() {
+        let config = Config::parse(&RegistryValues::present()).unwrap();
+        assert_eq!(config.crash_dump_policy, Policy::Passthrough);
+        assert_eq!(config.hibernation_policy, Policy::Passthrough);
+        assert_eq!(config.key, None);
+        assert_eq!(config.data_unit, DataUnit::Bytes512);
+        assert_eq!(
+            config.area,
+            Area {
+                start: 0,
+                end: u64::MAX
+            }
+        );
+        assert_eq!(config.tweak_base, TweakBase::Partition);
+    }
+
+    #[test]
+    fn every_value_is_read() {
+        let mut values = encrypting();
+        values.set_dword(ValueName::HibernationPolicy, 2);
+        values.set_dword(ValueName::DataUnitSize, 4096);
+        values.set_qword(ValueName::EncryptedAreaStart, 0x10_0000);
+        values.set_qword(ValueName::EncryptedAreaEnd, 0x2000_0000);
+        values.set_dword(ValueName::TweakBase, 1);
+        let config = Config::parse(&values).unwrap();
+        assert_eq!(config.crash_dump_policy, Policy::Encrypt);
+        assert_eq!(config.hibernation_policy, Policy::Refuse);
+        assert_eq!(config.key, Some(key()));
+        assert_eq!(config.data_unit, DataUnit::Bytes4096);
+        assert_eq!(
+            config.area,
+            Area {
+                start: 0x10_0000,
+                end: 0x2000_0000
+            }
+        );
+        assert_eq!(config.tweak_base, TweakBase::Disk);
+    }
+
+    #[test]
+    fn only_a_start_runs_to_the_end_of_the_disk() {
+        let mut values = encrypting();
+        values.set_qword(ValueName::EncryptedAreaStart, 4096);
+        assert_eq!(
+            Config::parse(&values).unwrap().area,
+            Area {
+                start: 4096,
+                end: u64::MAX
+            }
+        );
+    }
+
+    #[test]
+    fn invalid_values_are_refused() {
+        type Mutation<'a> = &'a dyn Fn(&mut RegistryValues);
+        let cases: &[(Mutation, ConfigError)] = &[
+            (
+                &|v| v.set_dword(ValueName::CrashDumpPolicy, 3),
+                ConfigError::UnknownPolicy {
+                    name: ValueName::CrashDumpPolicy,
+                    value: 3,
+                },
+            ),
+            (
+                &|v| v.set_dword(ValueName::HibernationPolicy, u32::MAX),
+                ConfigError::UnknownPolicy {
+                    name: ValueName::HibernationPolicy,
+                    value: u32::MAX,
+                },
+            ),
+            (
+                &|v| v.set_binary(ValueName::Key, &key()[..32]),
+                ConfigError::KeyLength { len: 32 },
+            ),
+            (
+                &|v| v.set_binary(ValueName::Key, &[1u8; 65]),
+                ConfigError::KeyLength { len: 65 },
+            ),
+            (
+                &|v| v.set_binary(ValueName::Key, &[9u8; 64]),
+                ConfigError::KeyHalvesEqual,
+            ),
+            (
+                &|v| v.set_dword(ValueName::Key, 1),
+                ConfigError::WrongType {
+                    name: ValueName::Key,
+                    found: REG_DWORD,
+                },
+            ),
+            (
+                &|v| v.set_dword(ValueName::DataUnitSize, 1024),
+                ConfigError::DataUnitSize { value: 1024 },
+            ),
+            (
+                &|v| v.set_dword(ValueName::TweakBase, 2),
+                ConfigError::UnknownTweakBase { value: 2 },
+            ),
+            (
+                &|v| {
+                    v.set_qword(ValueName::EncryptedAreaStart, 8192);
+                    v.set_qword(ValueName::EncryptedAreaEnd, 8192);
+                },
+                ConfigError::EmptyArea {
+                    start: 8192,
+                    end: 8192,
+                },
+            ),
+            (
+                &|v| v.set_qword(ValueName::EncryptedAreaEnd, 0),
+                ConfigError::EmptyArea { start: 0, end: 0 },
+            ),
+            (
+                &|v| v.set_qword(ValueName::EncryptedAreaStart, 100),
+                ConfigError::AreaMisaligned {
+                    start: 100,
+                    end: u64::MAX,
+                    data_unit: 512,
+                },
+            ),
+            (
+                &|v| v.set_binary(ValueName::CrashDumpPolicy, &[1, 0, 0, 0]),
+                ConfigError::WrongType {
+                    name: ValueName::CrashDumpPolicy,
+                    found: REG_BINARY,
+                },
+            ),
+            (
+                &|v| {
+                    v.set(
+                        ValueName::DataUnitSize,
+                        RawValue::new(REG_DWORD, 2, &[0, 2]),
+                    )
+                },
+                ConfigError::WrongLength {
+                    name: ValueName::DataUnitSize,
+                    len: 2,
+                },
+            ),
+            (
+                &|v| v.set_dword(ValueName::EncryptedAreaEnd, 4096),
+                ConfigError::WrongType {
+                    name: ValueName::EncryptedAreaEnd,
+                    found: REG_DWORD,
+                },
+            ),
+            (
+                &|v| {
+                    v.set(
+                        ValueName::EncryptedAreaStart,
+                        RawValue::new(REG_QWORD, 4, &[0; 4]),
+                    )
+                },
+                ConfigError::WrongLength {
+                    name: ValueName::EncryptedAreaStart,
+                    len: 4,
+                },
+            ),
+        ];
+        for (mutate, expected) in cases {
+            let mut values = encrypting();
+            mutate(&mut values);
+            assert_eq!(Config::parse(&values).unwrap_err(), *expected);
+        }
+    }
+
+    #[test]
+    fn a_4096_byte_unit_needs_a_4096_aligned_area() {
+        let mut values = encrypting();
+        values.set_dword(ValueName::DataUnitSize, 4096);
+        values.set_qword(ValueName::EncryptedAreaEnd, 4096 * 3 + 512);
+        assert!(matches!(
+            Config::parse(&values),
+            Err(ConfigError::AreaMisaligned {
+                data_unit: 4096,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn encrypt_needs_a_key_for_either_stack() {
+        for name in [ValueName::CrashDumpPolicy, ValueName::HibernationPolicy] {
+            let mut values = RegistryValues::present();
+            values.set_dword(name, 1);
+            assert_eq!(Config::parse(&values).unwrap_err(), ConfigError::KeyMissing);
+        }
+    }
+
+    #[test]
+    fn a_key_without_encrypt_is_still_validated() {
+        let mut values = RegistryValues::present();
+        values.set_binary(ValueName::Key, &[3u8; 64]);
+        assert_eq!(
+            Config::parse(&values).unwrap_err(),
+            ConfigError::KeyHalvesEqual
+        );
+        values.set_binary(ValueName::Key, &key());
+        assert_eq!(Config::parse(&values).unwrap().key, Some(key()));
+    }
+
+    #[test]
+    fn the_key_is_never_printed() {
+        let config = Config::parse(&encrypting()).unwrap();
+        let text = std::format!("{config:?} {:?}", encrypting());
+        assert!(!text.contains("1, 2, 3"), "{text}");
+        assert!(text.contains("<64 bytes>"));
+    }
+
+    #[test]
+    fn area_intersection_at_the_boundaries() {
+        let area = Area {
+            start: 1024,
+            end: 4096,
+        };
+        assert_eq!(area.intersect(0, 1024), None);
+        assert_eq!(area.intersect(0, 1536), Some(1024..1536));
+        assert_eq!(area.intersect(1024, 512), Some(0..512));
+        assert_eq!(area.intersect(3584, 1024), Some(0..512));
+        assert_eq!(area.intersect(4096, 512), None);
+        assert_eq!(area.intersect(0, 8192), Some(1024..4096));
+        assert_eq!(
+            Area::WHOLE_DISK.intersect(u64::MAX - 512, 512),
+            Some(0..512)
+        );
+    }
+}
