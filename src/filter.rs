@@ -1,0 +1,308 @@
+//! DriverEntry and the five callbacks: trampolines from the dump stack's C calls to the safe
+//! instance in `policy.rs`, with one exit for faults.
+//!
+//! | Rust              | Windows                               |
+//! |-------------------|---------------------------------------|
+//! | [`driver_entry`]  | `DriverEntry` of a dump filter        |
+//! | `dump_start` …    | `Dump_Start`, `Dump_Write`, `Dump_Read`, `Dump_Finish`, `Dump_Unload` |
+//!
+//! Each loaded copy keeps its context in nonpaged pool and hands it to the system through
+//! FILTER_INITIALIZATION_DATA.DumpData; the system gives it back in FILTER_EXTENSION.DumpData.
+//! Before trusting it, every callback looks it up in [`LIVE`], so a callback with a context
+//! that was never loaded or is already unloaded is a documented bug check, not a wild read.
+
+use core::ffi::c_void;
+use core::mem::{align_of, size_of};
+use core::ptr::{null_mut, NonNull};
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use crate::abi::*;
+use crate::config::{Config, Policy, TweakBase};
+use crate::fault::{Callback, Fault, BUGCHECK_CODE};
+use crate::kernel;
+use crate::mdl::{IoRequest, SecondaryBuffer};
+use crate::policy::{Action, DumpType, Encryption, Instance};
+use crate::xts::XtsAes256;
+
+/// Contexts of the instances loaded now. In kernel mode each image copy holds one at a time;
+/// the host runs many instances in one process, side by side.
+static LIVE: [AtomicPtr<Instance>; 64] = [const { AtomicPtr::new(null_mut()) }; 64];
+
+// Pool allocations are 16-byte aligned on x64.
+const _: () = assert!(align_of::<Instance>() <= 16);
+
+/// DriverEntry of a dump filter (DESIGN.md §2). PASSIVE_LEVEL.
+///
+/// # Safety
+/// `driver_object` and `registry_path` are what the system passes to DriverEntry: for a dump
+/// filter a `FILTER_EXTENSION` and a `FILTER_INITIALIZATION_DATA` with at least the layout
+/// of the running OS version; for an ordinary service start a `DRIVER_OBJECT` and a
+/// `UNICODE_STRING`. Either may be null.
+pub unsafe fn driver_entry(driver_object: *mut c_void, registry_path: *mut c_void) -> NTSTATUS {
+    if driver_object.is_null() || registry_path.is_null() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    // SAFETY: both a DRIVER_OBJECT and a FILTER_EXTENSION begin with at least two readable
+    // bytes: the object type, or the low half of DumpType.
+    if unsafe { driver_object.cast::<u16>().read() } == IO_TYPE_DRIVER {
+        // Started as an ordinary service: nothing of ours to do, and nothing to touch.
+        return STATUS_NOT_SUPPORTED;
+    }
+    // SAFETY: every OS version passes at least the version-1 extension, readable for the
+    // whole of DriverEntry; the filter only reads it.
+    let extension = unsafe { &*driver_object.cast::<FILTER_EXTENSION_V1>() };
+    // SAFETY: every OS version passes at least the version-1 initialization data, ours
+    // alone to fill during DriverEntry. DumpRead, past it, is written separately below.
+    let init = unsafe { &mut *registry_path.cast::<FILTER_INITIALIZATION_DATA_V1>() };
+    let read_support = kernel::os_version().supports_dump_read();
+
+    // Version and flags first, before anything can fail. The callbacks and DumpData stay
+    // unset until the end, so a failure leaves no pointer the system could call.
+    init.MajorVersion = if read_support {
+        DUMP_FILTER_MAJOR_VERSION
+    } else {
+        DUMP_FILTER_MAJOR_VERSION_1
+    };
+    init.MinorVersion = DUMP_FILTER_MINOR_VERSION;
+    init.Flags = DUMP_FILTER_CRITICAL
+        | if read_support {
+            DUMP_FILTER_FLAG_SYSTEM_SUPPORT_READ
+        } else {
+            0
+        };
+
+    let context = match load(
+        extension.DumpType,
+        extension.DeviceObject,
+        init.MaxPagesPerWrite,
+    ) {
+        Ok(context) => context,
+        Err(status) => return status,
+    };
+    init.DumpStart = Some(dump_start);
+    init.DumpWrite = Some(dump_write);
+    init.DumpFinish = Some(dump_finish);
+    init.DumpUnload = Some(dump_unload);
+    init.DumpData = context.as_ptr().cast();
+    if read_support {
+        let dump_read_slot = registry_path
+            .cast::<u8>()
+            .wrapping_add(core::mem::offset_of!(FILTER_INITIALIZATION_DATA, DumpRead))
+            .cast::<Option<DumpReadFn>>();
+        // SAFETY: from Windows 8 on the structure has DumpRead (0x38, 8-byte aligned like the
+        // structure); `init` is not used again, so this write does not alias it.
+        unsafe { dump_read_slot.write(Some(dump_read)) };
+    }
+    STATUS_SUCCESS
+}
+
+/// Validates, reads the configuration, and builds and registers the instance. PASSIVE_LEVEL.
+fn load(
+    dump_type: u32,
+    device: *mut c_void,
+    max_pages_per_write: u32,
+) -> Result<NonNull<Instance>, NTSTATUS> {
+    if max_pages_per_write == 0 {
+        return Err(STATUS_INVALID_PARAMETER);
+    }
+    let dump_type = DumpType::from_raw(dump_type).ok_or(STATUS_INVALID_PARAMETER)?;
+    let config =
+        Config::parse(&kernel::read_parameters()?).map_err(|_| STATUS_BAD_CONFIGURATION)?;
+    let policy = match dump_type {
+        DumpType::CrashDump => config.crash_dump_policy,
+        DumpType::Hibernation => config.hibernation_policy,
+    };
+    let action = match policy {
+        Policy::Passthrough => Action::Passthrough,
+        Policy::Refuse => Action::Refuse,
+        Policy::Encrypt => {
+            Action::Encrypt(prepare_encryption(&config, device, max_pages_per_write)?)
+        }
+    };
+    let instance = Instance::new(dump_type, action);
+
+    let memory = kernel::allocate_context(size_of::<Instance>())
+        .ok_or(STATUS_INSUFFICIENT_RESOURCES)?
+        .cast::<Instance>();
+    // SAFETY: `memory` is fresh pool of the instance's size, 16-byte aligned (asserted above
+    // against the instance's alignment), and not yet shared.
+    unsafe { memory.as_ptr().write(instance) };
+    if !register(memory) {
+        // SAFETY: written above and never shared: drop it and free its memory.
+        unsafe { destroy(memory) };
+        return Err(STATUS_INSUFFICIENT_RESOURCES);
+    }
+    Ok(memory)
+}
+
+fn prepare_encryption(
+    config: &Config,
+    device: *mut c_void,
+    max_pages_per_write: u32,
+) -> Result<Encryption, NTSTATUS> {
+    // Config::parse refuses encrypt without a valid key.
+    let key = config.key.as_ref().ok_or(STATUS_BAD_CONFIGURATION)?;
+    let cipher = XtsAes256::new(key).map_err(|_| STATUS_BAD_CONFIGURATION)?;
+    let tweak_offset = match config.tweak_base {
+        TweakBase::Partition => 0,
+        // SAFETY: `device` is FILTER_EXTENSION.DeviceObject, as the system passed it.
+        TweakBase::Disk => unsafe { kernel::partition_offset(device) }?,
+    };
+    Ok(Encryption {
+        cipher,
+        data_unit: config.data_unit,
+        area: config.area,
+        tweak_offset,
+        buffer: SecondaryBuffer::allocate(max_pages_per_write)?,
+    })
+}
+
+fn register(instance: NonNull<Instance>) -> bool {
+    LIVE.iter().any(|slot| {
+        slot.compare_exchange(
+            null_mut(),
+            instance.as_ptr(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_ok()
+    })
+}
+
+fn is_live(context: *mut c_void) -> bool {
+    !context.is_null()
+        && LIVE
+            .iter()
+            .any(|slot| slot.load(Ordering::Acquire) == context.cast())
+}
+
+fn unregister(instance: NonNull<Instance>) {
+    for slot in &LIVE {
+        let _ = slot.compare_exchange(
+            instance.as_ptr(),
+            null_mut(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+    }
+}
+
+/// Drops the instance (wiping its keys and buffer) and frees its memory. Below DISPATCH_LEVEL.
+///
+/// # Safety
+/// `instance` holds a live instance written by [`load`], referenced by nobody else, and is not
+/// used afterwards.
+unsafe fn destroy(instance: NonNull<Instance>) {
+    // SAFETY: valid and unshared by the caller's contract.
+    unsafe { core::ptr::drop_in_place(instance.as_ptr()) };
+    // SAFETY: allocated by `allocate_context` in `load`; its contents are dropped above.
+    unsafe { kernel::free_context(instance.cast()) };
+}
+
+/// The instance behind an extension, checked against the live set and the dump type.
+///
+/// # Safety
+/// `extension`, if non-null, is the FILTER_EXTENSION the dump stack passes to callbacks, and
+/// the stack makes no other call on this instance until this one returns.
+unsafe fn instance<'a>(extension: *mut FILTER_EXTENSION) -> Result<&'a mut Instance, Fault> {
+    if extension.is_null() {
+        return Err(Fault::NullArgument { argument: 1 });
+    }
+    // SAFETY: a non-null extension is readable by the contract, in at least its version-1
+    // layout, and the filter never writes it.
+    let extension = unsafe { &*extension.cast::<FILTER_EXTENSION_V1>() };
+    let (context, found) = (extension.DumpData, extension.DumpType);
+    if !is_live(context) {
+        return Err(Fault::UnknownContext {
+            context: context as usize,
+        });
+    }
+    // SAFETY: a live context points to an instance written by `load` and not yet destroyed;
+    // the dump stack calls one callback at a time, so this reference is exclusive.
+    let instance = unsafe { &mut *context.cast::<Instance>() };
+    if found != instance.dump_type.raw() {
+        return Err(Fault::DumpTypeMismatch {
+            loaded: instance.dump_type.raw(),
+            found,
+        });
+    }
+    Ok(instance)
+}
+
+/// The one exit of the dump path: a status, or a bug check for a fault.
+fn complete(callback: Callback, result: Result<NTSTATUS, Fault>) -> NTSTATUS {
+    match result {
+        Ok(status) => status,
+        Err(fault) => kernel::bug_check(BUGCHECK_CODE, fault.parameters(callback)),
+    }
+}
+
+/// Dump_Start. HIGH_LEVEL.
+///
+/// # Safety
+/// Called by the dump stack with the extension of an instance this driver loaded.
+unsafe extern "C-unwind" fn dump_start(extension: *mut FILTER_EXTENSION) -> NTSTATUS {
+    // SAFETY: the dump stack's contract, passed on.
+    let result = unsafe { instance(extension) }.and_then(Instance::start);
+    complete(Callback::Start, result)
+}
+
+/// Dump_Write. HIGH_LEVEL.
+///
+/// # Safety
+/// Called by the dump stack with the extension of an instance this driver loaded, a readable
+/// disk offset and an MDL it does not touch until the callback returns.
+unsafe extern "C-unwind" fn dump_write(
+    extension: *mut FILTER_EXTENSION,
+    disk_byte_offset: *mut i64,
+    mdl: *mut MDL,
+) -> NTSTATUS {
+    // SAFETY: the dump stack's contract, passed on.
+    let result = unsafe { instance(extension) }
+        // SAFETY: the dump stack's contract for the offset and the MDL.
+        .and_then(|instance| instance.write(unsafe { IoRequest::new(disk_byte_offset, mdl) }));
+    complete(Callback::Write, result)
+}
+
+/// Dump_Read. HIGH_LEVEL. Registered on Windows 8 and later only.
+///
+/// # Safety
+/// As for [`dump_write`]; the MDL describes the data just read.
+unsafe extern "C-unwind" fn dump_read(
+    extension: *mut FILTER_EXTENSION,
+    disk_byte_offset: *mut i64,
+    mdl: *mut MDL,
+) -> NTSTATUS {
+    // SAFETY: the dump stack's contract, passed on.
+    let result = unsafe { instance(extension) }
+        // SAFETY: the dump stack's contract for the offset and the MDL.
+        .and_then(|instance| instance.read(unsafe { IoRequest::new(disk_byte_offset, mdl) }));
+    complete(Callback::Read, result)
+}
+
+/// Dump_Finish. HIGH_LEVEL.
+///
+/// # Safety
+/// As for [`dump_start`].
+unsafe extern "C-unwind" fn dump_finish(extension: *mut FILTER_EXTENSION) -> NTSTATUS {
+    // SAFETY: the dump stack's contract, passed on.
+    let result = unsafe { instance(extension) }.and_then(Instance::finish);
+    complete(Callback::Finish, result)
+}
+
+/// Dump_Unload: wipes and frees everything. Below DISPATCH_LEVEL.
+///
+/// # Safety
+/// As for [`dump_start`]; the stack makes no call on this instance afterwards.
+unsafe extern "C-unwind" fn dump_unload(extension: *mut FILTER_EXTENSION) -> NTSTATUS {
+    // SAFETY: the dump stack's contract, passed on.
+    let result = unsafe { instance(extension) }.map(|instance| {
+        let instance = NonNull::from(instance);
+        unregister(instance);
+        // SAFETY: the instance was live (checked by `instance`), is now out of the live set so
+        // no later callback can reach it, and the reference above is not used again.
+        unsafe { destroy(instance) };
+        STATUS_SUCCESS
+    });
+    complete(Callback::Unload, result)
+}

@@ -1,0 +1,51 @@
+//! The kernel boundary: the only place dumpcrypt talks to the operating system.
+//!
+//! Three implementations stand behind the same functions: `windows.rs` over the ntoskrnl
+//! routines (kernel mode, bound by wdk's import library or by raw-dylib in the cross build),
+//! and `host.rs` over the simulated Windows of `crashdmp-sim` (tests, simulator, CLI).
+//!
+//! Each function says the IRQL it may run at. Only [`bug_check`] is allowed in the dump path
+//! (Dump_Start, Dump_Write, Dump_Read, Dump_Finish run at HIGH_LEVEL); everything else is for
+//! DriverEntry and Dump_Unload, below DISPATCH_LEVEL. The host implementation enforces this:
+//! a PASSIVE-only service called while the simulator holds HIGH_LEVEL is a bug check there.
+
+#[cfg(feature = "host")]
+mod host;
+#[cfg(feature = "host")]
+pub use host::*;
+
+#[cfg(not(feature = "host"))]
+mod ntoskrnl;
+#[cfg(not(feature = "host"))]
+mod windows;
+#[cfg(not(feature = "host"))]
+pub use windows::*;
+
+/// The running Windows version, as `RtlGetVersion` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct OsVersion {
+    pub major: u32,
+    pub minor: u32,
+    pub build: u32,
+}
+
+impl OsVersion {
+    /// Windows 8 (6.2): FILTER_INITIALIZATION_DATA version 2 and Dump_Read.
+    pub const WINDOWS_8: OsVersion = OsVersion {
+        major: 6,
+        minor: 2,
+        build: 0,
+    };
+
+    pub fn supports_dump_read(self) -> bool {
+        (self.major, self.minor) >= (Self::WINDOWS_8.major, Self::WINDOWS_8.minor)
+    }
+}
+
+/// The configuration key. The dump stack's copy of the driver gets no registry path, so it
+/// opens this one by name (DESIGN.md §5).
+pub const PARAMETERS_PATH: &str =
+    r"\Registry\Machine\SYSTEM\CurrentControlSet\Services\dumpcrypt\Parameters";
+
+/// Pool tag of the filter's context: 'DcCx' as it shows in pool dumps.
+pub const CONTEXT_TAG: u32 = u32::from_le_bytes(*b"DcCx");

@@ -1,0 +1,161 @@
+//! The ntoskrnl routines dumpcrypt imports, declared by hand: the one file that differs
+//! between the two kernel-mode builds.
+//!
+//! - `wdk` (shipping, Windows host): linked against the WDK's `ntoskrnl.lib`, which
+//!   wdk-build puts on the linker's path; the declarations are checked against wdk-sys's.
+//! - `cross` (Linux): bound by `raw-dylib` to `ntoskrnl.exe`, so no import library is needed.
+//!
+//! All are `extern "system"`, which on x64 is the one Windows calling convention.
+#![allow(non_snake_case, non_camel_case_types, clippy::upper_case_acronyms)]
+
+use core::ffi::c_void;
+
+use crate::abi::{MDL, NTSTATUS};
+
+pub type HANDLE = *mut c_void;
+pub type SIZE_T = u64;
+pub type PHYSICAL_ADDRESS = i64;
+
+/// `UNICODE_STRING`.
+#[repr(C)]
+pub struct UNICODE_STRING {
+    pub Length: u16,
+    pub MaximumLength: u16,
+    pub Buffer: *const u16,
+}
+
+/// `OBJECT_ATTRIBUTES`.
+#[repr(C)]
+pub struct OBJECT_ATTRIBUTES {
+    pub Length: u32,
+    pub RootDirectory: HANDLE,
+    pub ObjectName: *const UNICODE_STRING,
+    pub Attributes: u32,
+    pub SecurityDescriptor: *mut c_void,
+    pub SecurityQualityOfService: *mut c_void,
+}
+
+/// `RTL_OSVERSIONINFOW`.
+#[repr(C)]
+pub struct RTL_OSVERSIONINFOW {
+    pub dwOSVersionInfoSize: u32,
+    pub dwMajorVersion: u32,
+    pub dwMinorVersion: u32,
+    pub dwBuildNumber: u32,
+    pub dwPlatformId: u32,
+    pub szCSDVersion: [u16; 128],
+}
+
+/// `IO_STATUS_BLOCK`.
+#[repr(C)]
+pub struct IO_STATUS_BLOCK {
+    pub Status: usize,
+    pub Information: usize,
+}
+
+/// `KEVENT`: a DISPATCHER_HEADER (0x18 bytes), opaque here.
+#[repr(C, align(8))]
+pub struct KEVENT {
+    pub Header: [u8; 0x18],
+}
+
+/// `PARTITION_INFORMATION_EX`: PartitionStyle, then StartingOffset at 8 (0x90 bytes).
+#[repr(C, align(8))]
+pub struct PARTITION_INFORMATION_EX {
+    pub PartitionStyle: u32,
+    pub StartingOffset: i64,
+    pub Rest: [u8; 0x80],
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<UNICODE_STRING>() == 0x10);
+    assert!(core::mem::size_of::<OBJECT_ATTRIBUTES>() == 0x30);
+    assert!(core::mem::size_of::<RTL_OSVERSIONINFOW>() == 0x114);
+    assert!(core::mem::size_of::<IO_STATUS_BLOCK>() == 0x10);
+    assert!(core::mem::size_of::<PARTITION_INFORMATION_EX>() == 0x90);
+    assert!(core::mem::offset_of!(PARTITION_INFORMATION_EX, StartingOffset) == 8);
+};
+
+pub const NON_PAGED_POOL: i32 = 0;
+/// `NonPagedPoolNx` (Windows 8 and later).
+pub const NON_PAGED_POOL_NX: i32 = 512;
+pub const PAGE_READWRITE: u32 = 0x04;
+pub const MM_ANY_NODE_OK: u32 = 0x8000_0000;
+pub const KEY_READ: u32 = 0x0002_0019;
+pub const OBJ_CASE_INSENSITIVE: u32 = 0x40;
+pub const OBJ_KERNEL_HANDLE: u32 = 0x200;
+/// `KEY_VALUE_INFORMATION_CLASS::KeyValuePartialInformation`.
+pub const KEY_VALUE_PARTIAL_INFORMATION: u32 = 2;
+pub const STATUS_BUFFER_OVERFLOW: NTSTATUS = 0x8000_0005_u32 as i32;
+pub const STATUS_PENDING: NTSTATUS = 0x103;
+pub const IOCTL_DISK_GET_PARTITION_INFO_EX: u32 = 0x0007_0048;
+/// `EVENT_TYPE::NotificationEvent`.
+pub const NOTIFICATION_EVENT: u32 = 0;
+/// `KWAIT_REASON::Executive`.
+pub const EXECUTIVE: u32 = 0;
+/// `KPROCESSOR_MODE::KernelMode`.
+pub const KERNEL_MODE: i8 = 0;
+
+#[cfg_attr(
+    feature = "cross",
+    link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")
+)]
+#[cfg_attr(not(feature = "cross"), link(name = "ntoskrnl"))]
+unsafe extern "system" {
+    pub fn RtlGetVersion(info: *mut RTL_OSVERSIONINFOW) -> NTSTATUS;
+    pub fn ExAllocatePoolWithTag(pool_type: i32, size: SIZE_T, tag: u32) -> *mut c_void;
+    pub fn ExFreePoolWithTag(p: *mut c_void, tag: u32);
+    pub fn MmAllocateContiguousNodeMemory(
+        size: SIZE_T,
+        lowest: PHYSICAL_ADDRESS,
+        highest: PHYSICAL_ADDRESS,
+        boundary: PHYSICAL_ADDRESS,
+        protect: u32,
+        preferred_node: u32,
+    ) -> *mut c_void;
+    pub fn MmFreeContiguousMemory(base: *mut c_void);
+    pub fn IoAllocateMdl(
+        va: *mut c_void,
+        length: u32,
+        secondary_buffer: u8,
+        charge_quota: u8,
+        irp: *mut c_void,
+    ) -> *mut MDL;
+    pub fn MmBuildMdlForNonPagedPool(mdl: *mut MDL);
+    pub fn IoFreeMdl(mdl: *mut MDL);
+    pub fn ZwOpenKey(
+        key: *mut HANDLE,
+        desired_access: u32,
+        attributes: *const OBJECT_ATTRIBUTES,
+    ) -> NTSTATUS;
+    pub fn ZwQueryValueKey(
+        key: HANDLE,
+        name: *const UNICODE_STRING,
+        class: u32,
+        information: *mut c_void,
+        length: u32,
+        result_length: *mut u32,
+    ) -> NTSTATUS;
+    pub fn ZwClose(handle: HANDLE) -> NTSTATUS;
+    pub fn KeInitializeEvent(event: *mut KEVENT, event_type: u32, state: u8);
+    pub fn IoBuildDeviceIoControlRequest(
+        code: u32,
+        device: *mut c_void,
+        input: *mut c_void,
+        input_length: u32,
+        output: *mut c_void,
+        output_length: u32,
+        internal: u8,
+        event: *mut KEVENT,
+        io_status: *mut IO_STATUS_BLOCK,
+    ) -> *mut c_void;
+    pub fn IofCallDriver(device: *mut c_void, irp: *mut c_void) -> NTSTATUS;
+    pub fn KeWaitForSingleObject(
+        object: *mut c_void,
+        wait_reason: u32,
+        wait_mode: i8,
+        alertable: u8,
+        timeout: *mut i64,
+    ) -> NTSTATUS;
+    pub fn KeBugCheckEx(code: u32, p1: usize, p2: usize, p3: usize, p4: usize) -> !;
+}

@@ -1,0 +1,58 @@
+//! dumpcrypt: a crash dump and hibernation filter driver that encrypts what Windows writes.
+//!
+//! Windows passes every block its crash dump and hibernation stacks write through
+//! [`DriverEntry`]'s Dump_Write callback. dumpcrypt copies the block into its own
+//! page-aligned secondary buffer, encrypts the part inside the configured area with
+//! XTS-AES-256, and points the write's MDL at that buffer; on resume from hibernation it
+//! decrypts what is read back. See DESIGN.md and the README.
+//!
+//! Builds: `host` (the default: std, tests, simulator, CLI), `wdk` (kernel mode on Windows
+//! with the WDK), `cross` (kernel mode cross-built on Linux).
+#![cfg_attr(not(feature = "host"), no_std)]
+
+pub mod abi;
+pub mod config;
+pub mod fault;
+mod filter;
+pub mod kernel;
+pub mod mdl;
+pub mod policy;
+pub mod xts;
+
+#[cfg(feature = "wdk")]
+use wdk_panic as _;
+
+/// The kernel-mode builds allocate nothing through Rust's allocator; wdk-alloc stands behind
+/// it so that a stray allocation goes to the pool rather than failing to link.
+#[cfg(all(feature = "wdk", not(feature = "host")))]
+#[global_allocator]
+static GLOBAL_ALLOCATOR: wdk_alloc::WdkAllocator = wdk_alloc::WdkAllocator;
+
+/// DriverEntry of the dump filter: called with a `FILTER_EXTENSION*` and a
+/// `FILTER_INITIALIZATION_DATA*` by the crash dump or hibernation stack (or with a
+/// `DRIVER_OBJECT*` and a registry path if started as a service, which it refuses).
+///
+/// # Safety
+/// Called by the system (or the simulator) with pointers as described in
+/// [`abi::DumpDriverEntryFn`]'s documentation and DESIGN.md §2.
+#[no_mangle]
+pub unsafe extern "C-unwind" fn DriverEntry(
+    driver_object: *mut core::ffi::c_void,
+    registry_path: *mut core::ffi::c_void,
+) -> abi::NTSTATUS {
+    // SAFETY: the system's DriverEntry contract, passed on.
+    unsafe { filter::driver_entry(driver_object, registry_path) }
+}
+
+/// A panic in kernel mode is a bug check with the panic's source location.
+#[cfg(all(not(feature = "host"), not(feature = "wdk"), not(test)))]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    let (line, column) = info
+        .location()
+        .map_or((0, 0), |location| (location.line(), location.column()));
+    kernel::bug_check(
+        fault::BUGCHECK_CODE,
+        fault::Fault::Panic { line, column }.parameters(fault::Callback::None),
+    )
+}
