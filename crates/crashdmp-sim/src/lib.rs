@@ -1,0 +1,11 @@
+//! The Windows crash dump and hibernation stacks, simulated, for running a dump filter.
+//!
+//! It plays crashdmp.sys, the dump port and the few ntoskrnl services a filter imports. It
+//! knows the filter only by its DriverEntry and lays out the ABI structures itself
+//! ([`layout`]), so a misreading of the headers in the filter shows up as a disagreement.
+pub mod layout;
+pub mod machine;
+pub mod mdl;
+pub mod memory;
+pub mod ntoskrnl;
+pub mod stack;

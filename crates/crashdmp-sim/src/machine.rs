@@ -1,0 +1,703 @@
+//! The simulated machine: memory to dump, a disk holding a fragmented crash dump file and
+//! hibernation file, and the dump port that writes them through a filter.
+//!
+//! Every write goes through Dump_Write in one of the MDL shapes the real stacks use, is then
+//! moved both by PFN (as DMA would) and by MappedSystemVa (as a CPU copy would), and must
+//! give the same bytes both ways. After every write the simulator checks that the filter kept
+//! the caller's ByteCount, MdlFlags, Size, offset and source buffer, and that the new StartVa
+//! is page aligned. The same data, unfiltered, goes to a reference image.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::layout::{put, PAGE_SIZE};
+use crate::mdl::{Shape, SimMdl, DECOY_BYTE};
+use crate::memory::{self, Pages};
+use crate::stack::{Call, LoadedFilter, SimError};
+
+/// What the machine is.
+#[derive(Debug, Clone)]
+pub struct MachineConfig {
+    /// Bytes of memory to dump (rounded up to pages).
+    pub memory: usize,
+    /// What the stack tells the filter: the largest write or read, in pages.
+    pub max_pages_per_write: u32,
+    /// The disk's sector size (512 or 4096): every transfer is a multiple, aligned to it.
+    pub sector_size: u32,
+    /// Where the dump partition starts on the disk.
+    pub partition_offset: u64,
+    /// Seeds the memory contents, the file layout and the transfer sizes.
+    pub seed: u64,
+}
+
+impl Default for MachineConfig {
+    fn default() -> Self {
+        Self {
+            memory: 256 << 20,
+            max_pages_per_write: 16,
+            sector_size: 512,
+            partition_offset: 0x10_0000,
+            seed: 1,
+        }
+    }
+}
+
+/// One run of a file on the partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extent {
+    pub file_offset: u64,
+    pub partition_offset: u64,
+    pub len: u64,
+}
+
+/// Where a file lies on the partition.
+#[derive(Debug, Clone)]
+pub struct FileLayout {
+    pub extents: Vec<Extent>,
+    pub len: u64,
+}
+
+/// Which file a dump goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DumpFile {
+    /// The crash dump file (the page file or a dedicated dump file): a 64-bit dump header
+    /// then every page of memory.
+    Crash,
+    /// hiberfil.sys: a hibernation header page then every page of memory.
+    Hibernation,
+}
+
+/// What a dump did.
+#[derive(Debug, Clone, Default)]
+pub struct DumpReport {
+    /// Whether Dump_Start let the dump proceed.
+    pub written: bool,
+    pub start_status: i32,
+    pub writes: u64,
+    pub bytes: u64,
+    /// Bytes, in whole sectors, that reached the disk different from the source.
+    pub bytes_changed: u64,
+    /// Writes whose Dump_Write returned an error status (the real stack writes anyway).
+    pub error_statuses: u64,
+    pub filter_time: Duration,
+    pub elapsed: Duration,
+}
+
+/// What a resume read back.
+#[derive(Debug, Clone, Default)]
+pub struct ResumeReport {
+    /// False when the filter has no Dump_Read (before Windows 8): nothing was read through it.
+    pub filtered: bool,
+    pub reads: u64,
+    pub bytes: u64,
+    pub filter_time: Duration,
+}
+
+/// A small deterministic generator (SplitMix64): layouts, sizes and contents from `--seed`.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, bound: u64) -> u64 {
+        self.next_u64() % bound.max(1)
+    }
+}
+
+/// A disk image file.
+#[derive(Debug)]
+struct Disk {
+    file: File,
+    _temporary: Option<tempfile::TempPath>,
+}
+
+impl Disk {
+    fn create(path: Option<&Path>, size: u64) -> std::io::Result<Self> {
+        let (file, temporary) = match path {
+            Some(path) => (
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(path)?,
+                None,
+            ),
+            None => {
+                let (file, path) = tempfile::NamedTempFile::new()?.into_parts();
+                (file, Some(path))
+            }
+        };
+        file.set_len(size)?;
+        Ok(Self {
+            file,
+            _temporary: temporary,
+        })
+    }
+
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.file.seek(SeekFrom::Start(offset))?;
+        self.file.write_all(data)
+    }
+
+    fn read_at(&mut self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+        self.file.seek(SeekFrom::Start(offset))?;
+        self.file.read_exact(out)
+    }
+}
+
+/// The simulated machine.
+pub struct Machine {
+    config: MachineConfig,
+    ram: Pages,
+    crash_header: Vec<u8>,
+    hibernation_header: Vec<u8>,
+    pub crash_file: FileLayout,
+    pub hibernation_file: FileLayout,
+    disk: Disk,
+    reference: Disk,
+    disk_size: u64,
+    staging: Pages,
+    decoy: Pages,
+    rng: Rng,
+    progress: Option<Box<dyn FnMut(u64)>>,
+}
+
+impl std::fmt::Debug for Machine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Machine")
+            .field("config", &self.config)
+            .field("disk_size", &self.disk_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Size of the 64-bit crash dump header (DUMP_HEADER64).
+pub const CRASH_HEADER_LEN: usize = 0x2000;
+/// DUMP_HEADER64 offsets the simulator fills in.
+pub mod dump_header {
+    pub const SIGNATURE: usize = 0x00; // "PAGE"
+    pub const VALID_DUMP: usize = 0x04; // "DU64"
+    pub const MAJOR_VERSION: usize = 0x08;
+    pub const MINOR_VERSION: usize = 0x0C;
+    pub const MACHINE_IMAGE_TYPE: usize = 0x30;
+    pub const NUMBER_PROCESSORS: usize = 0x34;
+    pub const BUGCHECK_CODE: usize = 0x38;
+    pub const BUGCHECK_PARAMETER1: usize = 0x40;
+    pub const PHYSICAL_MEMORY_BLOCK: usize = 0x88;
+    pub const DUMP_TYPE: usize = 0xF98;
+    pub const REQUIRED_DUMP_SPACE: usize = 0xFA0;
+}
+
+impl Machine {
+    /// Builds the machine: fills memory, lays out the two files on the partition, and
+    /// creates the disk image (at `image` if given) and its unfiltered reference (at
+    /// `reference` if given; temporary files otherwise).
+    pub fn new(
+        config: MachineConfig,
+        image: Option<&Path>,
+        reference: Option<&Path>,
+    ) -> std::io::Result<Self> {
+        assert!(
+            config.sector_size == 512 || config.sector_size == 4096,
+            "sector size 512 or 4096"
+        );
+        let mut rng = Rng::new(config.seed);
+        let mut ram = Pages::new(config.memory.max(PAGE_SIZE));
+        fill_memory(ram.as_mut_slice(), &mut rng);
+        let memory = ram.len() as u64;
+
+        let crash_len = CRASH_HEADER_LEN as u64 + memory;
+        let hibernation_len = PAGE_SIZE as u64 + memory;
+        let (crash_file, hibernation_file, partition_len) =
+            lay_out_files(&mut rng, crash_len, hibernation_len);
+        let crash_header = crash_dump_header(crash_len, memory);
+        let hibernation_header = hibernation_header(memory);
+        let disk_size = config.partition_offset + partition_len;
+        let max_bytes = config.max_pages_per_write as usize * PAGE_SIZE;
+        let mut decoy = Pages::new(max_bytes + PAGE_SIZE);
+        decoy.as_mut_slice().fill(DECOY_BYTE);
+        Ok(Self {
+            ram,
+            crash_header,
+            hibernation_header,
+            crash_file,
+            hibernation_file,
+            disk: Disk::create(image, disk_size)?,
+            reference: Disk::create(reference, disk_size)?,
+            disk_size,
+            staging: Pages::new(max_bytes + 2 * PAGE_SIZE),
+            decoy,
+            rng,
+            progress: None,
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &MachineConfig {
+        &self.config
+    }
+
+    pub fn disk_size(&self) -> u64 {
+        self.disk_size
+    }
+
+    /// Called with the bytes moved so far (writes and reads).
+    pub fn set_progress(&mut self, progress: Box<dyn FnMut(u64)>) {
+        self.progress = Some(progress);
+    }
+
+    pub fn file(&self, which: DumpFile) -> &FileLayout {
+        match which {
+            DumpFile::Crash => &self.crash_file,
+            DumpFile::Hibernation => &self.hibernation_file,
+        }
+    }
+
+    /// The file's content as the system means it: header, then memory.
+    pub fn file_content(&self, which: DumpFile, offset: u64, out: &mut [u8]) {
+        let header = match which {
+            DumpFile::Crash => &self.crash_header,
+            DumpFile::Hibernation => &self.hibernation_header,
+        };
+        let mut position = offset as usize;
+        let mut done = 0;
+        if position < header.len() {
+            let take = (header.len() - position).min(out.len());
+            out[..take].copy_from_slice(&header[position..position + take]);
+            done = take;
+            position += take;
+        }
+        let ram_offset = position - header.len();
+        let rest = out.len() - done;
+        out[done..].copy_from_slice(&self.ram.as_slice()[ram_offset..ram_offset + rest]);
+    }
+
+    /// Reads the filtered disk image.
+    pub fn read_disk(&mut self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+        self.disk.read_at(offset, out)
+    }
+
+    /// Reads the reference image.
+    pub fn read_reference(&mut self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+        self.reference.read_at(offset, out)
+    }
+
+    /// Transfers for one file: runs of its extents, each at most MaxPagesPerWrite pages, some
+    /// shortened by whole sectors so that their last page is short.
+    fn plan(&mut self, which: DumpFile) -> Vec<(u64, u64, usize)> {
+        let max_bytes = self.config.max_pages_per_write as u64 * PAGE_SIZE as u64;
+        let sector = self.config.sector_size as u64;
+        let extents = self.file(which).extents.clone();
+        let mut transfers = Vec::new();
+        for extent in extents {
+            let mut done = 0;
+            while done < extent.len {
+                let mut len = max_bytes.min(extent.len - done);
+                if len > sector && self.rng.below(4) == 0 {
+                    len -= self.rng.below(len / sector) * sector;
+                }
+                transfers.push((
+                    extent.file_offset + done,
+                    extent.partition_offset + done,
+                    len as usize,
+                ));
+                done += len;
+            }
+        }
+        transfers
+    }
+
+    /// Writes a whole dump through the filter: Dump_Start, the writes, Dump_Finish.
+    pub fn dump(
+        &mut self,
+        filter: &mut LoadedFilter,
+        which: DumpFile,
+    ) -> Result<DumpReport, SimError> {
+        let began = Instant::now();
+        let filter_time = filter.filter_time;
+        let mut report = DumpReport {
+            start_status: filter.start()?,
+            ..DumpReport::default()
+        };
+        if report.start_status != 0 {
+            // The stack writes no dump when Dump_Start fails.
+            return Ok(report);
+        }
+        report.written = true;
+        let header_len = match which {
+            DumpFile::Crash => self.crash_header.len() as u64,
+            DumpFile::Hibernation => self.hibernation_header.len() as u64,
+        };
+        let mut secondary: Option<(u64, usize)> = None;
+        for (number, (file_offset, partition_offset, len)) in
+            self.plan(which).into_iter().enumerate()
+        {
+            let number = number as u64;
+            let shape = Shape::WELL_FORMED[number as usize % Shape::WELL_FORMED.len()];
+            let extra_slots = if number % 5 == 4 { 3 } else { 0 };
+            // Data from memory is described where it lies; the header, and the in-page shape,
+            // come from a staging buffer, as crashdmp copies some pages into its own.
+            let from_ram = file_offset >= header_len && shape != Shape::OffsetInPage;
+            let data_ptr = if from_ram {
+                let at = (file_offset - header_len) as usize;
+                self.ram.as_slice()[at..at + len].as_ptr()
+            } else {
+                let in_page = if shape == Shape::OffsetInPage {
+                    0x200 * (1 + number as usize % 7)
+                } else {
+                    0
+                };
+                let mut staged = vec![0u8; len];
+                self.file_content(which, file_offset, &mut staged);
+                self.staging.as_mut_slice()[in_page..in_page + len].copy_from_slice(&staged);
+                self.staging.as_slice()[in_page..].as_ptr()
+            };
+            let source = {
+                let mut copy = vec![0u8; len];
+                memory::read_virtual(data_ptr as usize, &mut copy)
+                    .expect("source is simulator memory");
+                copy
+            };
+            let mut mdl = SimMdl::describe(
+                data_ptr,
+                len as u32,
+                shape,
+                extra_slots,
+                self.decoy.as_ptr(),
+            );
+            let before = mdl.header();
+            let mut offset = partition_offset as i64;
+            let status = filter.write(number, &mut offset, &mut mdl)?;
+            let call = Call::Write(number);
+            if status != 0 {
+                report.error_statuses += 1;
+            }
+            let after = mdl.header();
+            check_write(call, &before, &after, offset, partition_offset)?;
+            let mut now = vec![0u8; len];
+            memory::read_virtual(data_ptr as usize, &mut now).expect("source is simulator memory");
+            if now != source {
+                return Err(SimError::rule(
+                    call,
+                    "wrote into the caller's source buffer",
+                ));
+            }
+            if shape == Shape::MappedElsewhere
+                && self.decoy.as_slice().iter().any(|&b| b != DECOY_BYTE)
+            {
+                return Err(SimError::rule(call, "wrote to the page at StartVa"));
+            }
+            let by_pfn = mdl
+                .gather_by_pfn()
+                .map_err(|rule| SimError::rule(call, rule))?;
+            let by_va = mdl
+                .gather_by_va()
+                .map_err(|rule| SimError::rule(call, rule))?;
+            if by_pfn != by_va {
+                return Err(SimError::rule(
+                    call,
+                    "the PFN array and MappedSystemVa describe different data",
+                ));
+            }
+            if after.mapped_system_va != before.mapped_system_va {
+                let (_, longest) = secondary.unwrap_or((0, 0));
+                secondary = Some((after.mapped_system_va, longest.max(len)));
+            }
+            let disk_offset = self.config.partition_offset + partition_offset;
+            self.disk.write_at(disk_offset, &by_va)?;
+            self.reference.write_at(disk_offset, &source)?;
+            report.writes += 1;
+            report.bytes += len as u64;
+            report.bytes_changed += by_va
+                .chunks(512)
+                .zip(source.chunks(512))
+                .filter(|(a, b)| a != b)
+                .map(|(a, _)| a.len() as u64)
+                .sum::<u64>();
+            if let Some(progress) = self.progress.as_mut() {
+                progress(report.bytes);
+            }
+        }
+        filter.finish()?;
+        if let Some((address, len)) = secondary {
+            let mut buffer = vec![0u8; len];
+            memory::read_virtual(address as usize, &mut buffer)
+                .ok_or_else(|| SimError::rule(Call::Finish, "the secondary buffer is gone"))?;
+            if buffer.iter().any(|&b| b != 0) {
+                return Err(SimError::rule(
+                    Call::Finish,
+                    "did not wipe the secondary buffer",
+                ));
+            }
+        }
+        report.filter_time = filter.filter_time - filter_time;
+        report.elapsed = began.elapsed();
+        Ok(report)
+    }
+
+    /// Resume from hibernation: reads the hibernation file back through Dump_Read and checks
+    /// that what the filter hands on is what was hibernated.
+    pub fn resume(&mut self, filter: &mut LoadedFilter) -> Result<ResumeReport, SimError> {
+        let mut report = ResumeReport {
+            filtered: filter.supports_read(),
+            ..ResumeReport::default()
+        };
+        if !report.filtered {
+            return Ok(report);
+        }
+        let filter_time = filter.filter_time;
+        let max_bytes = self.config.max_pages_per_write as usize * PAGE_SIZE;
+        let mut buffer = Pages::new(max_bytes + 2 * PAGE_SIZE);
+        for (number, (file_offset, partition_offset, len)) in
+            self.plan(DumpFile::Hibernation).into_iter().enumerate()
+        {
+            let number = number as u64;
+            let call = Call::Read(number);
+            let shape = Shape::WELL_FORMED[(number as usize + 1) % Shape::WELL_FORMED.len()];
+            let in_page = if shape == Shape::OffsetInPage {
+                0x200 * (1 + number as usize % 7)
+            } else {
+                0
+            };
+            let disk_offset = self.config.partition_offset + partition_offset;
+            self.disk.read_at(
+                disk_offset,
+                &mut buffer.as_mut_slice()[in_page..in_page + len],
+            )?;
+            let data_ptr = buffer.as_slice()[in_page..].as_ptr();
+            let mut mdl = SimMdl::describe(data_ptr, len as u32, shape, 0, self.decoy.as_ptr());
+            let before = mdl.header();
+            let mut offset = partition_offset as i64;
+            filter
+                .read(number, &mut offset, &mut mdl)
+                .expect("the filter has Dump_Read")?;
+            if mdl.header() != before || offset != partition_offset as i64 {
+                return Err(SimError::rule(
+                    call,
+                    "changed the MDL or the offset of a read",
+                ));
+            }
+            let mut expected = vec![0u8; len];
+            self.file_content(DumpFile::Hibernation, file_offset, &mut expected);
+            let got = &buffer.as_slice()[in_page..in_page + len];
+            if got != expected.as_slice() {
+                let differing = got.iter().zip(&expected).filter(|(a, b)| a != b).count();
+                return Err(SimError::rule(
+                    call,
+                    format!(
+                        "{differing} of {len} bytes read at partition offset {partition_offset:#x} \
+                         differ from what was hibernated"
+                    ),
+                ));
+            }
+            report.reads += 1;
+            report.bytes += len as u64;
+        }
+        report.filter_time = filter.filter_time - filter_time;
+        Ok(report)
+    }
+}
+
+fn check_write(
+    call: Call,
+    before: &crate::mdl::Header,
+    after: &crate::mdl::Header,
+    offset: i64,
+    expected_offset: u64,
+) -> Result<(), SimError> {
+    let broken = if after.byte_count != before.byte_count {
+        "changed ByteCount"
+    } else if after.flags != before.flags {
+        "changed MdlFlags"
+    } else if after.size != before.size {
+        "changed the MDL's Size"
+    } else if after.next != before.next || after.process != before.process {
+        "changed the MDL's Next or Process"
+    } else if after.start_va % PAGE_SIZE as u64 != 0 {
+        "left a StartVa that is not page aligned"
+    } else if after.byte_offset as usize >= PAGE_SIZE {
+        "left a ByteOffset outside the first page"
+    } else if offset != expected_offset as i64 {
+        "changed the disk offset"
+    } else {
+        return Ok(());
+    };
+    Err(SimError::rule(call, broken))
+}
+
+/// Memory as a running system has it: zero pages, text, counters, and noise.
+fn fill_memory(memory: &mut [u8], rng: &mut Rng) {
+    const TEXT: &[u8] =
+        b"The quick brown fox jumps over the lazy dog; C:\\Windows\\System32\\ntoskrnl.exe ";
+    for (index, page) in memory.chunks_mut(PAGE_SIZE).enumerate() {
+        match rng.below(8) {
+            0 | 1 => page.fill(0),
+            2 => page
+                .iter_mut()
+                .zip(TEXT.iter().cycle().skip(index % TEXT.len()))
+                .for_each(|(b, t)| *b = *t),
+            3 => page.chunks_mut(8).enumerate().for_each(|(i, word)| {
+                word.copy_from_slice(&((index as u64) << 20 | i as u64).to_le_bytes())
+            }),
+            _ => page
+                .chunks_mut(8)
+                .for_each(|word| word.copy_from_slice(&rng.next_u64().to_le_bytes())),
+        }
+    }
+}
+
+/// A DUMP_HEADER64 for a full memory dump of `memory` bytes, `total` bytes with the header.
+fn crash_dump_header(total: u64, memory: u64) -> Vec<u8> {
+    use dump_header::*;
+    let mut header: Vec<u8> = b"PAGE"
+        .iter()
+        .copied()
+        .cycle()
+        .take(CRASH_HEADER_LEN)
+        .collect();
+    header[VALID_DUMP..VALID_DUMP + 4].copy_from_slice(b"DU64");
+    put(&mut header, MAJOR_VERSION, 0xFu32);
+    put(&mut header, MINOR_VERSION, 26100u32);
+    put(&mut header, MACHINE_IMAGE_TYPE, 0x8664u32);
+    put(&mut header, NUMBER_PROCESSORS, 2u32);
+    put(&mut header, BUGCHECK_CODE, 0xE2u32); // MANUALLY_INITIATED_CRASH, as NotMyFault
+    put(&mut header, BUGCHECK_PARAMETER1, 0u64);
+    // PHYSICAL_MEMORY_DESCRIPTOR64: one run of every page from 0.
+    put(&mut header, PHYSICAL_MEMORY_BLOCK, 1u32);
+    put(
+        &mut header,
+        PHYSICAL_MEMORY_BLOCK + 8,
+        memory / PAGE_SIZE as u64,
+    );
+    put(&mut header, PHYSICAL_MEMORY_BLOCK + 16, 0u64);
+    put(
+        &mut header,
+        PHYSICAL_MEMORY_BLOCK + 24,
+        memory / PAGE_SIZE as u64,
+    );
+    put(&mut header, DUMP_TYPE, 1u32); // full dump
+    put(&mut header, REQUIRED_DUMP_SPACE, total);
+    debug_assert_eq!(&header[SIGNATURE..SIGNATURE + 4], b"PAGE");
+    header
+}
+
+/// A hibernation file header page: "HIBR", then the page count.
+fn hibernation_header(memory: u64) -> Vec<u8> {
+    let mut header = vec![0u8; PAGE_SIZE];
+    header[..4].copy_from_slice(b"HIBR");
+    put(&mut header, 0x08, memory / PAGE_SIZE as u64);
+    header
+}
+
+/// Splits each file into 3 to 6 pieces of whole clusters and scatters all the pieces over the
+/// partition, in shuffled order, with gaps: two fragmented files.
+fn lay_out_files(
+    rng: &mut Rng,
+    crash_len: u64,
+    hibernation_len: u64,
+) -> (FileLayout, FileLayout, u64) {
+    const CLUSTER: u64 = 4096;
+    let mut split = |len: u64, file: usize| -> Vec<(usize, u64, u64)> {
+        let clusters = len / CLUSTER;
+        let pieces = (3 + rng.below(4)).min(clusters);
+        let mut cuts: Vec<u64> = (1..pieces).map(|_| 1 + rng.below(clusters - 1)).collect();
+        cuts.push(0);
+        cuts.push(clusters);
+        cuts.sort_unstable();
+        cuts.dedup();
+        cuts.windows(2)
+            .map(|w| (file, w[0] * CLUSTER, (w[1] - w[0]) * CLUSTER))
+            .collect()
+    };
+    let mut pieces = split(crash_len, 0);
+    pieces.extend(split(hibernation_len, 1));
+    // Shuffle (Fisher–Yates).
+    for i in (1..pieces.len()).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        pieces.swap(i, j);
+    }
+    let mut files = [Vec::new(), Vec::new()];
+    let mut position = 0x10_0000; // room at the start of the partition
+    for (file, file_offset, len) in pieces {
+        position += rng.below(64) * CLUSTER;
+        files[file].push(Extent {
+            file_offset,
+            partition_offset: position,
+            len,
+        });
+        position += len;
+    }
+    for extents in &mut files {
+        extents.sort_by_key(|extent| extent.file_offset);
+    }
+    let [crash, hibernation] = files;
+    (
+        FileLayout {
+            extents: crash,
+            len: crash_len,
+        },
+        FileLayout {
+            extents: hibernation,
+            len: hibernation_len,
+        },
+        position + 0x10_0000,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_fragmented_and_do_not_overlap() {
+        for seed in 0..20 {
+            let mut rng = Rng::new(seed);
+            let (crash, hibernation, partition) =
+                lay_out_files(&mut rng, 0x200_0000 + 0x2000, 0x200_1000);
+            let mut all: Vec<Extent> = crash
+                .extents
+                .iter()
+                .chain(&hibernation.extents)
+                .copied()
+                .collect();
+            assert!(crash.extents.len() >= 3 && hibernation.extents.len() >= 3);
+            for file in [&crash, &hibernation] {
+                assert_eq!(file.extents.iter().map(|e| e.len).sum::<u64>(), file.len);
+                let mut next = 0;
+                for extent in &file.extents {
+                    assert_eq!(extent.file_offset, next);
+                    next += extent.len;
+                }
+            }
+            all.sort_by_key(|e| e.partition_offset);
+            for pair in all.windows(2) {
+                assert!(pair[0].partition_offset + pair[0].len <= pair[1].partition_offset);
+            }
+            assert!(all.last().map(|e| e.partition_offset + e.len).unwrap() <= partition);
+        }
+    }
+
+    #[test]
+    fn the_crash_header_is_signed_and_sized() {
+        let header = crash_dump_header(0x1234_5000, 0x1234_3000);
+        assert_eq!(&header[0..8], b"PAGEDU64");
+        assert_eq!(
+            crate::layout::get::<u64>(&header, dump_header::REQUIRED_DUMP_SPACE),
+            0x1234_5000
+        );
+    }
+}

@@ -1,0 +1,475 @@
+//! The simulated kernel: the few ntoskrnl services a dump filter imports, with their rules.
+//!
+//! A filter built for the host calls these where the real one calls ntoskrnl (its
+//! `kernel/host.rs`). The state is per thread, so tests run side by side. What the real
+//! kernel or Driver Verifier would catch is caught here as a bug check:
+//! - a service that needs IRQL ≤ DISPATCH_LEVEL called while the dump stack holds HIGH_LEVEL
+//!   (during Dump_Start, Dump_Write, Dump_Read, Dump_Finish): [`DRIVER_VERIFIER_DETECTED_VIOLATION`];
+//! - a free of memory that was not allocated, or with the wrong tag: [`BAD_POOL_CALLER`].
+//!
+//! It also counts allocations, can fail the N-th one, and can look for secrets (keys) left in
+//! memory the filter frees.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+
+use crate::layout::{get, mdl, put, PAGE_SHIFT, PAGE_SIZE};
+use crate::memory;
+
+pub type NtStatus = i32;
+pub const STATUS_SUCCESS: NtStatus = 0;
+pub const STATUS_OBJECT_NAME_NOT_FOUND: NtStatus = 0xC000_0034_u32 as i32;
+pub const STATUS_INSUFFICIENT_RESOURCES: NtStatus = 0xC000_009A_u32 as i32;
+pub const STATUS_INVALID_DEVICE_REQUEST: NtStatus = 0xC000_0010_u32 as i32;
+
+/// Bug check code of a rule Driver Verifier enforces; parameter 1 says which.
+pub const DRIVER_VERIFIER_DETECTED_VIOLATION: u32 = 0xC4;
+/// Parameter 1 of [`DRIVER_VERIFIER_DETECTED_VIOLATION`]: a service called at HIGH_LEVEL.
+/// Parameter 2 is the [`Service`] number, parameter 3 the IRQL (15).
+pub const VIOLATION_IRQL_TOO_HIGH: u64 = 0x3A;
+/// Bug check code of a bad free; parameter 1: 0x10 unknown address, 0x11 wrong kind, 0x12 tag.
+pub const BAD_POOL_CALLER: u32 = 0xC2;
+
+pub const HIGH_LEVEL: u64 = 15;
+/// `PAGE_READWRITE`: the only protection a secondary buffer may have (no execute).
+pub const PAGE_READWRITE: u32 = 0x04;
+
+/// A bug check: the machine stops here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BugCheck {
+    pub code: u32,
+    pub parameters: [u64; 4],
+}
+
+impl std::fmt::Display for BugCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [p1, p2, p3, p4] = self.parameters;
+        write!(
+            f,
+            "bug check {:#010x} ({p1:#x}, {p2:#x}, {p3:#x}, {p4:#x})",
+            self.code
+        )
+    }
+}
+
+/// How a call into the filter ended when it did not return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    BugCheck(BugCheck),
+    /// A Rust panic in the filter's host build (in kernel mode this would be a bug check
+    /// from its panic handler).
+    Panic(String),
+}
+
+/// The services, numbered for bug check parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    ExAllocatePoolWithTag = 1,
+    ExFreePoolWithTag,
+    MmAllocateContiguousNodeMemory,
+    MmFreeContiguousMemory,
+    IoAllocateMdl,
+    MmBuildMdlForNonPagedPool,
+    IoFreeMdl,
+    RtlGetVersion,
+    ZwOpenKey,
+    ZwQueryValueKey,
+    ZwClose,
+    IoBuildDeviceIoControlRequest,
+}
+
+/// One registry value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryValue {
+    pub name: String,
+    pub value_type: u32,
+    pub data: Vec<u8>,
+}
+
+/// What the simulated machine is: set by a test or the CLI before it loads a filter.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    /// Registry keys by full path (`\Registry\Machine\...`), each with its values.
+    pub registry: BTreeMap<String, Vec<RegistryValue>>,
+    /// `RtlGetVersion`: major, minor, build.
+    pub os_version: (u32, u32, u32),
+    /// What `IOCTL_DISK_GET_PARTITION_INFO_EX` answers: the dump partition's starting offset.
+    pub partition_offset: Result<u64, NtStatus>,
+    /// Fail the allocation with this index (0 = the first; all kinds count).
+    pub fail_allocation: Option<u64>,
+    /// Fail this service (registry, version query, partition query) with this status.
+    pub fail_service: Option<(Service, NtStatus)>,
+    /// Byte strings that must not be left in memory the filter frees.
+    pub secrets: Vec<Vec<u8>>,
+}
+
+impl Default for Environment {
+    fn default() -> Self {
+        Self {
+            registry: BTreeMap::new(),
+            os_version: (10, 0, 26100),
+            partition_offset: Ok(0x10_0000),
+            fail_allocation: None,
+            fail_service: None,
+            secrets: Vec::new(),
+        }
+    }
+}
+
+/// What the kernel saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub allocations: u64,
+    pub frees: u64,
+    /// Allocations not freed yet.
+    pub outstanding: usize,
+    /// Services called, by name, in order (for the record of what a filter imports).
+    pub calls: Vec<(Service, bool)>,
+    /// Problems that are not bug checks: secrets left in freed memory and the like.
+    pub violations: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Pool { tag: u32 },
+    Contiguous,
+    Mdl,
+}
+
+#[derive(Debug)]
+struct Allocation {
+    kind: Kind,
+    layout: std::alloc::Layout,
+}
+
+#[derive(Default)]
+struct Kernel {
+    environment: Environment,
+    high_level: bool,
+    counters: Counters,
+    live: BTreeMap<usize, Allocation>,
+}
+
+thread_local! {
+    static KERNEL: RefCell<Kernel> = RefCell::default();
+}
+
+fn with<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
+    KERNEL.with(|kernel| f(&mut kernel.borrow_mut()))
+}
+
+/// Boots this thread's simulated kernel with `environment`, forgetting earlier counters.
+/// Memory still allocated from an earlier boot stays allocated (and is reported as
+/// outstanding by that boot's counters only).
+pub fn boot(environment: Environment) {
+    with(|kernel| {
+        kernel.environment = environment;
+        kernel.high_level = false;
+        kernel.counters = Counters::default();
+    });
+}
+
+pub fn counters() -> Counters {
+    with(|kernel| kernel.counters.clone())
+}
+
+pub fn environment() -> Environment {
+    with(|kernel| kernel.environment.clone())
+}
+
+/// Whether this thread is at HIGH_LEVEL (inside a dump-mode callback).
+pub fn at_high_level() -> bool {
+    with(|kernel| kernel.high_level)
+}
+
+/// HIGH_LEVEL, interrupts off, one CPU: held by the dump stack around Dump_Start, Dump_Write,
+/// Dump_Read and Dump_Finish. Dropping it lowers the IRQL again.
+#[derive(Debug)]
+pub struct HighLevel(());
+
+pub fn raise_to_high_level() -> HighLevel {
+    with(|kernel| kernel.high_level = true);
+    HighLevel(())
+}
+
+impl Drop for HighLevel {
+    fn drop(&mut self) {
+        with(|kernel| kernel.high_level = false);
+    }
+}
+
+/// `KeBugCheckEx`: stops the "machine" by unwinding to the nearest [`run`].
+pub fn ke_bug_check_ex(code: u32, p1: u64, p2: u64, p3: u64, p4: u64) -> ! {
+    resume_unwind(Box::new(BugCheck {
+        code,
+        parameters: [p1, p2, p3, p4],
+    }))
+}
+
+/// Runs a call into the filter; a bug check or a panic inside it becomes a [`Stop`].
+pub fn run<R>(call: impl FnOnce() -> R) -> Result<R, Stop> {
+    catch_unwind(AssertUnwindSafe(call)).map_err(|payload| match payload.downcast::<BugCheck>() {
+        Ok(bug_check) => Stop::BugCheck(*bug_check),
+        Err(payload) => Stop::Panic(
+            payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".into()),
+        ),
+    })
+}
+
+/// Every service starts here: it is recorded, and refused at HIGH_LEVEL.
+fn enter(service: Service) {
+    let high = with(|kernel| {
+        kernel.counters.calls.push((service, kernel.high_level));
+        kernel.high_level
+    });
+    if high {
+        with(|kernel| {
+            kernel
+                .counters
+                .violations
+                .push(format!("{service:?} called at HIGH_LEVEL"))
+        });
+        ke_bug_check_ex(
+            DRIVER_VERIFIER_DETECTED_VIOLATION,
+            VIOLATION_IRQL_TOO_HIGH,
+            service as u64,
+            HIGH_LEVEL,
+            0,
+        );
+    }
+}
+
+fn injected_failure(service: Service) -> Option<NtStatus> {
+    with(|kernel| match kernel.environment.fail_service {
+        Some((failing, status)) if failing == service => Some(status),
+        _ => None,
+    })
+}
+
+fn allocate(kind: Kind, size: usize, align: usize) -> *mut u8 {
+    let fail = with(|kernel| {
+        let index = kernel.counters.allocations;
+        kernel.counters.allocations += 1;
+        kernel.environment.fail_allocation == Some(index)
+    });
+    if fail || size == 0 {
+        return std::ptr::null_mut();
+    }
+    let Ok(layout) = std::alloc::Layout::from_size_align(size, align) else {
+        return std::ptr::null_mut();
+    };
+    // SAFETY: the layout's size is not zero (checked above).
+    let ptr = unsafe { std::alloc::alloc(layout) };
+    if ptr.is_null() {
+        return ptr;
+    }
+    // Fresh pool memory is not zeroed on Windows: fill it with a pattern, as Verifier does.
+    // SAFETY: `ptr` was just allocated with `size` bytes.
+    unsafe { std::ptr::write_bytes(ptr, 0xD5, size) };
+    memory::register(ptr as usize, size);
+    with(|kernel| {
+        kernel.counters.outstanding += 1;
+        kernel
+            .live
+            .insert(ptr as usize, Allocation { kind, layout })
+    });
+    ptr
+}
+
+fn free(ptr: *mut u8, expected: Kind) {
+    let Some(allocation) = with(|kernel| kernel.live.remove(&(ptr as usize))) else {
+        ke_bug_check_ex(BAD_POOL_CALLER, 0x10, ptr as u64, 0, 0);
+    };
+    if allocation.kind != expected {
+        let code = match (allocation.kind, expected) {
+            (Kind::Pool { .. }, Kind::Pool { .. }) => 0x12,
+            _ => 0x11,
+        };
+        ke_bug_check_ex(BAD_POOL_CALLER, code, ptr as u64, 0, 0);
+    }
+    // SAFETY: `ptr` is a live allocation of `layout.size()` bytes (found in `live`).
+    let contents = unsafe { std::slice::from_raw_parts(ptr, allocation.layout.size()) };
+    let leaked: Vec<String> = with(|kernel| {
+        kernel
+            .environment
+            .secrets
+            .iter()
+            .filter(|secret| {
+                !secret.is_empty() && contents.windows(secret.len()).any(|w| w == &secret[..])
+            })
+            .map(|secret| {
+                format!(
+                    "{:?} memory freed with a secret still in it ({} bytes)",
+                    allocation.kind,
+                    secret.len()
+                )
+            })
+            .collect()
+    });
+    memory::unregister(ptr as usize);
+    // SAFETY: allocated in `allocate` with this layout and removed from `live`: freed once.
+    unsafe { std::alloc::dealloc(ptr, allocation.layout) };
+    with(|kernel| {
+        kernel.counters.frees += 1;
+        kernel.counters.outstanding -= 1;
+        kernel.counters.violations.extend(leaked);
+    });
+}
+
+/// `ExAllocatePoolWithTag` for nonpaged pool (16-byte aligned, as on x64).
+pub fn ex_allocate_pool_with_tag(size: usize, tag: u32) -> *mut u8 {
+    enter(Service::ExAllocatePoolWithTag);
+    allocate(Kind::Pool { tag }, size, 16)
+}
+
+/// `ExFreePoolWithTag`.
+pub fn ex_free_pool_with_tag(ptr: *mut u8, tag: u32) {
+    enter(Service::ExFreePoolWithTag);
+    free(ptr, Kind::Pool { tag });
+}
+
+/// `MmAllocateContiguousNodeMemory`: page aligned; `protect` must be [`PAGE_READWRITE`].
+pub fn mm_allocate_contiguous_node_memory(size: usize, protect: u32) -> *mut u8 {
+    enter(Service::MmAllocateContiguousNodeMemory);
+    if protect != PAGE_READWRITE {
+        with(|kernel| {
+            kernel
+                .counters
+                .violations
+                .push(format!("contiguous memory with protection {protect:#x}"))
+        });
+    }
+    allocate(Kind::Contiguous, size, PAGE_SIZE)
+}
+
+/// `MmFreeContiguousMemory`.
+pub fn mm_free_contiguous_memory(ptr: *mut u8) {
+    enter(Service::MmFreeContiguousMemory);
+    free(ptr, Kind::Contiguous);
+}
+
+/// `IoAllocateMdl`: an MDL for `[va, va + len)` with one PFN slot per page it spans.
+pub fn io_allocate_mdl(va: *mut u8, len: u32) -> *mut u8 {
+    enter(Service::IoAllocateMdl);
+    let byte_offset = va as usize & (PAGE_SIZE - 1);
+    let pages = (byte_offset + len as usize).div_ceil(PAGE_SIZE);
+    let size = mdl::HEADER + pages * mdl::PFN_SIZE;
+    let Ok(size_field) = i16::try_from(size) else {
+        return std::ptr::null_mut();
+    };
+    let ptr = allocate(Kind::Mdl, size, 8);
+    if ptr.is_null() {
+        return ptr;
+    }
+    // SAFETY: `ptr` was just allocated with `size` bytes and is not shared yet.
+    let bytes = unsafe { std::slice::from_raw_parts_mut(ptr, size) };
+    bytes.fill(0);
+    put(bytes, mdl::SIZE, size_field);
+    put(
+        bytes,
+        mdl::START_VA,
+        (va as usize & !(PAGE_SIZE - 1)) as u64,
+    );
+    put(bytes, mdl::BYTE_COUNT, len);
+    put(bytes, mdl::BYTE_OFFSET, byte_offset as u32);
+    ptr
+}
+
+/// `MmBuildMdlForNonPagedPool`: fills the PFNs, MappedSystemVa and the nonpaged-pool flag.
+#[expect(
+    clippy::not_unsafe_ptr_arg_deref,
+    reason = "the pointer is looked up among the MDLs this kernel allocated before it is used"
+)]
+pub fn mm_build_mdl_for_nonpaged_pool(mdl_ptr: *mut u8) {
+    enter(Service::MmBuildMdlForNonPagedPool);
+    if !is_live_mdl(mdl_ptr) {
+        ke_bug_check_ex(BAD_POOL_CALLER, 0x10, mdl_ptr as u64, 0, 0);
+    }
+    let size = with(|kernel| kernel.live[&(mdl_ptr as usize)].layout.size());
+    // SAFETY: `mdl_ptr` is a live MDL from `io_allocate_mdl` of `size` bytes; the filter is
+    // blocked in this call, so nothing else uses it.
+    let bytes = unsafe { std::slice::from_raw_parts_mut(mdl_ptr, size) };
+    let start_va: u64 = get(bytes, mdl::START_VA);
+    let byte_offset: u32 = get(bytes, mdl::BYTE_OFFSET);
+    let byte_count: u32 = get(bytes, mdl::BYTE_COUNT);
+    let va = start_va as usize + byte_offset as usize;
+    if !memory::is_mapped(va, byte_count as usize) {
+        // The real routine bug checks on memory that is not nonpaged.
+        ke_bug_check_ex(0x4E /* PFN_LIST_CORRUPT */, 0x9A, va as u64, 0, 0);
+    }
+    let pages = (byte_offset as usize + byte_count as usize).div_ceil(PAGE_SIZE);
+    for page in 0..pages {
+        let pfn = ((start_va as usize >> PAGE_SHIFT) + page) as u64;
+        put(bytes, mdl::HEADER + page * mdl::PFN_SIZE, pfn);
+    }
+    put(bytes, mdl::MAPPED_SYSTEM_VA, va as u64);
+    let flags: u16 = get(bytes, mdl::MDL_FLAGS);
+    put(bytes, mdl::MDL_FLAGS, flags | mdl::SOURCE_IS_NONPAGED_POOL);
+}
+
+/// `IoFreeMdl`.
+pub fn io_free_mdl(mdl_ptr: *mut u8) {
+    enter(Service::IoFreeMdl);
+    free(mdl_ptr, Kind::Mdl);
+}
+
+/// `RtlGetVersion`.
+pub fn rtl_get_version() -> (u32, u32, u32) {
+    enter(Service::RtlGetVersion);
+    with(|kernel| kernel.environment.os_version)
+}
+
+/// `ZwOpenKey` + `ZwQueryValueKey` (partial information) + `ZwClose` for every value of one
+/// key: the values of `path`, or the status the real calls would fail with.
+pub fn zw_read_key(path: &str) -> Result<Vec<RegistryValue>, NtStatus> {
+    enter(Service::ZwOpenKey);
+    if let Some(status) = injected_failure(Service::ZwOpenKey) {
+        return Err(status);
+    }
+    let values = with(|kernel| {
+        kernel
+            .environment
+            .registry
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(path))
+            .map(|(_, values)| values.clone())
+    });
+    let Some(values) = values else {
+        return Err(STATUS_OBJECT_NAME_NOT_FOUND);
+    };
+    enter(Service::ZwQueryValueKey);
+    if let Some(status) = injected_failure(Service::ZwQueryValueKey) {
+        enter(Service::ZwClose);
+        return Err(status);
+    }
+    enter(Service::ZwClose);
+    Ok(values)
+}
+
+/// `IoBuildDeviceIoControlRequest(IOCTL_DISK_GET_PARTITION_INFO_EX)` sent to `device` and
+/// waited for: the partition's starting offset.
+pub fn query_partition_offset(device: *mut u8) -> Result<u64, NtStatus> {
+    enter(Service::IoBuildDeviceIoControlRequest);
+    if let Some(status) = injected_failure(Service::IoBuildDeviceIoControlRequest) {
+        return Err(status);
+    }
+    if device.is_null() {
+        return Err(STATUS_INVALID_DEVICE_REQUEST);
+    }
+    with(|kernel| kernel.environment.partition_offset)
+}
+
+/// Whether `ptr` is an MDL this kernel allocated and has not freed.
+fn is_live_mdl(ptr: *mut u8) -> bool {
+    with(|kernel| {
+        kernel
+            .live
+            .get(&(ptr as usize))
+            .is_some_and(|allocation| allocation.kind == Kind::Mdl)
+    })
+}
