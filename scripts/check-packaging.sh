@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Checks the Windows packaging on Linux: the INF (scripts/check_inf.py, standard library only)
+# and the PowerShell scripts (scripts/check_ps.py, tree-sitter PowerShell grammar from PyPI,
+# installed into a venv under target/ on first use). Each checker also runs its self-test:
+# broken copies of the files, made in memory, must be rejected.
+#
+# Usage: scripts/check-packaging.sh        (from anywhere; exits non-zero on any failure)
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$repo/target/packaging-venv"
+# Pinned: a new grammar release may parse differently.
+parser_packages=(tree-sitter==0.26.1 tree-sitter-powershell==0.26.4)
+
+python=""
+for candidate in python3 /usr/bin/python3; do
+    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+        python="$(command -v "$candidate")"
+        break
+    fi
+done
+if [[ -z "$python" ]]; then
+    echo "check-packaging: no Python 3.11 or later found (tomllib)" >&2
+    exit 1
+fi
+
+passed=0
+failed=0
+run() {
+    local name="$1"
+    shift
+    echo "== $name"
+    if "$@"; then
+        passed=$((passed + 1))
+    else
+        echo "check-packaging: FAILED: $name" >&2
+        failed=$((failed + 1))
+    fi
+}
+
+run "INF: inf/dumpcrypt.inx" \
+    "$python" "$repo/scripts/check_inf.py" "$repo/inf/dumpcrypt.inx" --cargo-toml "$repo/Cargo.toml" --self-test
+
+# The PowerShell parser: a venv under target/, created and filled once, reused afterwards.
+if ! "$venv/bin/python" -c 'import tree_sitter, tree_sitter_powershell' >/dev/null 2>&1; then
+    echo "== installing the PowerShell parser into $venv"
+    rm -rf "$venv"
+    "$python" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${parser_packages[@]}"
+fi
+run "PowerShell: scripts/windows/*.ps1" \
+    "$venv/bin/python" "$repo/scripts/check_ps.py" "$repo"/scripts/windows/*.ps1 --self-test
+
+run "Makefile.toml and .cargo/config.toml" "$python" - "$repo" <<'PY'
+import sys, tomllib
+from pathlib import Path
+
+repo = Path(sys.argv[1])
+errors = []
+makefile = tomllib.loads((repo / "Makefile.toml").read_text())
+if makefile.get("extend") != "target/rust-driver-makefile.toml":
+    errors.append("Makefile.toml must extend target/rust-driver-makefile.toml (wdk-build's flow)")
+if "load_script" not in makefile.get("config", {}):
+    errors.append("Makefile.toml has no [config] load_script")
+if makefile.get("config", {}).get("default_to_workspace") is not False:
+    errors.append("Makefile.toml must set default_to_workspace = false (the other members are host crates)")
+flags = makefile.get("env", {}).get("DUMPCRYPT_DRIVER_BUILD_FLAGS", "").split()
+for flag in ("--no-default-features", "--features", "wdk", "--package", "dumpcrypt"):
+    if flag not in flags:
+        errors.append(f"DUMPCRYPT_DRIVER_BUILD_FLAGS lacks {flag}")
+if "@@split(DUMPCRYPT_DRIVER_BUILD_FLAGS, ,remove-empty)" not in makefile.get("tasks", {}).get("build", {}).get("args", []):
+    errors.append("[tasks.build] does not pass DUMPCRYPT_DRIVER_BUILD_FLAGS")
+infverif = makefile.get("env", {}).get("DUMPCRYPT_INFVERIF_FLAGS", {})
+if "/h" not in str(infverif).split():
+    errors.append("infverif must run in /h mode (the INF writes outside HKR)")
+config = tomllib.loads((repo / ".cargo" / "config.toml").read_text())
+if "build" in config and "rustflags" in config["build"]:
+    errors.append(".cargo/config.toml: no [build] rustflags (it breaks proc-macros on Linux)")
+for triple in ("x86_64-pc-windows-msvc", "aarch64-pc-windows-msvc"):
+    if "target-feature=+crt-static" not in config.get("target", {}).get(triple, {}).get("rustflags", []):
+        errors.append(f".cargo/config.toml: [target.{triple}] lacks +crt-static")
+for message in errors:
+    print(f"error: {message}", file=sys.stderr)
+if not errors:
+    print("Makefile.toml, .cargo/config.toml: ok")
+sys.exit(1 if errors else 0)
+PY
+
+echo "check-packaging: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]

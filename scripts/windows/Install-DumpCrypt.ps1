@@ -1,0 +1,343 @@
+#Requires -Version 5.1
+<#
+.SYNOPSIS
+    Installs the dumpcrypt driver package, checks that it registered as a dump filter, and
+    optionally writes its configuration.
+
+.DESCRIPTION
+    Installs the package that `cargo make` produced (dumpcrypt.inf, dumpcrypt.sys,
+    dumpcrypt.cat):
+      * Windows 10 1903 and later: pnputil /add-driver dumpcrypt.inf /install, which for a
+        primitive driver INF runs its [DefaultInstall.NT<arch>] section;
+      * older systems: rundll32 setupapi.dll,InstallHinfSection DefaultInstall.NT<arch>.
+    Then checks that HKLM\SYSTEM\CurrentControlSet\Control\CrashControl\DumpFilters holds
+    dumpcrypt.sys exactly once and still holds every entry it held before, in the same
+    order (restoring them if the install lost any), that dumpcrypt.sys is in
+    System32\drivers and that the service entry exists.
+
+    With any configuration parameter, writes the configuration into
+    HKLM\SYSTEM\CurrentControlSet\Services\dumpcrypt\Parameters and restricts that key to
+    SYSTEM and Administrators. Values not given are left as they are. The configuration is
+    validated first with the driver's rules: an invalid one would make the filter's
+    DriverEntry fail, and then Windows writes no crash dump at all.
+
+    Running it again is safe: the INF appends dumpcrypt.sys only when it is missing.
+    The filter takes effect after a reboot (the crash dump stack loads its filters at boot).
+
+.PARAMETER PackagePath
+    The folder holding dumpcrypt.inf, dumpcrypt.sys and dumpcrypt.cat
+    (target\<profile>\dumpcrypt_package on the build machine).
+
+.PARAMETER ImportTestCertificate
+    Imports WDRLocalTestCert.cer from the package folder into the local machine's Trusted
+    Root and Trusted Publishers stores, so that a test-signed package installs without a
+    prompt. Only for test machines.
+
+.PARAMETER CrashDumpPolicy
+    Passthrough, Encrypt or Refuse, for the crash dump stack.
+
+.PARAMETER HibernationPolicy
+    Passthrough, Encrypt or Refuse, for the hibernation stack. Encrypt only works with a
+    pre-boot component that decrypts what the boot loader reads; without one, resume fails
+    and Windows boots fresh.
+
+.PARAMETER KeyFile
+    A file of exactly 64 bytes: the XTS-AES-256 data key followed by the tweak key (the
+    halves must differ). `dumpcrypt keygen` makes one. Required when a policy is Encrypt
+    and no key is configured yet.
+
+.PARAMETER DataUnitSize
+    512 or 4096 bytes.
+
+.PARAMETER EncryptedAreaStart
+    Start of the encrypted byte range (inclusive), in tweak-base coordinates.
+
+.PARAMETER EncryptedAreaEnd
+    End of the encrypted byte range (exclusive). Give both bounds or neither.
+
+.PARAMETER TweakBase
+    PartitionRelative (0) or DiskAbsolute (1).
+
+.EXAMPLE
+    .\Install-DumpCrypt.ps1 -PackagePath C:\dumpcrypt_package -ImportTestCertificate
+
+.EXAMPLE
+    .\Install-DumpCrypt.ps1 -PackagePath C:\dumpcrypt_package -CrashDumpPolicy Encrypt -KeyFile C:\keys\dump.key
+
+.EXAMPLE
+    .\Install-DumpCrypt.ps1 -PackagePath C:\dumpcrypt_package -WhatIf
+
+.NOTES
+    Exit code 0 on success, 1 on failure. Needs an elevated, 64-bit PowerShell.
+#>
+[CmdletBinding(SupportsShouldProcess = $true, ConfirmImpact = 'High')]
+param(
+    [Parameter(Mandatory = $true)]
+    [string]$PackagePath,
+
+    [switch]$ImportTestCertificate,
+
+    [ValidateSet('Passthrough', 'Encrypt', 'Refuse')]
+    [string]$CrashDumpPolicy,
+
+    [ValidateSet('Passthrough', 'Encrypt', 'Refuse')]
+    [string]$HibernationPolicy,
+
+    [string]$KeyFile,
+
+    [ValidateSet(512, 4096)]
+    [int]$DataUnitSize,
+
+    [Nullable[UInt64]]$EncryptedAreaStart,
+
+    [Nullable[UInt64]]$EncryptedAreaEnd,
+
+    [ValidateSet('PartitionRelative', 'DiskAbsolute')]
+    [string]$TweakBase
+)
+
+$ErrorActionPreference = 'Stop'
+. (Join-Path $PSScriptRoot 'DumpCryptCommon.ps1')
+
+$PolicyValues = @{ Passthrough = 0; Encrypt = 1; Refuse = 2 }
+
+function Get-InfArchitecture {
+    if (-not [Environment]::Is64BitOperatingSystem) {
+        throw 'dumpcrypt supports 64-bit Windows only (amd64, arm64).'
+    }
+    if (-not [Environment]::Is64BitProcess) {
+        throw 'Run this from 64-bit PowerShell: 32-bit PowerShell sees redirected System32 and registry views.'
+    }
+    switch ($env:PROCESSOR_ARCHITECTURE) {
+        'AMD64' { return 'amd64' }
+        'ARM64' { return 'arm64' }
+        default { throw "Unsupported processor architecture $env:PROCESSOR_ARCHITECTURE." }
+    }
+}
+
+function Read-KeyFile {
+    param([string]$Path)
+    if (-not (Test-Path -LiteralPath $Path -PathType Leaf)) {
+        throw "Key file '$Path' does not exist."
+    }
+    $bytes = [IO.File]::ReadAllBytes((Resolve-Path -LiteralPath $Path).ProviderPath)
+    if ($bytes.Length -ne 64) {
+        throw "Key file '$Path' holds $($bytes.Length) bytes; an XTS-AES-256 key is exactly 64 (data key, then tweak key)."
+    }
+    $same = $true
+    for ($i = 0; $i -lt 32; $i++) {
+        if ($bytes[$i] -ne $bytes[$i + 32]) {
+            $same = $false
+            break
+        }
+    }
+    if ($same) {
+        throw "Key file '$Path': the data key and the tweak key (the two 32-byte halves) are equal, which XTS forbids."
+    }
+    return ,$bytes
+}
+
+function Test-ConfigurationRequested {
+    # The script's parameters (a function's own $PSBoundParameters would be empty here).
+    return [bool]($CrashDumpPolicy -or $HibernationPolicy -or $KeyFile -or $DataUnitSize -or
+        ($null -ne $EncryptedAreaStart) -or ($null -ne $EncryptedAreaEnd) -or $TweakBase)
+}
+
+function Assert-Configuration {
+    <# Checks the configuration as it will be after this run, before anything is written. #>
+    param([byte[]]$NewKey)
+    if (($null -eq $EncryptedAreaStart) -ne ($null -eq $EncryptedAreaEnd)) {
+        throw 'Give both -EncryptedAreaStart and -EncryptedAreaEnd, or neither.'
+    }
+    if (($null -ne $EncryptedAreaStart) -and ($EncryptedAreaStart -ge $EncryptedAreaEnd)) {
+        throw "The encrypted area is empty: start $EncryptedAreaStart must be below end $EncryptedAreaEnd."
+    }
+    $unit = if ($DataUnitSize) { $DataUnitSize } else { Get-DwordParameter 'DataUnitSize' }
+    if ($null -eq $unit) {
+        $unit = 512
+    }
+    if (($null -ne $EncryptedAreaStart) -and (($EncryptedAreaStart % $unit) -ne 0 -or ($EncryptedAreaEnd % $unit) -ne 0)) {
+        Write-Result WARN "The encrypted area bounds are not multiples of the data unit ($unit bytes); check that the driver accepts them."
+    }
+    $crash = if ($CrashDumpPolicy) { $PolicyValues[$CrashDumpPolicy] } else { Get-DwordParameter 'CrashDumpPolicy' }
+    $hiber = if ($HibernationPolicy) { $PolicyValues[$HibernationPolicy] } else { Get-DwordParameter 'HibernationPolicy' }
+    $existingKey = $null
+    if (Test-Path -LiteralPath $script:ParametersPath) {
+        $existingKey = (Get-Item -LiteralPath $script:ParametersPath).GetValue('Key', $null)
+    }
+    if ((($crash -eq 1) -or ($hiber -eq 1)) -and ($null -eq $NewKey) -and ($null -eq $existingKey)) {
+        throw 'A policy is Encrypt but no key is configured: give -KeyFile (64 bytes; `dumpcrypt keygen` makes one).'
+    }
+    if ($hiber -eq 1) {
+        Write-Result WARN ('HibernationPolicy is Encrypt: resume works only with a pre-boot component that decrypts ' +
+            'what the boot loader reads. Without one, resume fails and Windows boots fresh, losing the session.')
+    }
+}
+
+function Set-ParametersSecurity {
+    <# Parameters (and its subkeys): full control for SYSTEM and Administrators only, no inheritance. #>
+    $security = New-Object System.Security.AccessControl.RegistrySecurity
+    $security.SetAccessRuleProtection($true, $false)
+    foreach ($sid in 'S-1-5-18', 'S-1-5-32-544') {
+        $identity = New-Object System.Security.Principal.SecurityIdentifier($sid)
+        $rule = New-Object System.Security.AccessControl.RegistryAccessRule(
+            $identity,
+            [System.Security.AccessControl.RegistryRights]::FullControl,
+            [System.Security.AccessControl.InheritanceFlags]::ContainerInherit,
+            [System.Security.AccessControl.PropagationFlags]::None,
+            [System.Security.AccessControl.AccessControlType]::Allow)
+        $security.AddAccessRule($rule)
+    }
+    Set-Acl -LiteralPath $script:ParametersPath -AclObject $security
+    $check = Get-Acl -LiteralPath $script:ParametersPath
+    $others = @($check.Access | Where-Object {
+            $sid = $_.IdentityReference.Translate([System.Security.Principal.SecurityIdentifier]).Value
+            ($sid -ne 'S-1-5-18') -and ($sid -ne 'S-1-5-32-544')
+        })
+    if (-not $check.AreAccessRulesProtected -or $others.Count -ne 0) {
+        throw 'The Parameters key is still readable by others than SYSTEM and Administrators.'
+    }
+}
+
+function Install-Package {
+    param([string]$InfPath, [string]$Architecture)
+    $build = [Environment]::OSVersion.Version.Build
+    if ($build -ge 18362) {
+        $result = Invoke-Native 'pnputil.exe' @('/add-driver', $InfPath, '/install')
+        $result.Output | ForEach-Object { Write-Verbose $_ }
+        if ($result.ExitCode -eq 3010) {
+            Write-Result INFO 'pnputil: installed, a reboot is required.'
+        } elseif ($result.ExitCode -ne 0) {
+            throw ("pnputil /add-driver failed with exit code {0}:`n{1}" -f $result.ExitCode, ($result.Output -join "`n"))
+        }
+    } else {
+        # Before 1903 Windows has no primitive drivers: run the section the old way.
+        # 128 = the INF's folder is the source path, never reboot (this script says when to).
+        $rundll = Join-Path $env:windir 'System32\rundll32.exe'
+        $section = "DefaultInstall.NT$Architecture"
+        $process = Start-Process -FilePath $rundll -ArgumentList @('setupapi.dll,InstallHinfSection', $section, '128', "`"$InfPath`"") -Wait -PassThru
+        if ($process.ExitCode -ne 0) {
+            throw "InstallHinfSection $section failed with exit code $($process.ExitCode)."
+        }
+    }
+}
+
+try {
+    Assert-Administrator
+    $architecture = Get-InfArchitecture
+
+    if (-not (Test-Path -LiteralPath $PackagePath -PathType Container)) {
+        throw "Package folder '$PackagePath' does not exist."
+    }
+    $package = (Resolve-Path -LiteralPath $PackagePath).ProviderPath
+    foreach ($name in 'dumpcrypt.inf', 'dumpcrypt.sys', 'dumpcrypt.cat') {
+        if (-not (Test-Path -LiteralPath (Join-Path $package $name) -PathType Leaf)) {
+            throw "The package folder '$package' has no ${name}: build it with ``cargo make`` (see docs\windows.md)."
+        }
+    }
+    $infPath = Join-Path $package 'dumpcrypt.inf'
+
+    $newKey = $null
+    if ($KeyFile) {
+        $newKey = Read-KeyFile $KeyFile
+    }
+    if (Test-ConfigurationRequested) {
+        Assert-Configuration -NewKey $newKey
+    }
+
+    if ($ImportTestCertificate) {
+        $certificate = Join-Path $package 'WDRLocalTestCert.cer'
+        if (-not (Test-Path -LiteralPath $certificate -PathType Leaf)) {
+            throw "No WDRLocalTestCert.cer in '$package'."
+        }
+        foreach ($store in 'Cert:\LocalMachine\Root', 'Cert:\LocalMachine\TrustedPublisher') {
+            if ($PSCmdlet.ShouldProcess($store, "Import test certificate $certificate")) {
+                Import-Certificate -FilePath $certificate -CertStoreLocation $store | Out-Null
+            }
+        }
+    }
+
+    $before = Get-DumpFilters
+    $othersBefore = Get-OtherDumpFilters $before
+    Write-Result INFO ('DumpFilters before: {0}' -f ($(if ($before.Count) { $before -join ', ' } else { '(empty)' })))
+
+    if ($PSCmdlet.ShouldProcess($infPath, 'Install driver package')) {
+        Install-Package -InfPath $infPath -Architecture $architecture
+
+        $after = Get-DumpFilters
+        $othersAfter = Get-OtherDumpFilters $after
+        if (-not (Test-SameEntries $othersBefore $othersAfter)) {
+            # Never leave the system without the filters it had (BitLocker's dumpfve.sys).
+            Set-DumpFilters (@($othersBefore) + $script:DriverFile)
+            throw ('The install changed the other DumpFilters entries (before: {0}; after: {1}). They were restored; report this.' -f
+                ($othersBefore -join ', '), ($othersAfter -join ', '))
+        }
+        $count = Get-DumpCryptEntryCount $after
+        if ($count -eq 0) {
+            throw 'The install did not add dumpcrypt.sys to CrashControl\DumpFilters.'
+        }
+        if ($count -gt 1) {
+            Write-Result WARN "dumpcrypt.sys was listed $count times in DumpFilters; keeping one."
+            Set-DumpFilters (@($othersBefore) + $script:DriverFile)
+        }
+        Write-Result PASS ('DumpFilters: {0}' -f ((Get-DumpFilters) -join ', '))
+
+        $image = Join-Path $env:windir 'System32\drivers\dumpcrypt.sys'
+        if (-not (Test-Path -LiteralPath $image -PathType Leaf)) {
+            throw "$image is missing after the install."
+        }
+        Write-Result PASS "$image is in place."
+        if (-not (Test-Path -LiteralPath $script:ServicePath)) {
+            throw 'The service entry HKLM\SYSTEM\CurrentControlSet\Services\dumpcrypt is missing after the install.'
+        }
+        Write-Result PASS ('Service entry dumpcrypt (Start = {0}).' -f (Get-ItemProperty -LiteralPath $script:ServicePath).Start)
+        $published = Find-DumpCryptPackage
+        if ($published.Count -gt 0) {
+            Write-Result INFO ('Driver package: {0}' -f ($published -join ', '))
+        }
+    }
+
+    if (Test-ConfigurationRequested) {
+        if ($PSCmdlet.ShouldProcess($script:ParametersPath, 'Write dumpcrypt configuration')) {
+            if (-not (Test-Path -LiteralPath $script:ParametersPath)) {
+                New-Item -Path $script:ParametersPath -Force | Out-Null
+            }
+            Set-ParametersSecurity
+            if ($CrashDumpPolicy) {
+                Set-ItemProperty -LiteralPath $script:ParametersPath -Name 'CrashDumpPolicy' -Value $PolicyValues[$CrashDumpPolicy] -Type DWord
+            }
+            if ($HibernationPolicy) {
+                Set-ItemProperty -LiteralPath $script:ParametersPath -Name 'HibernationPolicy' -Value $PolicyValues[$HibernationPolicy] -Type DWord
+            }
+            if ($DataUnitSize) {
+                Set-ItemProperty -LiteralPath $script:ParametersPath -Name 'DataUnitSize' -Value $DataUnitSize -Type DWord
+            }
+            if ($null -ne $EncryptedAreaStart) {
+                # QWORD values are written as signed 64-bit; the bits are what the driver reads.
+                $startBits = [BitConverter]::ToInt64([BitConverter]::GetBytes([UInt64]$EncryptedAreaStart), 0)
+                $endBits = [BitConverter]::ToInt64([BitConverter]::GetBytes([UInt64]$EncryptedAreaEnd), 0)
+                Set-ItemProperty -LiteralPath $script:ParametersPath -Name 'EncryptedAreaStart' -Value $startBits -Type QWord
+                Set-ItemProperty -LiteralPath $script:ParametersPath -Name 'EncryptedAreaEnd' -Value $endBits -Type QWord
+            }
+            if ($TweakBase) {
+                $tweakValue = if ($TweakBase -eq 'DiskAbsolute') { 1 } else { 0 }
+                Set-ItemProperty -LiteralPath $script:ParametersPath -Name 'TweakBase' -Value $tweakValue -Type DWord
+            }
+            if ($null -ne $newKey) {
+                Set-ItemProperty -LiteralPath $script:ParametersPath -Name 'Key' -Value ([byte[]]$newKey) -Type Binary
+                [Array]::Clear($newKey, 0, $newKey.Length)
+            }
+            Write-Result PASS 'Configuration written (Parameters readable by SYSTEM and Administrators only):'
+            $config = Get-DumpCryptConfiguration
+            foreach ($entry in $config.GetEnumerator()) {
+                Write-Result INFO ('  {0} = {1}' -f $entry.Key, $entry.Value)
+            }
+        }
+    }
+
+    Write-Result INFO 'Reboot to load the filter: the crash dump stack loads its filters at boot.'
+    exit 0
+} catch {
+    Write-Result FAIL $_.Exception.Message
+    exit 1
+}
