@@ -187,7 +187,12 @@ fn unregister(instance: NonNull<Instance>) {
     }
 }
 
-/// Drops the instance (wiping its keys and buffer) and frees its memory. Below DISPATCH_LEVEL.
+/// Drops the instance (wiping its keys and buffer), wipes its memory and frees it. Below
+/// DISPATCH_LEVEL.
+///
+/// The whole context is wiped, not only the fields that hold secrets: moving the instance into
+/// pool memory also copied its unused bytes (the padding of the policy enum), which hold
+/// whatever the stack held before, possibly key material from parsing the configuration.
 ///
 /// # Safety
 /// `instance` holds a live instance written by [`load`], referenced by nobody else, and is not
@@ -195,6 +200,12 @@ fn unregister(instance: NonNull<Instance>) {
 unsafe fn destroy(instance: NonNull<Instance>) {
     // SAFETY: valid and unshared by the caller's contract.
     unsafe { core::ptr::drop_in_place(instance.as_ptr()) };
+    // SAFETY: the memory holds `size_of::<Instance>()` bytes allocated by `load`, now dropped,
+    // so viewing it as plain bytes is sound.
+    let bytes = unsafe {
+        core::slice::from_raw_parts_mut(instance.as_ptr().cast::<u8>(), size_of::<Instance>())
+    };
+    zeroize::Zeroize::zeroize(bytes);
     // SAFETY: allocated by `allocate_context` in `load`; its contents are dropped above.
     unsafe { kernel::free_context(instance.cast()) };
 }

@@ -56,3 +56,25 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         fault::Fault::Panic { line, column }.parameters(fault::Callback::None),
     )
 }
+
+// `_fltused`: the MSVC toolchain's marker that floating point is used, which `core` and
+// `compiler_builtins` reference and the CRT would define. The cross build links no CRT, so
+// it is defined here, in assembly: a Rust `static` would be exported from the image.
+#[cfg(feature = "cross")]
+core::arch::global_asm!(
+    ".globl _fltused",
+    ".section .rdata,\"dr\"",
+    ".balign 4",
+    "_fltused:",
+    ".long 0",
+    ".text",
+);
+
+// `__chkstk`, the stack probe LLVM calls in frames larger than a page. The WDK's
+// `ntoskrnl.lib` binds it to ntoskrnl's export in the shipping build; the cross build binds
+// the same export by raw-dylib.
+#[cfg(feature = "cross")]
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+unsafe extern "C" {
+    fn __chkstk();
+}

@@ -18,29 +18,25 @@ pub fn key() -> [u8; 64] {
 pub struct Parameters(pub Vec<RegistryValue>);
 
 impl Parameters {
-    pub fn dword(mut self, name: &str, value: u32) -> Self {
+    /// Sets a value, replacing one of the same name (a key holds each name once).
+    pub fn set(mut self, name: &str, value_type: u32, data: &[u8]) -> Self {
+        self.0
+            .retain(|value| !value.name.eq_ignore_ascii_case(name));
         self.0.push(RegistryValue {
             name: name.into(),
-            value_type: REG_DWORD,
-            data: value.to_le_bytes().to_vec(),
-        });
-        self
-    }
-    pub fn qword(mut self, name: &str, value: u64) -> Self {
-        self.0.push(RegistryValue {
-            name: name.into(),
-            value_type: REG_QWORD,
-            data: value.to_le_bytes().to_vec(),
-        });
-        self
-    }
-    pub fn binary(mut self, name: &str, data: &[u8]) -> Self {
-        self.0.push(RegistryValue {
-            name: name.into(),
-            value_type: REG_BINARY,
+            value_type,
             data: data.to_vec(),
         });
         self
+    }
+    pub fn dword(self, name: &str, value: u32) -> Self {
+        self.set(name, REG_DWORD, &value.to_le_bytes())
+    }
+    pub fn qword(self, name: &str, value: u64) -> Self {
+        self.set(name, REG_QWORD, &value.to_le_bytes())
+    }
+    pub fn binary(self, name: &str, data: &[u8]) -> Self {
+        self.set(name, REG_BINARY, data)
     }
     /// Both stacks encrypt with [`key`].
     pub fn encrypt_both() -> Self {
@@ -105,4 +101,71 @@ pub fn machine(memory: usize, max_pages_per_write: u32, seed: u64) -> Machine {
         None,
     )
     .expect("disk images")
+}
+
+/// Checks a dump file on the image against the reference with an independent XTS-AES-256
+/// (the `xts-mode` crate): inside the area the image decrypts to the reference, outside it
+/// equals the reference. Returns the bytes checked inside the area.
+pub fn check_image(
+    machine: &mut Machine,
+    which: crashdmp_sim::machine::DumpFile,
+    area: std::ops::Range<u64>,
+    tweak_offset: u64,
+    data_unit: usize,
+) -> u64 {
+    use aes::cipher::KeyInit;
+    let key = key();
+    let oracle = xts_mode::Xts128::<aes::Aes256>::new(
+        aes::Aes256::new_from_slice(&key[..32]).unwrap(),
+        aes::Aes256::new_from_slice(&key[32..]).unwrap(),
+    );
+    let partition = machine.config().partition_offset;
+    let extents = machine.file(which).extents.clone();
+    let mut inside_bytes = 0;
+    for extent in extents {
+        let len = extent.len as usize;
+        let mut image = vec![0u8; len];
+        let mut reference = vec![0u8; len];
+        machine
+            .read_disk(partition + extent.partition_offset, &mut image)
+            .unwrap();
+        machine
+            .read_reference(partition + extent.partition_offset, &mut reference)
+            .unwrap();
+        let position = tweak_offset + extent.partition_offset;
+        let start = area.start.clamp(position, position + extent.len) - position;
+        let end = area.end.clamp(position, position + extent.len) - position;
+        let (start, end) = (start as usize, end.max(start) as usize);
+        assert_eq!(
+            image[..start],
+            reference[..start],
+            "outside the area (before) at {position:#x}"
+        );
+        assert_eq!(
+            image[end..],
+            reference[end..],
+            "outside the area (after) at {position:#x}"
+        );
+        if start < end {
+            assert_ne!(
+                image[start..end],
+                reference[start..end],
+                "plaintext inside the area at {position:#x}"
+            );
+            let first_unit = (position + start as u64) / data_unit as u64;
+            oracle.decrypt_area(
+                &mut image[start..end],
+                data_unit,
+                first_unit.into(),
+                |n: u128| n.to_le_bytes(),
+            );
+            assert_eq!(
+                image[start..end],
+                reference[start..end],
+                "decrypted area at {position:#x}"
+            );
+            inside_bytes += (end - start) as u64;
+        }
+    }
+    inside_bytes
 }

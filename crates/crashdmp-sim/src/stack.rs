@@ -163,7 +163,8 @@ pub struct LoadedFilter {
     finish: ContextFn,
     unload: ContextFn,
     read: Option<IoFn>,
-    outstanding_before: usize,
+    /// Allocations DriverEntry made and did not free: what Dump_Unload must free.
+    allocated_at_load: usize,
     /// Time spent inside dump-mode callbacks.
     pub filter_time: Duration,
 }
@@ -318,7 +319,7 @@ pub fn load(
         finish,
         unload,
         read,
-        outstanding_before,
+        allocated_at_load: ntoskrnl::counters().outstanding - outstanding_before,
         filter_time: Duration::ZERO,
     }))
 }
@@ -422,18 +423,19 @@ impl LoadedFilter {
         self.checked(Call::Finish, true, |ext| unsafe { finish(ext) })
     }
 
-    /// Dump_Unload at PASSIVE_LEVEL; then everything the filter allocated must be freed.
+    /// Dump_Unload at PASSIVE_LEVEL; then everything DriverEntry allocated must be freed.
     pub fn unload(&mut self) -> Result<i32, SimError> {
         let unload = self.unload;
+        let outstanding = ntoskrnl::counters().outstanding;
         // SAFETY: as in `start`.
         let status = self.checked(Call::Unload, false, |ext| unsafe { unload(ext) })?;
-        let outstanding = ntoskrnl::counters().outstanding;
-        if outstanding != self.outstanding_before {
+        let freed = outstanding as i64 - ntoskrnl::counters().outstanding as i64;
+        if freed != self.allocated_at_load as i64 {
             return Err(SimError::rule(
                 Call::Unload,
                 format!(
-                    "{} allocations still outstanding after unload",
-                    outstanding as i64 - self.outstanding_before as i64
+                    "freed {freed} allocations; DriverEntry had made {}",
+                    self.allocated_at_load
                 ),
             ));
         }

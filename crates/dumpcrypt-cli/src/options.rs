@@ -1,0 +1,199 @@
+//! Option values shared by the subcommands: sizes, byte ranges, keys, policies.
+
+use std::ops::Range;
+use std::path::Path;
+
+use dumpcrypt::config::{Policy, TweakBase};
+use dumpcrypt::xts::KEY_LEN;
+
+/// Errors a person can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{path}: {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("simulation failed: {0}")]
+    Simulation(#[from] crashdmp_sim::stack::SimError),
+    #[error("the OS random source failed: {0}")]
+    Random(String),
+}
+
+impl CliError {
+    pub fn file(path: &Path, source: std::io::Error) -> Self {
+        Self::File {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+/// A byte count: `4096`, `0x1000`, `64KiB`, `256MiB`, `4GiB` (also KB/MB/GB as powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let not_a_size = || format!("`{text}` is not a size (examples: 4096, 0x1000, 64KiB, 4GiB)");
+    let (value, unit) = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => {
+            let end = hex
+                .find(|c: char| !c.is_ascii_hexdigit())
+                .unwrap_or(hex.len());
+            (u64::from_str_radix(&hex[..end], 16), &hex[end..])
+        }
+        None => {
+            let end = text
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(text.len());
+            (text[..end].parse::<u64>(), &text[end..])
+        }
+    };
+    let value = value.map_err(|_| not_a_size())?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        other => return Err(format!("unknown size unit `{other}` (use KiB, MiB, GiB)")),
+    };
+    value
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("`{text}` is too large"))
+}
+
+/// `START..END`, half open, each a size as in [`parse_size`].
+pub fn parse_range(text: &str) -> Result<Range<u64>, String> {
+    let (start, end) = text
+        .split_once("..")
+        .ok_or_else(|| format!("`{text}` is not a range START..END (e.g. 1MiB..2GiB)"))?;
+    let start = parse_size(start)?;
+    let end = parse_size(end)?;
+    if start >= end {
+        return Err(format!(
+            "the range `{text}` is empty: START must be below END"
+        ));
+    }
+    Ok(start..end)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolicyArg {
+    Passthrough,
+    Encrypt,
+    Refuse,
+}
+
+impl From<PolicyArg> for Policy {
+    fn from(policy: PolicyArg) -> Self {
+        match policy {
+            PolicyArg::Passthrough => Policy::Passthrough,
+            PolicyArg::Encrypt => Policy::Encrypt,
+            PolicyArg::Refuse => Policy::Refuse,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TweakBaseArg {
+    Partition,
+    Disk,
+}
+
+impl From<TweakBaseArg> for TweakBase {
+    fn from(base: TweakBaseArg) -> Self {
+        match base {
+            TweakBaseArg::Partition => TweakBase::Partition,
+            TweakBaseArg::Disk => TweakBase::Disk,
+        }
+    }
+}
+
+/// 512 or 4096.
+pub fn parse_data_unit(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(unit @ (512 | 4096)) => Ok(unit),
+        _ => Err(format!("data unit `{text}`: it must be 512 or 4096")),
+    }
+}
+
+/// A 64-byte raw key file; its halves must differ.
+pub fn read_key(path: &Path) -> Result<[u8; KEY_LEN], CliError> {
+    let bytes = std::fs::read(path).map_err(|e| CliError::file(path, e))?;
+    let key: [u8; KEY_LEN] = bytes.as_slice().try_into().map_err(|_| {
+        CliError::Usage(format!(
+            "{}: a key file holds exactly 64 bytes (data key then tweak key); this one has {}",
+            path.display(),
+            bytes.len()
+        ))
+    })?;
+    if key[..32] == key[32..] {
+        return Err(CliError::Usage(format!(
+            "{}: the two halves of the key are equal; XTS needs two different keys",
+            path.display()
+        )));
+    }
+    Ok(key)
+}
+
+/// 64 bytes from the OS random source, halves distinct.
+pub fn generate_key() -> Result<[u8; KEY_LEN], CliError> {
+    let mut key = [0u8; KEY_LEN];
+    loop {
+        getrandom::fill(&mut key).map_err(|e| CliError::Random(e.to_string()))?;
+        if key[..32] != key[32..] {
+            return Ok(key);
+        }
+    }
+}
+
+/// Bytes as KiB/MiB/GiB for people.
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("0x1000"), Ok(4096));
+        assert_eq!(parse_size("64KiB"), Ok(65536));
+        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_size("4GiB"), Ok(4 << 30));
+        assert_eq!(parse_size("1 MB"), Ok(1 << 20));
+        assert!(parse_size("12parsecs").is_err());
+        assert!(parse_size("").is_err());
+        assert!(parse_size("99999999999TiB").is_err());
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("1MiB..2MiB"), Ok((1 << 20)..(2 << 20)));
+        assert_eq!(parse_range("0..0x200"), Ok(0..512));
+        assert!(parse_range("2MiB..1MiB").is_err());
+        assert!(parse_range("5..5").is_err());
+        assert!(parse_range("1MiB").is_err());
+    }
+
+    #[test]
+    fn data_units() {
+        assert_eq!(parse_data_unit("512"), Ok(512));
+        assert_eq!(parse_data_unit("4096"), Ok(4096));
+        assert!(parse_data_unit("1024").is_err());
+    }
+}

@@ -1,0 +1,384 @@
+//! `dumpcrypt simulate`: the real driver code through the simulated crash dump and
+//! hibernation stacks, with a verdict.
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crashdmp_sim::machine::{DumpFile, DumpReport, Machine, MachineConfig, ResumeReport};
+use crashdmp_sim::ntoskrnl::{self, Environment, RegistryValue};
+use crashdmp_sim::stack::{self, DiskInfo, Load, LoadedFilter, SimError};
+use dumpcrypt::config::{Area, Config, Policy, RegistryValues, TweakBase, ValueName};
+use dumpcrypt::fault::{Fault, BUGCHECK_CODE};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::options::{
+    generate_key, human, parse_data_unit, parse_range, parse_size, read_key, CliError, PolicyArg,
+    TweakBaseArg,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DumpTypeArg {
+    Crash,
+    Hibernate,
+    Both,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OsArg {
+    /// Windows 7 (6.1): version-1 structures, no Dump_Read.
+    Windows7,
+    /// Windows 11 24H2 (10.0.26100).
+    Windows11,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Which stacks to run.
+    #[arg(long, value_enum, default_value = "both")]
+    pub dump_type: DumpTypeArg,
+    /// Simulated memory to dump.
+    #[arg(long, value_parser = parse_size, default_value = "256MiB")]
+    pub memory: u64,
+    /// What the stack tells the filter: the largest transfer, in pages.
+    #[arg(long, default_value_t = 16)]
+    pub max_pages_per_write: u32,
+    /// Key file: 64 raw bytes (data key then tweak key). Default: a fresh random key.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// Encrypted area START..END, bytes in tweak-base coordinates. Default: the whole disk.
+    #[arg(long, value_parser = parse_range)]
+    pub area: Option<Range<u64>>,
+    /// XTS data unit: 512 or 4096 bytes (4096 also makes the simulated disk 4Kn).
+    #[arg(long, value_parser = parse_data_unit, default_value = "512")]
+    pub data_unit: u32,
+    /// Where data unit numbers count from.
+    #[arg(long, value_enum, default_value = "partition")]
+    pub tweak_base: TweakBaseArg,
+    /// The policy of both stacks.
+    #[arg(long, value_enum, default_value = "encrypt")]
+    pub policy: PolicyArg,
+    /// Write the disk image, as written through the filter, to this file.
+    #[arg(long)]
+    pub image: Option<PathBuf>,
+    /// Write the same image as it would be without the filter to this file.
+    #[arg(long)]
+    pub reference: Option<PathBuf>,
+    /// Seeds memory contents, file layout and transfer sizes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Where the dump partition starts in the disk image.
+    #[arg(long, value_parser = parse_size, default_value = "1MiB")]
+    pub partition_offset: u64,
+    /// The simulated Windows version.
+    #[arg(long, value_enum, default_value = "windows11")]
+    pub os: OsArg,
+}
+
+/// The Parameters values for these options, as the registry would hold them.
+fn parameters(args: &Args, key: &[u8; 64]) -> Vec<RegistryValue> {
+    let dword = |name: ValueName, value: u32| RegistryValue {
+        name: name.as_str().into(),
+        value_type: dumpcrypt::config::REG_DWORD,
+        data: value.to_le_bytes().to_vec(),
+    };
+    let qword = |name: ValueName, value: u64| RegistryValue {
+        name: name.as_str().into(),
+        value_type: dumpcrypt::config::REG_QWORD,
+        data: value.to_le_bytes().to_vec(),
+    };
+    let policy = Policy::from(args.policy).as_dword();
+    let mut values = vec![
+        dword(ValueName::CrashDumpPolicy, policy),
+        dword(ValueName::HibernationPolicy, policy),
+        RegistryValue {
+            name: ValueName::Key.as_str().into(),
+            value_type: dumpcrypt::config::REG_BINARY,
+            data: key.to_vec(),
+        },
+        dword(ValueName::DataUnitSize, args.data_unit),
+        dword(
+            ValueName::TweakBase,
+            match TweakBase::from(args.tweak_base) {
+                TweakBase::Partition => 0,
+                TweakBase::Disk => 1,
+            },
+        ),
+    ];
+    if let Some(range) = &args.area {
+        values.push(qword(ValueName::EncryptedAreaStart, range.start));
+        values.push(qword(ValueName::EncryptedAreaEnd, range.end));
+    }
+    values
+}
+
+/// Validates the values with the driver's own parser, so that a bad combination is a clear
+/// message here rather than a DriverEntry failure later.
+fn validate(values: &[RegistryValue]) -> Result<Config, CliError> {
+    let mut raw = RegistryValues::present();
+    for value in values {
+        let name = ValueName::ALL
+            .into_iter()
+            .find(|name| name.as_str() == value.name)
+            .expect("a known value name");
+        raw.set(
+            name,
+            dumpcrypt::config::RawValue::new(value.value_type, value.data.len(), &value.data),
+        );
+    }
+    Config::parse(&raw).map_err(|error| CliError::Usage(format!("invalid configuration: {error}")))
+}
+
+/// A bug check, with dumpcrypt's fault named when it is one.
+fn describe(error: &SimError) -> String {
+    match error.bug_check() {
+        Some(bug_check) if bug_check.code == BUGCHECK_CODE => {
+            let rule = bug_check.parameters[0];
+            let name = Fault::TABLE
+                .iter()
+                .find(|(code, ..)| *code == rule)
+                .map_or("unknown rule", |(_, name, ..)| name);
+            format!("{error} — dumpcrypt fault {name}")
+        }
+        _ => error.to_string(),
+    }
+}
+
+struct Run {
+    machine: Machine,
+    max_pages_per_write: u32,
+    disk: DiskInfo,
+    progress: ProgressBar,
+}
+
+impl Run {
+    fn load(&mut self, dump_type: u32) -> Result<LoadedFilter, CliError> {
+        match stack::load(
+            dumpcrypt::DriverEntry,
+            dump_type,
+            self.max_pages_per_write,
+            self.disk,
+        )? {
+            Load::Loaded(filter) => Ok(filter),
+            Load::Failed { status, .. } => Err(CliError::Usage(format!(
+                "DriverEntry failed with status {status:#010x}: the system would write no dump"
+            ))),
+        }
+    }
+}
+
+/// Bytes of a file that lie in the area, with the area in tweak-base coordinates.
+fn bytes_in_area(machine: &Machine, which: DumpFile, area: Area, tweak_offset: u64) -> u64 {
+    machine
+        .file(which)
+        .extents
+        .iter()
+        .filter_map(|extent| area.intersect(tweak_offset + extent.partition_offset, extent.len))
+        .map(|inside| inside.end - inside.start)
+        .sum()
+}
+
+fn throughput(bytes: u64, time: Duration) -> String {
+    if time.is_zero() {
+        return "-".into();
+    }
+    format!("{:.2} GB/s", bytes as f64 / time.as_secs_f64() / 1e9)
+}
+
+fn print_dump(name: &str, report: &DumpReport) {
+    if !report.written {
+        println!(
+            "{name:<12} not written: Dump_Start returned {:#010x}",
+            report.start_status
+        );
+        return;
+    }
+    println!(
+        "{name:<12} {} writes, {}, {} changed by the filter; filter {} ({:.3} s), simulator {:.3} s",
+        report.writes,
+        human(report.bytes),
+        human(report.bytes_changed),
+        throughput(report.bytes, report.filter_time),
+        report.filter_time.as_secs_f64(),
+        (report.elapsed - report.filter_time).as_secs_f64(),
+    );
+}
+
+fn print_resume(report: &ResumeReport) {
+    if report.filtered {
+        println!(
+            "{:<12} {} reads, {} read back through Dump_Read and verified; filter {}",
+            "resume",
+            report.reads,
+            human(report.bytes),
+            throughput(report.bytes, report.filter_time),
+        );
+    } else {
+        println!(
+            "resume       no Dump_Read before Windows 8: the boot path must decrypt the image"
+        );
+    }
+}
+
+pub fn run(args: Args) -> Result<ExitCode, CliError> {
+    if args.max_pages_per_write == 0 {
+        return Err(CliError::Usage(
+            "--max-pages-per-write must be at least 1".into(),
+        ));
+    }
+    if args.memory == 0 || args.memory > (64 << 30) {
+        return Err(CliError::Usage(
+            "--memory must be between 1 byte and 64GiB".into(),
+        ));
+    }
+    let key = match &args.key {
+        Some(path) => read_key(path)?,
+        None => generate_key()?,
+    };
+    let values = parameters(&args, &key);
+    let config = validate(&values)?;
+    let os_version = match args.os {
+        OsArg::Windows7 => (6, 1, 7601),
+        OsArg::Windows11 => (10, 0, 26100),
+    };
+    let mut environment = Environment {
+        os_version,
+        partition_offset: Ok(args.partition_offset),
+        secrets: vec![key[..32].to_vec(), key[32..].to_vec()],
+        ..Environment::default()
+    };
+    environment
+        .registry
+        .insert(dumpcrypt::kernel::PARAMETERS_PATH.into(), values);
+    ntoskrnl::boot(environment);
+
+    let machine_config = MachineConfig {
+        memory: usize::try_from(args.memory).expect("64-bit host"),
+        max_pages_per_write: args.max_pages_per_write,
+        sector_size: args.data_unit,
+        partition_offset: args.partition_offset,
+        seed: args.seed,
+    };
+    let io_error = |path: &Option<PathBuf>| {
+        let path = path.clone();
+        move |error| match path {
+            Some(path) => CliError::file(&path, error),
+            None => CliError::Usage(format!("temporary disk image: {error}")),
+        }
+    };
+    let machine = Machine::new(
+        machine_config,
+        args.image.as_deref(),
+        args.reference.as_deref(),
+    )
+    .map_err(io_error(&args.image))?;
+    let disk = DiskInfo {
+        bytes_per_sector: args.data_unit,
+        disk_size: machine.disk_size(),
+    };
+    let crash = args.dump_type != DumpTypeArg::Hibernate;
+    let hibernate = args.dump_type != DumpTypeArg::Crash;
+    let total = u64::from(crash) * machine.crash_file.len
+        + u64::from(hibernate) * machine.hibernation_file.len * 2;
+    let progress = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+        )
+        .expect("a valid template"),
+    );
+    let mut run = Run {
+        machine,
+        max_pages_per_write: args.max_pages_per_write,
+        disk,
+        progress,
+    };
+
+    let tweak_offset = match config.tweak_base {
+        TweakBase::Partition => 0,
+        TweakBase::Disk => args.partition_offset,
+    };
+    println!(
+        "dumpcrypt simulate: policy {:?}, {} of memory, MaxPagesPerWrite {}, data unit {}, \
+         {:?}-relative tweaks, partition at byte {:#x} of the image",
+        config.crash_dump_policy,
+        human(args.memory),
+        args.max_pages_per_write,
+        args.data_unit,
+        config.tweak_base,
+        args.partition_offset
+    );
+    let mut failures = Vec::new();
+    let mut done = 0u64;
+    let outcome = (|| -> Result<(), SimError> {
+        for (enabled, which, dump_type, name) in [
+            (crash, DumpFile::Crash, stack::CRASHDUMP, "crash dump"),
+            (
+                hibernate,
+                DumpFile::Hibernation,
+                stack::HIBERNATION,
+                "hibernation",
+            ),
+        ] {
+            if !enabled {
+                continue;
+            }
+            let mut filter = match run.load(dump_type) {
+                Ok(filter) => filter,
+                Err(error) => {
+                    failures.push(format!("{name}: {error}"));
+                    continue;
+                }
+            };
+            let bar = run.progress.clone();
+            let base = done;
+            run.machine
+                .set_progress(Box::new(move |bytes| bar.set_position(base + bytes)));
+            let report = run.machine.dump(&mut filter, which)?;
+            done += run.machine.file(which).len;
+            run.progress.set_position(done);
+            run.progress.suspend(|| print_dump(name, &report));
+            let expected_changed = match config.crash_dump_policy {
+                Policy::Encrypt => bytes_in_area(&run.machine, which, config.area, tweak_offset),
+                _ => 0,
+            };
+            let expected_written = config.crash_dump_policy != Policy::Refuse;
+            if report.written != expected_written {
+                failures.push(format!(
+                    "{name}: written = {}, expected {expected_written}",
+                    report.written
+                ));
+            } else if report.written && report.bytes_changed != expected_changed {
+                failures.push(format!(
+                    "{name}: the filter changed {} bytes, the area holds {} of the file",
+                    report.bytes_changed, expected_changed
+                ));
+            }
+            if which == DumpFile::Hibernation && report.written {
+                let bar = run.progress.clone();
+                let base = done;
+                run.machine
+                    .set_progress(Box::new(move |bytes| bar.set_position(base + bytes)));
+                let resume = run.machine.resume(&mut filter)?;
+                run.progress.suspend(|| print_resume(&resume));
+            }
+            done += run.machine.file(which).len;
+            filter.unload()?;
+        }
+        Ok(())
+    })();
+    run.progress.finish_and_clear();
+    if let Err(error) = outcome {
+        failures.push(describe(&error));
+    }
+    if failures.is_empty() {
+        println!("verdict      PASS: every rule held and every byte is where the policy puts it");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for failure in &failures {
+            println!("FAIL         {failure}");
+        }
+        println!("verdict      FAIL");
+        Ok(ExitCode::FAILURE)
+    }
+}

@@ -1,0 +1,354 @@
+//! Every bad input the dump stack could hand the filter gets its documented outcome: an error
+//! status at DriverEntry, or bug check 0x44435259 with the parameters of README's table.
+
+mod common;
+
+use aes::cipher::KeyInit;
+use common::*;
+use crashdmp_sim::layout::extension;
+use crashdmp_sim::mdl::{Shape, SimMdl};
+use crashdmp_sim::memory::Pages;
+use crashdmp_sim::ntoskrnl::{self, Environment, Service, Stop};
+use crashdmp_sim::stack::{Load, LoadedFilter, SimError, CRASHDUMP, HIBERNATION};
+
+const DCRY: u32 = 0x4443_5259;
+const WRITE: u64 = 2;
+
+const STATUS_INVALID_PARAMETER: i32 = 0xC000_000D_u32 as i32;
+const STATUS_BAD_CONFIGURATION: i32 = 0xC000_0346_u32 as i32;
+const STATUS_INSUFFICIENT_RESOURCES: i32 = 0xC000_009A_u32 as i32;
+const STATUS_NOT_SUPPORTED: i32 = 0xC000_00BB_u32 as i32;
+
+fn expect_bug_check(result: Result<i32, SimError>, parameters: [u64; 4]) {
+    match result {
+        Err(SimError::BugCheck { bug_check, .. }) => {
+            assert_eq!(bug_check.code, DCRY, "{bug_check}");
+            assert_eq!(bug_check.parameters, parameters, "{bug_check}");
+        }
+        other => panic!("expected bug check {parameters:x?}, got {other:?}"),
+    }
+}
+
+fn expect_load_failure(status: i32) {
+    match load(CRASHDUMP, 16).expect("DriverEntry returns") {
+        Load::Failed { status: got, init } => {
+            assert_eq!(got, status, "{got:#x}");
+            // The simulator already checked DUMP_FILTER_CRITICAL and the guards; no callback
+            // may be left for the system to call.
+            assert!(!(init.has_start || init.has_write || init.has_finish || init.has_unload));
+            assert_eq!(init.dump_data, 0);
+        }
+        Load::Loaded(_) => panic!("DriverEntry succeeded"),
+    }
+    assert_eq!(
+        ntoskrnl::counters().outstanding,
+        0,
+        "DriverEntry freed what it took"
+    );
+}
+
+/// An encrypting crash instance, started, and a source buffer of pattern bytes.
+fn started() -> (LoadedFilter, Pages) {
+    boot(Some(Parameters::encrypt_both()), WINDOWS_11);
+    let mut filter = loaded(CRASHDUMP, 16);
+    assert_eq!(filter.start().unwrap(), 0);
+    let mut source = Pages::new(20 * 4096);
+    source
+        .as_mut_slice()
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, b)| *b = (i * 7 % 251) as u8);
+    (filter, source)
+}
+
+fn mdl_for(source: &Pages, offset_in: usize, len: u32, shape: Shape) -> SimMdl {
+    SimMdl::describe(
+        source.as_slice()[offset_in..].as_ptr(),
+        len,
+        shape,
+        0,
+        source.as_ptr(),
+    )
+}
+
+fn write(filter: &mut LoadedFilter, offset: i64, mdl: &mut SimMdl) -> Result<i32, SimError> {
+    let mut offset = offset;
+    filter.write(0, &mut offset, mdl)
+}
+
+#[test]
+fn oversize_write() {
+    let (mut filter, source) = started();
+    let mut mdl = mdl_for(&source, 0, 17 * 4096, Shape::NonpagedPool);
+    expect_bug_check(
+        write(&mut filter, 0, &mut mdl),
+        [0x01, 17 * 4096, 16 * 4096, WRITE],
+    );
+    filter.unload().unwrap();
+}
+
+#[test]
+fn misaligned_offset_and_length() {
+    let (mut filter, source) = started();
+    let mut mdl = mdl_for(&source, 0, 4096, Shape::NonpagedPool);
+    expect_bug_check(
+        write(&mut filter, 0x1100, &mut mdl),
+        [0x02, 0x1100, 512, WRITE],
+    );
+    let mut mdl = mdl_for(&source, 0, 0x300, Shape::NonpagedPool);
+    expect_bug_check(
+        write(&mut filter, 0x1000, &mut mdl),
+        [0x03, 0x300, 512, WRITE],
+    );
+    filter.unload().unwrap();
+}
+
+#[test]
+fn unmapped_mdl() {
+    let (mut filter, source) = started();
+    let mut mdl = mdl_for(&source, 0, 8192, Shape::Unmapped);
+    expect_bug_check(write(&mut filter, 0, &mut mdl), [0x04, 0x2, 0, WRITE]);
+    filter.unload().unwrap();
+}
+
+#[test]
+fn pfn_array_too_small() {
+    let (mut filter, source) = started();
+    let mut mdl = mdl_for(&source, 0, 3 * 4096, Shape::NonpagedPool);
+    let mut header = mdl.header();
+    header.size = (0x30 + 2 * 8) as i16; // two slots for three pages
+    mdl.set_header(header);
+    expect_bug_check(write(&mut filter, 0, &mut mdl), [0x05, 3, 2, WRITE]);
+    filter.unload().unwrap();
+}
+
+#[test]
+fn negative_offset_and_null_arguments() {
+    let (mut filter, source) = started();
+    let mut mdl = mdl_for(&source, 0, 4096, Shape::NonpagedPool);
+    expect_bug_check(
+        write(&mut filter, -4096, &mut mdl),
+        [0x0A, (-4096i64) as u64, 4096, WRITE],
+    );
+    let mut offset = 0i64;
+    // SAFETY: null pointers are what is tested; the non-null one is live.
+    let result = unsafe { filter.write_raw(&mut offset, std::ptr::null_mut()) };
+    expect_bug_check(result, [0x08, 3, 0, WRITE]);
+    // SAFETY: as above.
+    let result = unsafe { filter.write_raw(std::ptr::null_mut(), mdl.as_ptr()) };
+    expect_bug_check(result, [0x08, 2, 0, WRITE]);
+    filter.unload().unwrap();
+}
+
+#[test]
+fn a_retargeted_mdl_sent_again_is_refused() {
+    let (mut filter, source) = started();
+    let mut mdl = mdl_for(&source, 0, 4096, Shape::NonpagedPool);
+    assert_eq!(write(&mut filter, 0, &mut mdl).unwrap(), 0);
+    let secondary = mdl.header().mapped_system_va;
+    expect_bug_check(write(&mut filter, 0, &mut mdl), [0x0B, secondary, 0, WRITE]);
+    filter.unload().unwrap();
+}
+
+#[test]
+fn callbacks_out_of_order() {
+    boot(Some(Parameters::encrypt_both()), WINDOWS_11);
+    let mut filter = loaded(CRASHDUMP, 16);
+    let source = Pages::new(4096);
+    let mut mdl = mdl_for(&source, 0, 4096, Shape::NonpagedPool);
+    // Write before Dump_Start: state 0 (loaded).
+    expect_bug_check(write(&mut filter, 0, &mut mdl), [0x07, 0, 0, WRITE]);
+    filter.unload().unwrap();
+    // Any callback after Dump_Unload: the context is no longer live.
+    let context = filter.view.dump_data;
+    expect_bug_check(filter.start(), [0x09, context, 0, 1]);
+    expect_bug_check(filter.unload(), [0x09, context, 0, 5]);
+}
+
+#[test]
+fn a_refused_stack_that_writes_anyway() {
+    boot(
+        Some(Parameters::default().dword("CrashDumpPolicy", 2)),
+        WINDOWS_11,
+    );
+    let mut filter = loaded(CRASHDUMP, 16);
+    assert_ne!(filter.start().unwrap(), 0);
+    let source = Pages::new(4096);
+    let mut mdl = mdl_for(&source, 0, 4096, Shape::NonpagedPool);
+    expect_bug_check(
+        write(&mut filter, 0x8000, &mut mdl),
+        [0x06, 0x8000, 0, WRITE],
+    );
+    filter.unload().unwrap();
+}
+
+#[test]
+fn an_extension_of_the_wrong_dump_type() {
+    let (mut filter, _source) = started();
+    filter.set_extension_field_u64(extension::DUMP_TYPE, u64::from(HIBERNATION));
+    expect_bug_check(filter.finish(), [0x0C, 1, 2, 4]);
+    filter.set_extension_field_u64(extension::DUMP_TYPE, u64::from(CRASHDUMP));
+    filter.unload().unwrap();
+}
+
+#[test]
+fn max_pages_per_write_zero_and_undefined_dump_types() {
+    boot(Some(Parameters::encrypt_both()), WINDOWS_11);
+    for result in [load(CRASHDUMP, 0), load(0, 16), load(7, 16)] {
+        match result.unwrap() {
+            Load::Failed { status, .. } => assert_eq!(status, STATUS_INVALID_PARAMETER),
+            Load::Loaded(_) => panic!("loaded"),
+        }
+    }
+}
+
+#[test]
+fn invalid_configurations_fail_driver_entry() {
+    for parameters in [
+        Parameters::default().dword("CrashDumpPolicy", 9),
+        Parameters::default().dword("CrashDumpPolicy", 1),
+        Parameters::default()
+            .dword("CrashDumpPolicy", 1)
+            .binary("Key", &key()[..63]),
+        Parameters::encrypt_both().binary("Key", &[0x11; 64]),
+        Parameters::encrypt_both().dword("DataUnitSize", 2048),
+        Parameters::encrypt_both()
+            .qword("EncryptedAreaStart", 4096)
+            .qword("EncryptedAreaEnd", 4096),
+        Parameters::encrypt_both().dword("TweakBase", 5),
+    ] {
+        boot(Some(parameters), WINDOWS_11);
+        expect_load_failure(STATUS_BAD_CONFIGURATION);
+    }
+}
+
+#[test]
+fn a_plain_service_start_is_refused_untouched() {
+    boot(None, WINDOWS_11);
+    let mut driver_object = [0u64; 0x150 / 8];
+    driver_object[0] = 4; // IO_TYPE_DRIVER
+    let mut registry_path = [0xABu8; 16];
+    // SAFETY: a DRIVER_OBJECT-shaped buffer and a UNICODE_STRING-sized one, both live.
+    let status = ntoskrnl::run(|| unsafe {
+        dumpcrypt::DriverEntry(
+            driver_object.as_mut_ptr().cast(),
+            registry_path.as_mut_ptr().cast(),
+        )
+    })
+    .unwrap();
+    assert_eq!(status, STATUS_NOT_SUPPORTED);
+    assert_eq!(
+        registry_path, [0xAB; 16],
+        "the registry path was not touched"
+    );
+    assert_eq!(ntoskrnl::counters().allocations, 0);
+}
+
+#[test]
+fn every_allocation_and_service_of_driver_entry_can_fail() {
+    let parameters = Parameters::encrypt_both().dword("TweakBase", 1);
+    // Context, secondary buffer, MDL: three allocations.
+    for index in 0..3 {
+        let mut environment = Environment {
+            fail_allocation: Some(index),
+            ..Environment::default()
+        };
+        environment.registry.insert(
+            dumpcrypt::kernel::PARAMETERS_PATH.into(),
+            parameters.0.clone(),
+        );
+        ntoskrnl::boot(environment);
+        expect_load_failure(STATUS_INSUFFICIENT_RESOURCES);
+        assert_eq!(
+            ntoskrnl::counters().allocations,
+            index + 1,
+            "stopped at the failure"
+        );
+    }
+    let failing = 0xC000_0185_u32 as i32; // STATUS_IO_DEVICE_ERROR
+    for service in [
+        Service::ZwOpenKey,
+        Service::ZwQueryValueKey,
+        Service::IoBuildDeviceIoControlRequest,
+    ] {
+        let mut environment = Environment {
+            fail_service: Some((service, failing)),
+            ..Environment::default()
+        };
+        environment.registry.insert(
+            dumpcrypt::kernel::PARAMETERS_PATH.into(),
+            parameters.0.clone(),
+        );
+        ntoskrnl::boot(environment);
+        expect_load_failure(failing);
+    }
+}
+
+#[test]
+fn passive_services_at_high_level_are_caught() {
+    boot(None, WINDOWS_11);
+    let _irql = ntoskrnl::raise_to_high_level();
+    match ntoskrnl::run(|| dumpcrypt::kernel::allocate_context(64)) {
+        Err(Stop::BugCheck(bug_check)) => {
+            assert_eq!(bug_check.code, ntoskrnl::DRIVER_VERIFIER_DETECTED_VIOLATION);
+            assert_eq!(
+                bug_check.parameters[1],
+                Service::ExAllocatePoolWithTag as u64
+            );
+        }
+        other => panic!("allocation at HIGH_LEVEL was allowed: {other:?}"),
+    }
+}
+
+/// Each MDL shape, one write each: the secondary buffer holds the XTS-AES-256 encryption of
+/// the data at MappedSystemVa (never of StartVa's page), and the source is untouched.
+#[test]
+fn each_mdl_shape_is_encrypted_from_mapped_system_va() {
+    let (mut filter, source) = started();
+    let oracle = xts_mode::Xts128::<aes::Aes256>::new(
+        aes::Aes256::new_from_slice(&key()[..32]).unwrap(),
+        aes::Aes256::new_from_slice(&key()[32..]).unwrap(),
+    );
+    let before = source.as_slice().to_vec();
+    for (shape, offset_in, len, extra) in [
+        (Shape::NonpagedPool, 0, 16 * 4096, 0),
+        (Shape::MappedElsewhere, 4096, 5 * 4096, 0),
+        (Shape::OffsetInPage, 0x600, 3 * 4096 + 512, 0),
+        (Shape::NonpagedPool, 0x200, 7 * 512, 4),
+    ] {
+        let mut mdl = SimMdl::describe(
+            source.as_slice()[offset_in..].as_ptr(),
+            len,
+            shape,
+            extra,
+            source.as_ptr(),
+        );
+        let header = mdl.header();
+        let disk_offset = 0x40_0000i64;
+        assert_eq!(write(&mut filter, disk_offset, &mut mdl).unwrap(), 0);
+        let after = mdl.header();
+        assert_eq!(
+            (after.byte_count, after.flags, after.size),
+            (header.byte_count, header.flags, header.size)
+        );
+        assert_eq!(after.byte_offset, 0);
+        assert_eq!(after.start_va, after.mapped_system_va);
+        assert_eq!(after.start_va % 4096, 0);
+        let mut expected = source.as_slice()[offset_in..offset_in + len as usize].to_vec();
+        oracle.encrypt_area(
+            &mut expected,
+            512,
+            (disk_offset as u128) / 512,
+            |n: u128| n.to_le_bytes(),
+        );
+        assert_eq!(mdl.gather_by_va().unwrap(), expected, "{shape:?}");
+        assert_eq!(mdl.gather_by_pfn().unwrap(), expected, "{shape:?}");
+    }
+    assert_eq!(
+        source.as_slice(),
+        before.as_slice(),
+        "the source was never written"
+    );
+    filter.finish().unwrap();
+    filter.unload().unwrap();
+}
