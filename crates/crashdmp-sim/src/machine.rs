@@ -281,6 +281,9 @@ impl Machine {
             done = take;
             position += take;
         }
+        if done == out.len() {
+            return;
+        }
         let ram_offset = position - header.len();
         let rest = out.len() - done;
         out[done..].copy_from_slice(&self.ram.as_slice()[ram_offset..ram_offset + rest]);

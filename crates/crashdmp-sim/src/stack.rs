@@ -282,7 +282,7 @@ pub fn load(
         ));
     }
     let bytes = init_data.bytes();
-    // SAFETY (the five transmutes): each value is a non-null function pointer the filter put
+    // The five transmutes below: each value is a non-null function pointer the filter put
     // in the slot the header declares for that callback, with the C signature below.
     let function = |offset| get::<u64>(bytes, offset) as usize as *const ();
     // SAFETY: see above; DumpStart's slot holds a `PDUMP_START`.
