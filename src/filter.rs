@@ -12,14 +12,14 @@
 //! that was never loaded or is already unloaded is a documented bug check, not a wild read.
 
 use core::ffi::c_void;
-use core::mem::{align_of, size_of};
+use core::mem::MaybeUninit;
 use core::ptr::{null_mut, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};
 
 use crate::abi::*;
 use crate::config::{Config, Policy, TweakBase};
 use crate::fault::{Callback, Fault, BUGCHECK_CODE};
-use crate::kernel;
+use crate::kernel::{self, PoolBox};
 use crate::mdl::{IoRequest, SecondaryBuffer};
 use crate::policy::{Action, DumpType, Encryption, Instance};
 use crate::xts::XtsAes256;
@@ -27,9 +27,6 @@ use crate::xts::XtsAes256;
 /// Contexts of the instances loaded now. In kernel mode each image copy holds one at a time;
 /// the host runs many instances in one process, side by side.
 static LIVE: [AtomicPtr<Instance>; 64] = [const { AtomicPtr::new(null_mut()) }; 64];
-
-// Pool allocations are 16-byte aligned on x64.
-const _: () = assert!(align_of::<Instance>() <= 16);
 
 /// DriverEntry of a dump filter (DESIGN.md §2). PASSIVE_LEVEL.
 ///
@@ -119,22 +116,28 @@ fn load(
             Action::Encrypt(prepare_encryption(&config, device, max_pages_per_write)?)
         }
     };
-    let instance = Instance::new(dump_type, action);
-
-    let memory = kernel::allocate_context(size_of::<Instance>())
-        .ok_or(STATUS_INSUFFICIENT_RESOURCES)?
-        .cast::<Instance>();
-    // SAFETY: `memory` is fresh pool of the instance's size, 16-byte aligned (asserted above
-    // against the instance's alignment), and not yet shared.
-    unsafe { memory.as_ptr().write(instance) };
-    if !register(memory) {
-        // SAFETY: written above and never shared: drop it and free its memory.
-        unsafe { destroy(memory) };
+    let instance = PoolBox::try_new_with(STATUS_INSUFFICIENT_RESOURCES, |slot| {
+        slot.write(Instance::new(dump_type, action));
+        Ok(())
+    })?
+    .into_raw();
+    if !register(instance) {
+        // SAFETY: just made by `into_raw` and never shared: take it back and drop it.
+        drop(unsafe { PoolBox::from_raw(instance) });
         return Err(STATUS_INSUFFICIENT_RESOURCES);
     }
-    Ok(memory)
+    Ok(instance)
 }
 
+/// Expands the key straight into its pool block. Not inlined, so that the key expansion's
+/// frame is not part of DriverEntry's for the rest of its run.
+#[inline(never)]
+fn expand_key(slot: &mut MaybeUninit<XtsAes256>, key: &[u8; 64]) -> Result<(), NTSTATUS> {
+    slot.write(XtsAes256::new(key).map_err(|_| STATUS_BAD_CONFIGURATION)?);
+    Ok(())
+}
+
+#[inline(never)]
 fn prepare_encryption(
     config: &Config,
     device: *mut c_void,
@@ -142,7 +145,8 @@ fn prepare_encryption(
 ) -> Result<Encryption, NTSTATUS> {
     // Config::parse refuses encrypt without a valid key.
     let key = config.key.as_ref().ok_or(STATUS_BAD_CONFIGURATION)?;
-    let cipher = XtsAes256::new(key).map_err(|_| STATUS_BAD_CONFIGURATION)?;
+    let cipher =
+        PoolBox::try_new_with(STATUS_INSUFFICIENT_RESOURCES, |slot| expand_key(slot, key))?;
     let tweak_offset = match config.tweak_base {
         TweakBase::Partition => 0,
         // SAFETY: `device` is FILTER_EXTENSION.DeviceObject, as the system passed it.
@@ -187,29 +191,6 @@ fn unregister(instance: NonNull<Instance>) {
     }
 }
 
-/// Drops the instance (wiping its keys and buffer), wipes its memory and frees it. Below
-/// DISPATCH_LEVEL.
-///
-/// The whole context is wiped, not only the fields that hold secrets: moving the instance into
-/// pool memory also copied its unused bytes (the padding of the policy enum), which hold
-/// whatever the stack held before, possibly key material from parsing the configuration.
-///
-/// # Safety
-/// `instance` holds a live instance written by [`load`], referenced by nobody else, and is not
-/// used afterwards.
-unsafe fn destroy(instance: NonNull<Instance>) {
-    // SAFETY: valid and unshared by the caller's contract.
-    unsafe { core::ptr::drop_in_place(instance.as_ptr()) };
-    // SAFETY: the memory holds `size_of::<Instance>()` bytes allocated by `load`, now dropped,
-    // so viewing it as plain bytes is sound.
-    let bytes = unsafe {
-        core::slice::from_raw_parts_mut(instance.as_ptr().cast::<u8>(), size_of::<Instance>())
-    };
-    zeroize::Zeroize::zeroize(bytes);
-    // SAFETY: allocated by `allocate_context` in `load`; its contents are dropped above.
-    unsafe { kernel::free_context(instance.cast()) };
-}
-
 /// The instance behind an extension, checked against the live set and the dump type.
 ///
 /// # Safety
@@ -228,7 +209,7 @@ unsafe fn instance<'a>(extension: *mut FILTER_EXTENSION) -> Result<&'a mut Insta
             context: context as usize,
         });
     }
-    // SAFETY: a live context points to an instance written by `load` and not yet destroyed;
+    // SAFETY: a live context points to an instance made by `load` and not yet unloaded;
     // the dump stack calls one callback at a time, so this reference is exclusive.
     let instance = unsafe { &mut *context.cast::<Instance>() };
     if found != instance.dump_type.raw() {
@@ -310,9 +291,10 @@ unsafe extern "C-unwind" fn dump_unload(extension: *mut FILTER_EXTENSION) -> NTS
     let result = unsafe { instance(extension) }.map(|instance| {
         let instance = NonNull::from(instance);
         unregister(instance);
-        // SAFETY: the instance was live (checked by `instance`), is now out of the live set so
-        // no later callback can reach it, and the reference above is not used again.
-        unsafe { destroy(instance) };
+        // SAFETY: a live instance came from `PoolBox::into_raw` in `load`; it is now out of
+        // the live set, so no later callback can reach it, and the reference above is not
+        // used again. Dropping the box wipes the keys, the buffer and the whole context.
+        drop(unsafe { PoolBox::from_raw(instance) });
         STATUS_SUCCESS
     });
     complete(Callback::Unload, result)

@@ -69,12 +69,3 @@ core::arch::global_asm!(
     ".long 0",
     ".text",
 );
-
-// `__chkstk`, the stack probe LLVM calls in frames larger than a page. The WDK's
-// `ntoskrnl.lib` binds it to ntoskrnl's export in the shipping build; the cross build binds
-// the same export by raw-dylib.
-#[cfg(feature = "cross")]
-#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
-unsafe extern "C" {
-    fn __chkstk();
-}

@@ -9,6 +9,7 @@
 use crate::abi::{NTSTATUS, STATUS_ACCESS_DENIED, STATUS_SUCCESS};
 use crate::config::{Area, Policy};
 use crate::fault::Fault;
+use crate::kernel::PoolBox;
 use crate::mdl::{IoRequest, SecondaryBuffer};
 use crate::xts::{DataUnit, XtsAes256};
 
@@ -49,7 +50,9 @@ pub enum State {
 /// What the encrypt policy needs, all prepared at DriverEntry.
 #[derive(Debug)]
 pub struct Encryption {
-    pub cipher: XtsAes256,
+    /// In its own pool block: the key schedules are most of the instance's size, and are
+    /// built in place there to keep DriverEntry's stack small.
+    pub cipher: PoolBox<XtsAes256>,
     pub data_unit: DataUnit,
     pub area: Area,
     /// Added to every disk offset before data unit numbers and the area are computed: 0 for
@@ -68,11 +71,6 @@ pub struct Instance {
 
 /// The policy, with what it needs.
 #[derive(Debug)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "one instance per stack, placed in pool memory at DriverEntry; boxing the \
-              encryption state would need an allocator the kernel-mode build does not have"
-)]
 pub enum Action {
     Passthrough,
     Encrypt(Encryption),

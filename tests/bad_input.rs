@@ -247,8 +247,8 @@ fn a_plain_service_start_is_refused_untouched() {
 #[test]
 fn every_allocation_and_service_of_driver_entry_can_fail() {
     let parameters = Parameters::encrypt_both().dword("TweakBase", 1);
-    // Context, secondary buffer, MDL: three allocations.
-    for index in 0..3 {
+    // Key schedules, secondary buffer, its MDL, context: four allocations.
+    for index in 0..4 {
         let mut environment = Environment {
             fail_allocation: Some(index),
             ..Environment::default()

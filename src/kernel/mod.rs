@@ -9,6 +9,9 @@
 //! DriverEntry and Dump_Unload, below DISPATCH_LEVEL. The host implementation enforces this:
 //! a PASSIVE-only service called while the simulator holds HIGH_LEVEL is a bug check there.
 
+mod pool;
+pub use pool::PoolBox;
+
 #[cfg(feature = "host")]
 mod host;
 #[cfg(feature = "host")]

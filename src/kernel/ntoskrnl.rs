@@ -159,3 +159,16 @@ unsafe extern "system" {
     ) -> NTSTATUS;
     pub fn KeBugCheckEx(code: u32, p1: usize, p2: usize, p3: usize, p4: usize) -> !;
 }
+
+// `__chkstk`, the stack probe LLVM calls in frames larger than a page. The WDK's
+// `ntoskrnl.lib` binds it to ntoskrnl's export in the shipping build; the cross build binds
+// the same export by raw-dylib.
+#[cfg(feature = "cross")]
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+unsafe extern "C" {
+    #[allow(
+        dead_code,
+        reason = "referenced by the compiler's stack probes, not by name"
+    )]
+    fn __chkstk();
+}

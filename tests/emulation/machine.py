@@ -1,0 +1,661 @@
+"""An emulated Windows x64 kernel for the real dumpcrypt.sys: speakeasy runs the image, this
+module plays ntoskrnl, the registry and the crash dump stack around it.
+
+The dump stack's structures are laid out here from this file's own reading of ntdddump.h and
+wdm.h (DESIGN.md §1), independently of the driver's abi.rs and of crashdmp-sim. Every
+ntoskrnl routine the image imports is served by a hook of ours, so that what the driver
+calls, with what, and from which callback, is recorded; nothing is left to speakeasy's
+stand-ins. Conventions of this emulated machine:
+
+- A PFN is the emulated virtual address of the page >> 12, so "DMA" follows the PFN array by
+  reading emulated memory at PFN << 12.
+- The kernel stack is 24 KiB (KERNEL_STACK_SIZE on x64) with a painted zone below it; the stack
+  is painted before each call, so its depth is measured and a use past 24 KiB is reported.
+- KeBugCheckEx records its code and parameters and ends the call; the call returns BugCheck.
+"""
+
+import copy
+import ctypes
+import json
+import os
+import struct
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import speakeasy
+import speakeasy.winenv.arch as arch
+
+PAGE = 0x1000
+KERNEL_STACK_SIZE = 0x6000
+# Below the 24 KiB, a zone where a deeper stack is still measured (and then reported).
+STACK_GUARD = 0x12000
+STACK_PAINT = 0xA5
+
+# NTSTATUS values the harness produces or expects.
+STATUS_SUCCESS = 0
+STATUS_BUFFER_OVERFLOW = 0x80000005
+STATUS_INVALID_PARAMETER = 0xC000000D
+STATUS_ACCESS_DENIED = 0xC0000022
+STATUS_BUFFER_TOO_SMALL = 0xC0000023
+STATUS_OBJECT_NAME_NOT_FOUND = 0xC0000034
+STATUS_NOT_SUPPORTED = 0xC00000BB
+STATUS_BAD_CONFIGURATION = 0xC0000346
+
+REG_BINARY, REG_DWORD, REG_QWORD = 3, 4, 11
+PARAMETERS_KEY = r"\Registry\Machine\SYSTEM\CurrentControlSet\Services\dumpcrypt\Parameters"
+KEY_VALUE_PARTIAL_INFORMATION = 2
+IOCTL_DISK_GET_PARTITION_INFO_EX = 0x00070048
+NON_PAGED_POOL, NON_PAGED_POOL_NX = 0, 512
+
+# MDL flags (wdm.h).
+MDL_MAPPED_TO_SYSTEM_VA = 0x1
+MDL_PAGES_LOCKED = 0x2
+MDL_SOURCE_IS_NONPAGED_POOL = 0x4
+MDL_PARTIAL = 0x10
+
+
+# ---------------------------------------------------------------------------------------------
+# The ABI, x64 (LLP64): our own layout, checked against the offsets DESIGN.md §1 lists.
+
+
+class DISK_GEOMETRY(ctypes.Structure):
+    _fields_ = [
+        ("Cylinders", ctypes.c_int64),
+        ("MediaType", ctypes.c_uint32),
+        ("TracksPerCylinder", ctypes.c_uint32),
+        ("SectorsPerTrack", ctypes.c_uint32),
+        ("BytesPerSector", ctypes.c_uint32),
+    ]
+
+
+class DISK_PARTITION_INFO(ctypes.Structure):
+    _fields_ = [
+        ("SizeOfPartitionInfo", ctypes.c_uint32),
+        ("PartitionStyle", ctypes.c_uint32),
+        ("Union", ctypes.c_uint32 * 4),  # Mbr {Signature, CheckSum} | Gpt {DiskId}
+    ]
+
+
+class FILTER_EXTENSION(ctypes.Structure):
+    _fields_ = [
+        ("DumpType", ctypes.c_uint32),
+        ("DeviceObject", ctypes.c_uint64),
+        ("Geometry", DISK_GEOMETRY),
+        ("DiskSize", ctypes.c_int64),
+        ("PartitionInfo", DISK_PARTITION_INFO),
+        ("DumpData", ctypes.c_uint64),
+        ("Size", ctypes.c_uint32),  # Windows 8+
+        ("Flags", ctypes.c_uint32),  # Windows 8+
+    ]
+
+
+class FILTER_INITIALIZATION_DATA(ctypes.Structure):
+    _fields_ = [
+        ("MajorVersion", ctypes.c_uint32),
+        ("MinorVersion", ctypes.c_uint32),
+        ("DumpStart", ctypes.c_uint64),
+        ("DumpWrite", ctypes.c_uint64),
+        ("DumpFinish", ctypes.c_uint64),
+        ("DumpUnload", ctypes.c_uint64),
+        ("DumpData", ctypes.c_uint64),
+        ("MaxPagesPerWrite", ctypes.c_uint32),
+        ("Flags", ctypes.c_uint32),
+        ("DumpRead", ctypes.c_uint64),  # Windows 8+
+    ]
+
+
+class MDL_HEADER(ctypes.Structure):
+    _fields_ = [
+        ("Next", ctypes.c_uint64),
+        ("Size", ctypes.c_int16),
+        ("MdlFlags", ctypes.c_int16),
+        ("AllocationProcessorNumber", ctypes.c_uint16),
+        ("Reserved", ctypes.c_uint16),
+        ("Process", ctypes.c_uint64),
+        ("MappedSystemVa", ctypes.c_uint64),
+        ("StartVa", ctypes.c_uint64),
+        ("ByteCount", ctypes.c_uint32),
+        ("ByteOffset", ctypes.c_uint32),
+    ]
+
+
+FILTER_EXTENSION_SIZE = 0x58
+FILTER_INITIALIZATION_DATA_SIZE = 0x40
+FILTER_INITIALIZATION_DATA_SIZE_V1 = 0x38
+MDL_HEADER_SIZE = 0x30
+
+
+def _check_layout():
+    expected = {
+        FILTER_EXTENSION: (0x58, {"DumpType": 0, "DeviceObject": 8, "Geometry": 0x10,
+                                  "DiskSize": 0x28, "PartitionInfo": 0x30, "DumpData": 0x48,
+                                  "Size": 0x50, "Flags": 0x54}),
+        FILTER_INITIALIZATION_DATA: (0x40, {"MajorVersion": 0, "MinorVersion": 4,
+                                            "DumpStart": 8, "DumpWrite": 0x10,
+                                            "DumpFinish": 0x18, "DumpUnload": 0x20,
+                                            "DumpData": 0x28, "MaxPagesPerWrite": 0x30,
+                                            "Flags": 0x34, "DumpRead": 0x38}),
+        MDL_HEADER: (0x30, {"Next": 0, "Size": 8, "MdlFlags": 0xA, "Process": 0x10,
+                            "MappedSystemVa": 0x18, "StartVa": 0x20, "ByteCount": 0x28,
+                            "ByteOffset": 0x2C}),
+        DISK_GEOMETRY: (0x18, {"MediaType": 8, "BytesPerSector": 0x14}),
+        DISK_PARTITION_INFO: (0x18, {}),
+    }
+    for structure, (size, offsets) in expected.items():
+        assert ctypes.sizeof(structure) == size, structure.__name__
+        for field, offset in offsets.items():
+            assert getattr(structure, field).offset == offset, (structure.__name__, field)
+
+
+_check_layout()
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BugCheck:
+    code: int
+    p1: int
+    p2: int
+    p3: int
+    p4: int
+
+    def __str__(self):
+        return "KeBugCheckEx(0x%X, %#x, %#x, %#x, %#x)" % (
+            self.code, self.p1, self.p2, self.p3, self.p4)
+
+
+class EmulationError(Exception):
+    """The emulated code did something the emulator could not carry on from."""
+
+
+@dataclass
+class Allocation:
+    kind: str  # pool | contiguous | mdl
+    address: int
+    size: int
+    detail: dict
+
+
+def registry_values(crash=None, hibernation=None, key=None, data_unit=None, area_start=None,
+                    area_end=None, tweak_base=None, extra=None):
+    """The Parameters key's values as {name: (type, bytes)}; None leaves a value out."""
+    values = {}
+    for name, value in (("CrashDumpPolicy", crash), ("HibernationPolicy", hibernation),
+                        ("DataUnitSize", data_unit), ("TweakBase", tweak_base)):
+        if value is not None:
+            values[name] = (REG_DWORD, struct.pack("<I", value))
+    for name, value in (("EncryptedAreaStart", area_start), ("EncryptedAreaEnd", area_end)):
+        if value is not None:
+            values[name] = (REG_QWORD, struct.pack("<Q", value))
+    if key is not None:
+        values["Key"] = (REG_BINARY, bytes(key))
+    values.update(extra or {})
+    return values
+
+
+class Machine:
+    """One emulated machine with dumpcrypt.sys loaded (one image copy)."""
+
+    # What each callback may call (DESIGN.md §2): the dump path runs at HIGH_LEVEL, where only
+    # KeBugCheckEx is allowed; Dump_Unload runs below DISPATCH_LEVEL and only frees.
+    ALLOWED = {
+        "DriverEntry": {"RtlGetVersion", "ExAllocatePoolWithTag", "ExFreePoolWithTag",
+                        "MmAllocateContiguousNodeMemory", "MmFreeContiguousMemory",
+                        "IoAllocateMdl", "MmBuildMdlForNonPagedPool", "IoFreeMdl", "ZwOpenKey",
+                        "ZwQueryValueKey", "ZwClose", "KeInitializeEvent",
+                        "IoBuildDeviceIoControlRequest", "IofCallDriver",
+                        "KeWaitForSingleObject", "__chkstk"},
+        "Dump_Start": {"KeBugCheckEx"},
+        "Dump_Write": {"KeBugCheckEx"},
+        "Dump_Read": {"KeBugCheckEx"},
+        "Dump_Finish": {"KeBugCheckEx"},
+        "Dump_Unload": {"ExFreePoolWithTag", "MmFreeContiguousMemory", "IoFreeMdl",
+                        "RtlGetVersion", "KeBugCheckEx"},
+    }
+
+    def __init__(self, image, os_version=(10, 0, 19045), registry=None, partition_offset=0):
+        self.os_version = os_version
+        # None: no Parameters key at all.
+        self.registry = registry
+        self.partition_offset = partition_offset
+        config_path = os.path.join(os.path.dirname(speakeasy.__file__), "configs",
+                                   "default.json")
+        with open(config_path) as f:
+            config = json.load(f)
+        config = copy.deepcopy(config)
+        config["os_ver"] = {"name": "windows", "major": os_version[0],
+                            "minor": os_version[1], "build": os_version[2]}
+        config["timeout"] = 600
+        config["max_api_count"] = 1_000_000
+        config["analysis"] = {"memory_tracing": False, "strings": False}
+        config["exceptions"] = {"dispatch_handlers": False}
+        self.se = speakeasy.Speakeasy(config=config)
+        self.module = self.se.load_module(path=image)
+        self.emu = self.se.emu
+        self.base = self.module.base
+        self.entry = self.module.base + self.module.ep
+
+        # The call being emulated, and everything it imported.
+        self.current = None
+        self.calls = defaultdict(Counter)  # callback -> Counter of imports
+        self.call_log = []  # (callback, import, args)
+        self.bugcheck = None
+        self.allocations = {}  # address -> Allocation (live)
+        self.freed = []  # (Allocation, bytes at the time it was freed)
+        self.handles = {}
+        self.next_handle = 0x80000100
+        self.irps = {}
+        self.stack_depth = defaultdict(int)  # callback -> deepest use in bytes
+        self.hook_errors = []
+        self.served = set()
+
+        self._set_up_stack()
+        # Each routine with the width of each argument (Q pointer or 64-bit, I 32-bit, B 8-bit):
+        # above its width a register argument's bits are undefined in the x64 convention.
+        for name, widths in (("RtlGetVersion", "Q"), ("ExAllocatePoolWithTag", "IQI"),
+                             ("ExFreePoolWithTag", "QI"),
+                             ("MmAllocateContiguousNodeMemory", "QQQQII"),
+                             ("MmFreeContiguousMemory", "Q"), ("IoAllocateMdl", "QIBBQ"),
+                             ("MmBuildMdlForNonPagedPool", "Q"), ("IoFreeMdl", "Q"),
+                             ("ZwOpenKey", "QIQ"), ("ZwQueryValueKey", "QQIQIQ"),
+                             ("ZwClose", "Q"), ("KeInitializeEvent", "QIB"),
+                             ("IoBuildDeviceIoControlRequest", "IQQIQIBQQ"),
+                             ("IofCallDriver", "QQ"), ("KeWaitForSingleObject", "QIBBQ"),
+                             ("KeBugCheckEx", "IQQQQ"), ("__chkstk", "")):
+            self._hook(name, widths)
+        # Every import is served by a hook of ours (a wildcard hook cannot do it: speakeasy
+        # calls every matching hook and keeps the last one's result).
+        unserved = {f"{module}.{name}" for module, name in self.module.import_table.values()
+                    if module.lower() != "ntoskrnl" or name not in self.served}
+        if unserved:
+            raise EmulationError("imports this machine does not serve: %s" % sorted(unserved))
+
+    # -- memory -------------------------------------------------------------------------------
+
+    def alloc(self, size, tag="dumpcrypt.harness"):
+        """Page-aligned, zeroed emulated memory of whole pages."""
+        size = (size + PAGE - 1) & ~(PAGE - 1)
+        address = self.se.mem_alloc(size, tag=tag)
+        assert address % PAGE == 0, hex(address)
+        self.write(address, bytes(size))
+        return address
+
+    def read(self, address, size):
+        return bytes(self.se.mem_read(address, size))
+
+    def write(self, address, data):
+        self.se.mem_write(address, bytes(data))
+
+    def u16(self, address):
+        return struct.unpack("<H", self.read(address, 2))[0]
+
+    def u32(self, address):
+        return struct.unpack("<I", self.read(address, 4))[0]
+
+    def u64(self, address):
+        return struct.unpack("<Q", self.read(address, 8))[0]
+
+    def put(self, address, structure):
+        self.write(address, bytes(structure))
+
+    def get(self, address, structure_type):
+        return structure_type.from_buffer_copy(self.read(address, ctypes.sizeof(structure_type)))
+
+    def _set_up_stack(self):
+        """A 24 KiB kernel stack with a painted guard zone below it."""
+        self.stack_low = self.alloc(STACK_GUARD + KERNEL_STACK_SIZE, tag="dumpcrypt.stack")
+        self.stack_top = self.stack_low + STACK_GUARD + KERNEL_STACK_SIZE
+        # speakeasy's call() puts the return address at stack_base - 0x50 (0x28 it keeps, then
+        # the 0x20 home space and the slot itself). The x64 convention wants RSP = 8 (mod 16)
+        # at a function's first instruction, as after a `call` from an aligned frame: from a
+        # page-aligned base it would be 0 (mod 16), and 16-byte stack slots would be misaligned.
+        self.emu.stack_base = self.stack_top - 8
+        assert (self.emu.stack_base - 0x50) % 16 == 8
+
+    # -- calling into the image ---------------------------------------------------------------
+
+    def call(self, callback, address, *args):
+        """Calls `address` with the Windows x64 convention; returns its NTSTATUS (as u32) or
+        the BugCheck that ended it."""
+        self.current = callback
+        self.bugcheck = None
+        self.write(self.stack_low, bytes([STACK_PAINT]) * (STACK_GUARD + KERNEL_STACK_SIZE))
+        self.se.call(address, list(args))
+        run = self.emu.runs[-1]
+        error = getattr(run, "error", None)
+        self.current = None
+        painted = self.read(self.stack_low, STACK_GUARD + KERNEL_STACK_SIZE)
+        untouched = len(painted) - len(painted.lstrip(bytes([STACK_PAINT])))
+        depth = STACK_GUARD + KERNEL_STACK_SIZE - untouched
+        self.stack_depth[callback] = max(self.stack_depth[callback], depth)
+        if depth >= STACK_GUARD + KERNEL_STACK_SIZE:
+            raise EmulationError("%s used all %d bytes of the emulated stack and its guard zone"
+                                 % (callback, depth))
+        if self.hook_errors:
+            raise EmulationError(self.hook_errors.pop())
+        if self.bugcheck is not None:
+            return self.bugcheck
+        if error:
+            raise EmulationError("%s: %s" % (callback, {k: error[k] for k in error
+                                                       if k != "traceback"}))
+        return run.ret_val & 0xFFFFFFFF
+
+    def imported(self, callback):
+        return set(self.calls[callback])
+
+    # -- the ntoskrnl routines ----------------------------------------------------------------
+
+    def arg(self, index):
+        if index < 4:
+            return self.se.reg_read(("rcx", "rdx", "r8", "r9")[index])
+        rsp = self.se.reg_read("rsp")
+        return self.u64(rsp + 8 + 8 * index)
+
+    def _hook(self, name, widths):
+        handler = getattr(self, "_" + name.lstrip("_"))
+        masks = [{"Q": (1 << 64) - 1, "I": (1 << 32) - 1, "B": 0xFF}[w] for w in widths]
+        argc = len(widths)
+
+        def hook(emu, api_name, func, params):
+            callback = self.current or "(outside any call)"
+            args = [self.arg(i) & mask for i, mask in enumerate(masks)]
+            self.calls[callback][name] += 1
+            self.call_log.append((callback, name, args))
+            try:
+                return handler(*args)
+            except Exception as error:  # speakeasy would swallow it: keep it for the report
+                self.hook_errors.append("%s: %s: %r" % (callback, name, error))
+                raise
+
+        self.served.add(name)
+        self.se.add_api_hook(hook, "ntoskrnl", name, argc=argc,
+                             call_conv=arch.CALL_CONV_STDCALL)
+
+    def _chkstk(self):
+        # Only probes the stack pages and must leave every register as it was, rax included.
+        return self.se.reg_read("rax")
+
+    def _RtlGetVersion(self, info):
+        size = self.u32(info)
+        if size not in (0x114, 0x11C):
+            raise EmulationError("RtlGetVersion: dwOSVersionInfoSize %#x" % size)
+        major, minor, build = self.os_version
+        self.write(info + 4, struct.pack("<IIII", major, minor, build, 2))
+        return STATUS_SUCCESS
+
+    def _pool_type_expected(self):
+        return NON_PAGED_POOL_NX if self.os_version[:2] >= (6, 2) else NON_PAGED_POOL
+
+    def _ExAllocatePoolWithTag(self, pool_type, size, tag):
+        if pool_type != self._pool_type_expected():
+            raise EmulationError("ExAllocatePoolWithTag: pool type %d on %s" %
+                                 (pool_type, self.os_version))
+        address = self.alloc(size, tag="dumpcrypt.pool")
+        self.allocations[address] = Allocation("pool", address, size, {"tag": tag})
+        return address
+
+    def _free(self, kind, address, **detail):
+        allocation = self.allocations.get(address)
+        if allocation is None or allocation.kind != kind:
+            raise EmulationError("%s free of %#x, which is no live %s allocation"
+                                 % (kind, address, kind))
+        for key, value in detail.items():
+            if allocation.detail.get(key) != value:
+                raise EmulationError("%s free of %#x with %s %r, allocated with %r"
+                                     % (kind, address, key, value, allocation.detail.get(key)))
+        del self.allocations[address]
+        # Memory is kept mapped (a use after free would read stale data, not fault), and what
+        # it held at the free is recorded for the wipe checks.
+        self.freed.append((allocation, self.read(address, allocation.size)))
+
+    def _ExFreePoolWithTag(self, address, tag):
+        self._free("pool", address, tag=tag & 0xFFFFFFFF)
+        return None
+
+    def _MmAllocateContiguousNodeMemory(self, size, lowest, highest, boundary, protect, node):
+        if protect != 0x04:  # PAGE_READWRITE: non-executable
+            raise EmulationError("MmAllocateContiguousNodeMemory: protection %#x" % protect)
+        address = self.alloc(size, tag="dumpcrypt.contiguous")
+        self.allocations[address] = Allocation("contiguous", address, size, {})
+        return address
+
+    def _MmFreeContiguousMemory(self, address):
+        self._free("contiguous", address)
+        return None
+
+    def _IoAllocateMdl(self, va, length, secondary, charge_quota, irp):
+        pages = ((va & (PAGE - 1)) + length + PAGE - 1) // PAGE
+        size = MDL_HEADER_SIZE + 8 * pages
+        address = self.alloc(size, tag="dumpcrypt.mdl")
+        header = MDL_HEADER(Size=size, MdlFlags=0, StartVa=va & ~(PAGE - 1),
+                            ByteOffset=va & (PAGE - 1), ByteCount=length)
+        self.put(address, header)
+        self.allocations[address] = Allocation("mdl", address, size, {})
+        return address
+
+    def _MmBuildMdlForNonPagedPool(self, mdl):
+        if self.allocations.get(mdl, Allocation("", 0, 0, {})).kind != "mdl":
+            raise EmulationError("MmBuildMdlForNonPagedPool on %#x, no MDL of IoAllocateMdl" % mdl)
+        header = self.get(mdl, MDL_HEADER)
+        pages = (header.ByteOffset + header.ByteCount + PAGE - 1) // PAGE
+        pfns = [(header.StartVa >> 12) + i for i in range(pages)]
+        self.write(mdl + MDL_HEADER_SIZE, struct.pack("<%dQ" % pages, *pfns))
+        header.MappedSystemVa = header.StartVa + header.ByteOffset
+        header.MdlFlags |= MDL_SOURCE_IS_NONPAGED_POOL
+        self.put(mdl, header)
+        return None
+
+    def _IoFreeMdl(self, mdl):
+        self._free("mdl", mdl)
+        return None
+
+    def _read_unicode_string(self, address):
+        length, _maximum, buffer = struct.unpack("<HHxxxxQ", self.read(address, 16))
+        return self.read(buffer, length).decode("utf-16-le")
+
+    def _ZwOpenKey(self, handle_out, access, attributes):
+        name = self._read_unicode_string(self.u64(attributes + 0x10))
+        if self.registry is None or name.lower() != PARAMETERS_KEY.lower():
+            return STATUS_OBJECT_NAME_NOT_FOUND
+        handle = self.next_handle
+        self.next_handle += 4
+        self.handles[handle] = name
+        self.write(handle_out, struct.pack("<Q", handle))
+        return STATUS_SUCCESS
+
+    def _ZwQueryValueKey(self, handle, name, information_class, buffer, length, result_length):
+        if handle not in self.handles:
+            raise EmulationError("ZwQueryValueKey on handle %#x, not open" % handle)
+        if information_class != KEY_VALUE_PARTIAL_INFORMATION:
+            raise EmulationError("ZwQueryValueKey class %d" % information_class)
+        value_name = self._read_unicode_string(name)
+        found = {k.lower(): v for k, v in self.registry.items()}.get(value_name.lower())
+        if found is None:
+            return STATUS_OBJECT_NAME_NOT_FOUND
+        value_type, data = found
+        needed = 12 + len(data)
+        self.write(result_length, struct.pack("<I", needed))
+        if length < 12:
+            return STATUS_BUFFER_TOO_SMALL
+        self.write(buffer, struct.pack("<III", 0, value_type, len(data)))
+        if length < needed:
+            return STATUS_BUFFER_OVERFLOW
+        self.write(buffer + 12, data)
+        return STATUS_SUCCESS
+
+    def _ZwClose(self, handle):
+        if self.handles.pop(handle, None) is None:
+            raise EmulationError("ZwClose of handle %#x, not open" % handle)
+        return STATUS_SUCCESS
+
+    def _KeInitializeEvent(self, event, event_type, state):
+        self.write(event, bytes(0x18))
+        return None
+
+    def _IoBuildDeviceIoControlRequest(self, code, device, input_buffer, input_length,
+                                       output_buffer, output_length, internal, event, io_status):
+        irp = self.alloc(0x100, tag="dumpcrypt.irp")
+        self.irps[irp] = dict(code=code, device=device, output=output_buffer,
+                              output_length=output_length, io_status=io_status)
+        return irp
+
+    def _IofCallDriver(self, device, irp):
+        request = self.irps.pop(irp, None)
+        if request is None or request["device"] != device:
+            raise EmulationError("IofCallDriver with an IRP not built for this device")
+        if request["code"] != IOCTL_DISK_GET_PARTITION_INFO_EX or request["output_length"] < 0x90:
+            raise EmulationError("unexpected IOCTL %#x" % request["code"])
+        # PARTITION_INFORMATION_EX: PartitionStyle 1 (GPT), StartingOffset at 8.
+        self.write(request["output"], struct.pack("<Iiq", 1, 0, self.partition_offset))
+        self.write(request["io_status"], struct.pack("<QQ", 0, 0x90))
+        return STATUS_SUCCESS
+
+    def _KeWaitForSingleObject(self, *args):
+        return STATUS_SUCCESS
+
+    def _KeBugCheckEx(self, code, p1, p2, p3, p4):
+        self.bugcheck = BugCheck(code & 0xFFFFFFFF, p1, p2, p3, p4)
+        # KeBugCheckEx does not return: end the call here.
+        self.emu.on_run_complete()
+        return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The dump stack's side: structures handed to the filter, guard bytes after them.
+
+GUARD = bytes(range(0xE0, 0x100)) * 2  # 64 recognizable bytes
+
+
+class DumpStack:
+    """Plays crashdmp.sys for one instance of the filter."""
+
+    def __init__(self, machine, dump_type, max_pages_per_write=16, windows8=True,
+                 device_object=0):
+        self.m = machine
+        self.dump_type = dump_type
+        self.windows8 = windows8
+        self.extension_size = FILTER_EXTENSION_SIZE if windows8 else 0x50
+        self.init_size = (FILTER_INITIALIZATION_DATA_SIZE if windows8
+                          else FILTER_INITIALIZATION_DATA_SIZE_V1)
+        page = machine.alloc(PAGE, tag="dumpcrypt.dumpstack")
+        self.extension = page
+        self.init = page + 0x400
+        self.device = device_object or machine.alloc(PAGE, tag="dumpcrypt.device")
+        extension = FILTER_EXTENSION(DumpType=dump_type, DeviceObject=self.device,
+                                     DiskSize=64 << 30)
+        extension.Geometry.BytesPerSector = 512
+        extension.Geometry.MediaType = 12  # FixedMedia
+        extension.PartitionInfo.SizeOfPartitionInfo = 0x18
+        extension.PartitionInfo.PartitionStyle = 1
+        machine.write(self.extension, bytes(extension)[:self.extension_size] + GUARD)
+        if windows8:
+            machine.write(self.extension + 0x50, struct.pack("<II", 0x58, 0))
+        init = FILTER_INITIALIZATION_DATA(MaxPagesPerWrite=max_pages_per_write)
+        machine.write(self.init, bytes(init)[:self.init_size] + GUARD)
+        self.max_pages_per_write = max_pages_per_write
+
+    def guards_intact(self):
+        return (self.m.read(self.extension + self.extension_size, len(GUARD)) == GUARD and
+                self.m.read(self.init + self.init_size, len(GUARD)) == GUARD)
+
+    def init_data(self):
+        raw = self.m.read(self.init, self.init_size) + bytes(0x40 - self.init_size)
+        return FILTER_INITIALIZATION_DATA.from_buffer_copy(raw)
+
+    def set_dump_data(self, value):
+        self.m.write(self.extension + 0x48, struct.pack("<Q", value))
+
+    def driver_entry(self):
+        status = self.m.call("DriverEntry", self.m.entry, self.extension, self.init)
+        if not isinstance(status, BugCheck) and status == STATUS_SUCCESS:
+            # The system hands DumpData back in the extension.
+            self.set_dump_data(self.init_data().DumpData)
+        return status
+
+    def start(self):
+        return self.m.call("Dump_Start", self.init_data().DumpStart, self.extension)
+
+    def finish(self):
+        return self.m.call("Dump_Finish", self.init_data().DumpFinish, self.extension)
+
+    def unload(self):
+        return self.m.call("Dump_Unload", self.init_data().DumpUnload, self.extension)
+
+    def write(self, offset, mdl):
+        return self._io("Dump_Write", self.init_data().DumpWrite, offset, mdl)
+
+    def read_back(self, offset, mdl):
+        return self._io("Dump_Read", self.init_data().DumpRead, offset, mdl)
+
+    def _io(self, callback, function, offset, mdl):
+        offset_address = self.m.alloc(PAGE, tag="dumpcrypt.offset") if offset is not None else 0
+        if offset is not None:
+            self.m.write(offset_address, struct.pack("<q", offset))
+        return self.m.call(callback, function, self.extension, offset_address,
+                           mdl.address if mdl is not None else 0)
+
+
+class CallerMdl:
+    """An MDL of the dump stack, in one of the shapes the real stack hands over, describing
+    `data` (written at a fresh page-aligned place, `byte_offset` into its first page)."""
+
+    def __init__(self, machine, data, byte_offset=0, flags=MDL_SOURCE_IS_NONPAGED_POOL,
+                 extra_slots=0, slots=None, mapped_elsewhere=False):
+        self.m = machine
+        self.data = bytes(data)
+        pages = (byte_offset + len(data) + PAGE - 1) // PAGE
+        self.slots = pages + extra_slots if slots is None else slots
+        region = machine.alloc(byte_offset + len(data) + 2 * PAGE, tag="dumpcrypt.source")
+        machine.write(region + byte_offset, data)
+        self.source = region + byte_offset
+        start_va = region
+        mapped = region + byte_offset
+        if mapped_elsewhere:
+            # Recent Windows 11: a mapped MDL whose StartVa + ByteOffset is not the mapping.
+            # StartVa points to pages holding other data, so reading it gives wrong bytes.
+            decoy = machine.alloc(byte_offset + len(data) + PAGE, tag="dumpcrypt.decoy")
+            machine.write(decoy, bytes([0xDE, 0xC0]) * ((byte_offset + len(data)) // 2 + 1))
+            start_va = decoy
+        self.address = machine.alloc(MDL_HEADER_SIZE + 8 * self.slots + len(GUARD),
+                                     tag="dumpcrypt.callermdl")
+        header = MDL_HEADER(Next=0, Size=MDL_HEADER_SIZE + 8 * self.slots, MdlFlags=flags,
+                            Process=0, MappedSystemVa=mapped, StartVa=start_va,
+                            ByteCount=len(data), ByteOffset=byte_offset)
+        pfns = [(region >> 12) + i for i in range(pages)]
+        # Unused slots hold a recognizable value: the filter may not touch those past what
+        # it needs.
+        pfns += [0x5A5A5A5A5A5A5A5A] * (self.slots - len(pfns))
+        self.raw_before = bytes(header) + struct.pack("<%dQ" % self.slots, *pfns[:self.slots])
+        machine.write(self.address, self.raw_before + GUARD)
+
+    def header(self):
+        return self.m.get(self.address, MDL_HEADER)
+
+    def pfns(self, count=None):
+        count = self.slots if count is None else count
+        return list(struct.unpack("<%dQ" % count,
+                                  self.m.read(self.address + MDL_HEADER_SIZE, 8 * count)))
+
+    def raw(self):
+        return self.m.read(self.address, len(self.raw_before))
+
+    def guard_intact(self):
+        return self.m.read(self.address + len(self.raw_before), len(GUARD)) == GUARD
+
+    def by_dma(self):
+        """The bytes a DMA engine would move: pages from the PFN array, ByteOffset and
+        ByteCount applied."""
+        header = self.header()
+        pages = (header.ByteOffset + header.ByteCount + PAGE - 1) // PAGE
+        data = b"".join(self.m.read(pfn << 12, PAGE) for pfn in self.pfns(pages))
+        return data[header.ByteOffset:header.ByteOffset + header.ByteCount]
+
+    def by_cpu(self):
+        """The bytes a PIO driver would move: from MappedSystemVa."""
+        header = self.header()
+        return self.m.read(header.MappedSystemVa, header.ByteCount)
+
+    def source_now(self):
+        return self.m.read(self.source, len(self.data))

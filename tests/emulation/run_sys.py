@@ -1,0 +1,596 @@
+"""Runs the real dumpcrypt.sys under the speakeasy kernel emulator and checks it as the crash
+dump and hibernation stacks would: DriverEntry, Dump_Start, Dump_Write with every MDL shape,
+Dump_Finish, Dump_Read, Dump_Unload, the bug checks, and what each callback imports.
+
+Usage: run_sys.py IMAGE.sys [IMAGE.sys ...] [--report FILE]
+Prints one line per check and closes with 'N passed, N failed'; exits 1 on any failure.
+The expected ciphertext is computed here with `cryptography`'s XTS-AES-256, independently of
+the driver's code.
+"""
+
+import argparse
+import json
+import os
+import random
+import struct
+import sys
+import time
+import traceback
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import (  # noqa: E402
+    KERNEL_STACK_SIZE, PAGE, BugCheck, CallerMdl, DumpStack, EmulationError, Machine, MDL_MAPPED_TO_SYSTEM_VA,
+    MDL_PAGES_LOCKED, MDL_PARTIAL, MDL_SOURCE_IS_NONPAGED_POOL, STATUS_ACCESS_DENIED,
+    STATUS_BAD_CONFIGURATION, STATUS_INVALID_PARAMETER, STATUS_NOT_SUPPORTED, STATUS_SUCCESS,
+    registry_values)
+
+# DriverEntry expands two AES-256 key schedules (the `aes` crate builds them by value, about
+# 4 KiB of frame each way); 10.4 KiB measured. Every other callback: under 1.5 KiB measured.
+RELEASE_STACK_BUDGET = {"DriverEntry": 12 * 1024}
+DUMP_PATH_STACK_BUDGET = 4 * 1024
+
+BUGCHECK_CODE = 0x44435259  # 'DCRY'
+CRASH, HIBERNATION = 1, 2
+WIN10 = (10, 0, 19045)
+WIN7 = (6, 1, 7601)
+DUMP_PATH = ("Dump_Start", "Dump_Write", "Dump_Read", "Dump_Finish")
+MASK64 = (1 << 64) - 1
+
+
+class Results:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+        self.prefix = ""
+        self.machines = []
+
+    def check(self, name, condition, detail=""):
+        if condition:
+            self.passed += 1
+            print("ok     %s%s" % (self.prefix, name))
+        else:
+            self.failed += 1
+            print("FAILED %s%s%s" % (self.prefix, name, (": " + str(detail)) if detail else ""))
+        return condition
+
+    def equal(self, name, actual, expected):
+        def show(value):
+            if isinstance(value, int) and not isinstance(value, bool):
+                return hex(value)
+            if isinstance(value, bytes):
+                return "%d bytes %s..." % (len(value), value[:16].hex())
+            return repr(value)
+        return self.check(name, actual == expected,
+                          "got %s, expected %s" % (show(actual), show(expected)))
+
+
+# ---------------------------------------------------------------------------------------------
+# The oracle.
+
+
+def xts_units(key, data, first_unit, unit, decrypt=False):
+    out = bytearray()
+    for i in range(0, len(data), unit):
+        tweak = (first_unit + i // unit).to_bytes(16, "little")
+        cipher = Cipher(algorithms.AES(key), modes.XTS(tweak))
+        worker = cipher.decryptor() if decrypt else cipher.encryptor()
+        out += worker.update(data[i:i + unit]) + worker.finalize()
+    return bytes(out)
+
+
+def expected_ciphertext(key, plain, offset, unit=512, area=(0, MASK64), tweak_offset=0):
+    """What Dump_Write must hand down: the part inside the area encrypted, the rest as is."""
+    position = offset + tweak_offset
+    low, high = max(position, area[0]), min(position + len(plain), area[1])
+    out = bytearray(plain)
+    if low < high:
+        start, end = low - position, high - position
+        out[start:end] = xts_units(key, plain[start:end], low // unit, unit)
+    return bytes(out)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class Scenario:
+    def __init__(self, results, image, name, os_version=WIN10, registry=None,
+                 partition_offset=0):
+        self.r = results
+        self.image = image
+        self.m = Machine(image, os_version=os_version, registry=registry,
+                         partition_offset=partition_offset)
+        results.machines.append(self.m)
+        results.prefix = "%s: %s: " % (os.path.basename(os.path.dirname(image)) or image, name)
+
+    def load(self, dump_type, pages=16, expect=STATUS_SUCCESS, windows8=True):
+        stack = DumpStack(self.m, dump_type, max_pages_per_write=pages, windows8=windows8)
+        extension_before = self.m.read(stack.extension, 0x58)
+        status = stack.driver_entry()
+        self.r.equal("DriverEntry(%s) status" % dump_name(dump_type), status, expect)
+        self.r.check("DriverEntry leaves the extension and the guard bytes alone",
+                     self.m.read(stack.extension, stack.extension_size) ==
+                     extension_before[:stack.extension_size] or status == STATUS_SUCCESS
+                     and self.m.read(stack.extension, 0x48) == extension_before[:0x48])
+        self.r.check("guard bytes after FILTER_EXTENSION and FILTER_INITIALIZATION_DATA intact",
+                     stack.guards_intact())
+        return stack
+
+    def check_init(self, stack, windows8=True):
+        init = stack.init_data()
+        r = self.r
+        r.equal("MajorVersion", init.MajorVersion, 2 if windows8 else 1)
+        r.equal("MinorVersion", init.MinorVersion, 0)
+        r.check("Flags has DUMP_FILTER_CRITICAL (0x1)", init.Flags & 1, hex(init.Flags))
+        r.equal("MaxPagesPerWrite kept", init.MaxPagesPerWrite, stack.max_pages_per_write)
+        text_low = self.m.base + 0x1000
+        text_high = self.m.base + self.m.module.image_size
+        callbacks = {"DumpStart": init.DumpStart, "DumpWrite": init.DumpWrite,
+                     "DumpFinish": init.DumpFinish, "DumpUnload": init.DumpUnload}
+        if windows8:
+            callbacks["DumpRead"] = init.DumpRead
+        for name, address in callbacks.items():
+            r.check("%s points into the image" % name, text_low <= address < text_high,
+                    hex(address))
+        r.check("DumpData set", init.DumpData != 0)
+        if not windows8:
+            r.check("nothing written at 0x38 and after on Windows 7", stack.guards_intact())
+
+    def buffers(self):
+        return [a for a in self.m.allocations.values() if a.kind == "contiguous"]
+
+    def expect_bugcheck(self, what, result, p1, p2=None, p3=None, p4=None):
+        r = self.r
+        if not r.check("%s ends in KeBugCheckEx" % what, isinstance(result, BugCheck),
+                       "returned %r" % (result,)):
+            return
+        r.equal("%s: bug check code 'DCRY'" % what, result.code, BUGCHECK_CODE)
+        r.equal("%s: P1 (rule)" % what, result.p1, p1)
+        if p2 is not None:
+            r.equal("%s: P2" % what, result.p2, p2 & MASK64)
+        if p3 is not None:
+            r.equal("%s: P3" % what, result.p3, p3 & MASK64)
+        if p4 is not None:
+            r.equal("%s: P4 (callback)" % what, result.p4, p4)
+
+    def check_write(self, stack, what, offset, mdl, key, unit=512, area=(0, MASK64),
+                    tweak_offset=0):
+        """Dump_Write of `mdl` at `offset` in encrypt mode, and everything it must leave."""
+        r = self.r
+        before = CallerMdlSnapshot(mdl)
+        status = stack.write(offset, mdl)
+        r.equal("%s: Dump_Write status" % what, status, STATUS_SUCCESS)
+        if status != STATUS_SUCCESS:
+            return None
+        header = mdl.header()
+        buffer = [a for a in self.buffers()
+                  if a.address <= header.MappedSystemVa < a.address + a.size]
+        r.check("%s: MappedSystemVa in the secondary buffer" % what, len(buffer) == 1,
+                hex(header.MappedSystemVa))
+        r.check("%s: buffer page aligned (StartVa = MappedSystemVa, ByteOffset 0)" % what,
+                header.StartVa == header.MappedSystemVa and header.StartVa % PAGE == 0
+                and header.ByteOffset == 0,
+                "StartVa %#x MappedSystemVa %#x ByteOffset %#x" % (
+                    header.StartVa, header.MappedSystemVa, header.ByteOffset))
+        r.check("%s: ByteCount, MdlFlags, Size, Next, Process unchanged" % what,
+                (header.ByteCount, header.MdlFlags, header.Size, header.Next, header.Process)
+                == before.fixed)
+        needed = (header.ByteCount + PAGE - 1) // PAGE
+        pfns = mdl.pfns()
+        r.equal("%s: PFNs describe the buffer" % what, pfns[:needed],
+                [(header.StartVa >> 12) + i for i in range(needed)])
+        r.equal("%s: PFN slots past the transfer untouched" % what, pfns[needed:],
+                before.pfns[needed:])
+        r.check("%s: bytes after the MDL untouched" % what, mdl.guard_intact())
+        expected = expected_ciphertext(key, mdl.data, offset, unit, area, tweak_offset)
+        r.equal("%s: data by PFN (DMA) is the XTS-AES-256 ciphertext" % what,
+                mdl.by_dma(), expected)
+        r.equal("%s: data by MappedSystemVa (PIO) is the same" % what, mdl.by_cpu(), expected)
+        r.check("%s: caller's source buffer untouched" % what, mdl.source_now() == mdl.data)
+        return expected
+
+    def check_imports(self, allowed_extra=()):
+        for callback, counter in self.m.calls.items():
+            allowed = Machine.ALLOWED.get(callback, set()) | set(allowed_extra)
+            self.r.check("imports called from %s are allowed there" % callback,
+                         set(counter) <= allowed, sorted(set(counter) - allowed))
+
+    def check_no_leaks(self, key=None):
+        r = self.r
+        r.equal("every allocation freed at unload", sorted(
+            "%s@%#x" % (a.kind, a.address) for a in self.m.allocations.values()), [])
+        for allocation, contents in self.m.freed:
+            if allocation.kind == "contiguous":
+                r.check("secondary buffer wiped before it was freed",
+                        contents == bytes(len(contents)))
+            if key is not None and allocation.kind == "pool":
+                leaked = [i for i in range(0, len(key), 16) if key[i:i + 16] in contents]
+                r.check("no key material left in the freed context", not leaked,
+                        "key bytes %s found" % leaked)
+
+
+class CallerMdlSnapshot:
+    def __init__(self, mdl):
+        header = mdl.header()
+        self.fixed = (header.ByteCount, header.MdlFlags, header.Size, header.Next,
+                      header.Process)
+        self.pfns = mdl.pfns()
+
+
+def dump_name(dump_type):
+    return {CRASH: "crash dump", HIBERNATION: "hibernation"}.get(dump_type, str(dump_type))
+
+
+def random_bytes(rng, n):
+    return bytes(rng.getrandbits(8) for _ in range(n))
+
+
+def make_key(rng):
+    return random_bytes(rng, 64)
+
+
+# ---------------------------------------------------------------------------------------------
+# The scenarios.
+
+
+def encrypt_on_windows10(results, image, report):
+    rng = random.Random(1)
+    key = make_key(rng)
+    s = Scenario(results, image, "encrypt, Windows 10",
+                 registry=registry_values(crash=1, hibernation=1, key=key, data_unit=512))
+    r, m = s.r, s.m
+    crash = s.load(CRASH, pages=16)
+    s.check_init(crash)
+    r.check("DriverEntry allocated a page-aligned secondary buffer of MaxPagesPerWrite pages",
+            any(a.size == 16 * PAGE and a.address % PAGE == 0 for a in s.buffers()))
+    hibernation = s.load(HIBERNATION, pages=8)
+    s.check_init(hibernation)
+
+    r.equal("Dump_Start (crash)", crash.start(), STATUS_SUCCESS)
+    shapes = [
+        ("nonpaged pool, 8 pages", 0x100000,
+         dict(data=random_bytes(rng, 8 * PAGE), flags=MDL_SOURCE_IS_NONPAGED_POOL)),
+        ("mapped, StartVa != MappedSystemVa, ByteOffset 0x200", 0x200000,
+         dict(data=random_bytes(rng, 3 * PAGE), byte_offset=0x200,
+              flags=MDL_MAPPED_TO_SYSTEM_VA | MDL_PAGES_LOCKED, mapped_elsewhere=True)),
+        ("short last page, ByteOffset 0x600", 0x300000,
+         dict(data=random_bytes(rng, 2 * PAGE + 1024), byte_offset=0x600,
+              flags=MDL_SOURCE_IS_NONPAGED_POOL)),
+        ("13 extra PFN slots", 0x400000,
+         dict(data=random_bytes(rng, 3 * PAGE), extra_slots=13,
+              flags=MDL_MAPPED_TO_SYSTEM_VA | MDL_PAGES_LOCKED)),
+        ("largest write, MaxPagesPerWrite pages", 0,
+         dict(data=random_bytes(rng, 16 * PAGE), flags=MDL_SOURCE_IS_NONPAGED_POOL)),
+        ("partial MDL, one data unit at ByteOffset 0xE00", 0x1200,
+         dict(data=random_bytes(rng, 512), byte_offset=0xE00,
+              flags=MDL_MAPPED_TO_SYSTEM_VA | MDL_PARTIAL)),
+    ]
+    for what, offset, shape in shapes:
+        s.check_write(crash, what, offset, CallerMdl(m, **shape), key)
+    r.equal("Dump_Finish (crash)", crash.finish(), STATUS_SUCCESS)
+    crash_buffer = [a for a in s.buffers() if a.size == 16 * PAGE][0]
+    r.check("Dump_Finish wiped the secondary buffer",
+            m.read(crash_buffer.address, crash_buffer.size) == bytes(crash_buffer.size))
+    r.equal("Dump_Start again (a second dump)", crash.start(), STATUS_SUCCESS)
+    s.check_write(crash, "second dump", 0x8000,
+                  CallerMdl(m, random_bytes(rng, PAGE)), key)
+    r.equal("Dump_Finish again", crash.finish(), STATUS_SUCCESS)
+
+    # Hibernation: write, then read back on resume through Dump_Read.
+    r.equal("Dump_Start (hibernation)", hibernation.start(), STATUS_SUCCESS)
+    written = []
+    for offset, data, flags in ((0x40000, random_bytes(rng, 8 * PAGE),
+                                 MDL_SOURCE_IS_NONPAGED_POOL),
+                                (0x90000, random_bytes(rng, 5 * PAGE + 512),
+                                 MDL_MAPPED_TO_SYSTEM_VA)):
+        mdl = CallerMdl(m, data, flags=flags)
+        ciphertext = s.check_write(hibernation, "hibernation write at %#x" % offset, offset,
+                                   mdl, key)
+        written.append((offset, data, ciphertext))
+    r.equal("Dump_Finish (hibernation)", hibernation.finish(), STATUS_SUCCESS)
+    for offset, plain, ciphertext in written:
+        if ciphertext is None:
+            continue
+        mdl = CallerMdl(m, ciphertext, byte_offset=0x400,
+                        flags=MDL_MAPPED_TO_SYSTEM_VA | MDL_PAGES_LOCKED, mapped_elsewhere=True)
+        status = hibernation.read_back(offset, mdl)
+        r.equal("Dump_Read at %#x status" % offset, status, STATUS_SUCCESS)
+        r.equal("Dump_Read at %#x restores the plaintext in place" % offset,
+                mdl.by_cpu(), plain)
+        r.equal("Dump_Read at %#x leaves the MDL as it was" % offset, mdl.raw(),
+                mdl.raw_before)
+
+    r.equal("Dump_Unload (crash)", crash.unload(), STATUS_SUCCESS)
+    r.equal("Dump_Unload (hibernation)", hibernation.unload(), STATUS_SUCCESS)
+    s.check_no_leaks(key)
+    s.check_imports()
+    stale = CallerMdl(m, random_bytes(rng, PAGE))
+    s.expect_bugcheck("Dump_Write after Dump_Unload", crash.write(0, stale), 0x09,
+                      p4=2)
+    report["per_callback_imports"] = {
+        callback: dict(m.calls.get(callback, {}))
+        for callback in ("DriverEntry",) + DUMP_PATH + ("Dump_Unload",)}
+
+
+def windows7(results, image, report):
+    rng = random.Random(7)
+    key = make_key(rng)
+    s = Scenario(results, image, "encrypt, Windows 7", os_version=WIN7,
+                 registry=registry_values(crash=1, hibernation=1, key=key))
+    r, m = s.r, s.m
+    crash = s.load(CRASH, pages=4, windows8=False)
+    s.check_init(crash, windows8=False)
+    r.equal("Dump_Start", crash.start(), STATUS_SUCCESS)
+    s.check_write(crash, "write", 0x6000, CallerMdl(m, random_bytes(rng, 3 * PAGE)), key)
+    r.equal("Dump_Finish", crash.finish(), STATUS_SUCCESS)
+    r.equal("Dump_Unload", crash.unload(), STATUS_SUCCESS)
+    s.check_no_leaks(key)
+    s.check_imports()
+    r.check("guard bytes still intact at the end", crash.guards_intact())
+
+
+def passthrough(results, image, report):
+    rng = random.Random(3)
+    for label, registry in (("no Parameters key", None),
+                            ("policy 0", registry_values(crash=0, hibernation=0))):
+        s = Scenario(results, image, "passthrough, " + label, registry=registry)
+        r, m = s.r, s.m
+        stack = s.load(HIBERNATION)
+        s.check_init(stack)
+        r.check("no secondary buffer for passthrough", not s.buffers())
+        r.equal("Dump_Start", stack.start(), STATUS_SUCCESS)
+        for flags, byte_offset in ((MDL_SOURCE_IS_NONPAGED_POOL, 0),
+                                   (MDL_MAPPED_TO_SYSTEM_VA, 0x200), (0, 0x10)):
+            mdl = CallerMdl(m, random_bytes(rng, 2 * PAGE), byte_offset=byte_offset,
+                            flags=flags)
+            r.equal("Dump_Write (flags %#x)" % flags, stack.write(0x1000, mdl), STATUS_SUCCESS)
+            r.check("Dump_Write (flags %#x) leaves the MDL and data alone" % flags,
+                    mdl.raw() == mdl.raw_before and mdl.source_now() == mdl.data)
+            r.equal("Dump_Read (flags %#x)" % flags, stack.read_back(0x1000, mdl),
+                    STATUS_SUCCESS)
+            r.check("Dump_Read (flags %#x) leaves the MDL and data alone" % flags,
+                    mdl.raw() == mdl.raw_before and mdl.source_now() == mdl.data)
+        r.equal("Dump_Finish", stack.finish(), STATUS_SUCCESS)
+        r.equal("Dump_Unload", stack.unload(), STATUS_SUCCESS)
+        s.check_no_leaks()
+        s.check_imports()
+
+
+def refuse(results, image, report):
+    rng = random.Random(4)
+    s = Scenario(results, image, "refuse", registry=registry_values(crash=2, hibernation=0))
+    r, m = s.r, s.m
+    stack = s.load(CRASH)
+    status = stack.start()
+    r.equal("Dump_Start fails (STATUS_ACCESS_DENIED)", status, STATUS_ACCESS_DENIED)
+    mdl = CallerMdl(m, random_bytes(rng, PAGE))
+    s.expect_bugcheck("Dump_Write under refuse", stack.write(0x3000, mdl), 0x06, 0x3000, 0, 2)
+    r.check("the refused write's MDL and data untouched",
+            mdl.raw() == mdl.raw_before and mdl.source_now() == mdl.data)
+    r.equal("Dump_Unload", stack.unload(), STATUS_SUCCESS)
+    s.check_no_leaks()
+    s.check_imports()
+
+
+def faults(results, image, report):
+    rng = random.Random(5)
+    key = make_key(rng)
+    s = Scenario(results, image, "faults",
+                 registry=registry_values(crash=1, hibernation=1, key=key))
+    r, m = s.r, s.m
+
+    def instance(dump_type=CRASH, started=True):
+        stack = DumpStack(m, dump_type, max_pages_per_write=16)
+        assert stack.driver_entry() == STATUS_SUCCESS
+        if started:
+            assert stack.start() == STATUS_SUCCESS
+        return stack
+
+    def fault(what, p1, p2, p3, p4, call):
+        result = call()
+        s.expect_bugcheck(what, result, p1, p2, p3, p4)
+
+    def write_case(what, p1, p2, p3, offset=0, started=True, **shape):
+        stack = instance(started=started)
+        data = shape.pop("data", None) or random_bytes(rng, 2 * PAGE)
+        mdl = CallerMdl(m, data, **shape)
+        fault(what, p1, p2, p3, 2, lambda: stack.write(offset, mdl))
+        r.check("%s: the MDL and data left untouched" % what,
+                mdl.raw() == mdl.raw_before and mdl.source_now() == mdl.data)
+        return mdl
+
+    write_case("Dump_Write before Dump_Start", 0x07, 0, 0, started=False)
+    write_case("misaligned offset", 0x02, 0x100, 512, offset=0x100)
+    write_case("misaligned length", 0x03, 1000, 512, data=random_bytes(rng, 1000))
+    write_case("oversize write", 0x01, 17 * PAGE, 16 * PAGE, data=random_bytes(rng, 17 * PAGE))
+    mdl = write_case("unmapped MDL (flags 0)", 0x04, 0, None, flags=0)
+    write_case("PFN array too small", 0x05, 3, 2, data=random_bytes(rng, 3 * PAGE), slots=2)
+    write_case("negative offset", 0x0A, -512, 2 * PAGE, offset=-512)
+
+    stack = instance()
+    mdl = CallerMdl(m, random_bytes(rng, PAGE))
+    fault("null MDL", 0x08, 3, 0, 2, lambda: stack.write(0, None))
+    fault("null offset", 0x08, 2, 0, 2, lambda: stack._io("Dump_Write",
+                                                          stack.init_data().DumpWrite,
+                                                          None, mdl))
+    assert stack.write(0x2000, mdl) == STATUS_SUCCESS
+    buffer = mdl.header().MappedSystemVa
+    fault("a retargeted MDL written again", 0x0B, buffer, 0, 2,
+          lambda: stack.write(0x2000, mdl))
+
+    stack = instance()
+    stack.set_dump_data(0x1234000)
+    fault("unknown context", 0x09, 0x1234000, 0, 1, stack.start)
+    stack = instance()
+    m.write(stack.extension, struct.pack("<I", HIBERNATION))
+    fault("dump type mismatch", 0x0C, CRASH, HIBERNATION, 1, stack.start)
+
+    hibernation = instance(HIBERNATION)
+    mdl = CallerMdl(m, random_bytes(rng, PAGE), flags=MDL_MAPPED_TO_SYSTEM_VA)
+    fault("Dump_Read at a misaligned offset", 0x02, 0x100, 512, 3,
+          lambda: hibernation.read_back(0x100, mdl))
+    r.check("the faulting read left the data alone", mdl.source_now() == mdl.data)
+
+    stack = instance(started=False)
+    context = stack.init_data().DumpData
+    assert stack.unload() == STATUS_SUCCESS
+    fault("Dump_Unload twice", 0x09, context, 0, 5, stack.unload)
+    s.check_imports()
+    r.check("the dump path called nothing but KeBugCheckEx",
+            all(set(m.calls[c]) <= {"KeBugCheckEx"} for c in DUMP_PATH))
+
+
+def driver_entry_refusals(results, image, report):
+    rng = random.Random(6)
+    key = make_key(rng)
+    good = registry_values(crash=1, hibernation=1, key=key)
+    cases = [
+        ("MaxPagesPerWrite 0", good, CRASH, 0, STATUS_INVALID_PARAMETER),
+        ("DumpType undefined", good, 0, 16, STATUS_INVALID_PARAMETER),
+        ("key of 32 bytes", registry_values(crash=1, key=key[:32]), CRASH, 16,
+         STATUS_BAD_CONFIGURATION),
+        ("equal key halves", registry_values(crash=1, key=key[:32] * 2), CRASH, 16,
+         STATUS_BAD_CONFIGURATION),
+        ("unknown policy", registry_values(crash=7), CRASH, 16, STATUS_BAD_CONFIGURATION),
+        ("encrypt without key", registry_values(crash=1), CRASH, 16,
+         STATUS_BAD_CONFIGURATION),
+        ("data unit 1000", registry_values(crash=1, key=key, data_unit=1000), CRASH, 16,
+         STATUS_BAD_CONFIGURATION),
+        ("area start >= end", registry_values(crash=1, key=key, area_start=0x2000,
+                                              area_end=0x1000), CRASH, 16,
+         STATUS_BAD_CONFIGURATION),
+    ]
+    for what, registry, dump_type, pages, expected in cases:
+        s = Scenario(results, image, "DriverEntry refuses " + what, registry=registry)
+        r, m = s.r, s.m
+        stack = DumpStack(m, dump_type, max_pages_per_write=pages)
+        status = stack.driver_entry()
+        r.equal("status", status, expected)
+        init = stack.init_data()
+        r.check("version and flags set before failing",
+                init.MajorVersion == 2 and init.MinorVersion == 0 and init.Flags & 1)
+        r.check("no callback or DumpData handed over",
+                (init.DumpStart, init.DumpWrite, init.DumpFinish, init.DumpUnload,
+                 init.DumpData, init.DumpRead) == (0,) * 6)
+        r.check("guard bytes intact", stack.guards_intact())
+        s.check_no_leaks()
+        s.check_imports()
+
+    s = Scenario(results, image, "DriverEntry as an ordinary service", registry=good)
+    r, m = s.r, s.m
+    driver_object = m.alloc(PAGE)
+    registry_path = m.alloc(PAGE)
+    m.write(driver_object, struct.pack("<HH", 4, 0x150) + bytes(range(256)))
+    m.write(registry_path, bytes(range(256)))
+    status = m.call("DriverEntry", m.entry, driver_object, registry_path)
+    r.equal("status STATUS_NOT_SUPPORTED", status, STATUS_NOT_SUPPORTED)
+    r.check("DRIVER_OBJECT and registry path untouched",
+            m.read(driver_object, 260) == struct.pack("<HH", 4, 0x150) + bytes(range(256))
+            and m.read(registry_path, 256) == bytes(range(256)))
+    r.check("nothing allocated, nothing imported but RtlGetVersion at most",
+            not m.allocations and set(m.calls["DriverEntry"]) <= {"RtlGetVersion", "__chkstk"})
+
+
+def disk_tweak_4096(results, image, report):
+    rng = random.Random(8)
+    key = make_key(rng)
+    partition = 0x100000
+    area = (0x180000, 0x1C0000)
+    s = Scenario(results, image, "disk-absolute tweak, 4096-byte units, part of the disk",
+                 registry=registry_values(crash=1, hibernation=1, key=key, data_unit=4096,
+                                          tweak_base=1, area_start=area[0], area_end=area[1]),
+                 partition_offset=partition)
+    r, m = s.r, s.m
+    stack = s.load(HIBERNATION, pages=16)
+    r.check("DriverEntry asked the dump device for the partition's offset",
+            {"IoBuildDeviceIoControlRequest", "IofCallDriver"} <= set(m.calls["DriverEntry"]))
+    r.equal("Dump_Start", stack.start(), STATUS_SUCCESS)
+    blocks = []
+    for offset, pages in ((0x7E000, 8), (0xBC000, 8), (0x10000, 2)):
+        mdl = CallerMdl(m, random_bytes(rng, pages * PAGE), flags=MDL_SOURCE_IS_NONPAGED_POOL)
+        ciphertext = s.check_write(stack, "write at %#x (area edge)" % offset, offset, mdl, key,
+                                   unit=4096, area=area, tweak_offset=partition)
+        blocks.append((offset, mdl.data, ciphertext))
+    r.check("some bytes of the first write stayed plaintext, some did not",
+            blocks[0][2] is not None and blocks[0][2][:PAGE] == blocks[0][1][:PAGE]
+            and blocks[0][2][3 * PAGE:] != blocks[0][1][3 * PAGE:])
+    s.expect_bugcheck("512-aligned offset with 4096-byte units",
+                      stack.write(0x200, CallerMdl(m, random_bytes(rng, PAGE))), 0x02,
+                      0x200 + partition, 4096, 2)
+    r.equal("Dump_Finish", stack.finish(), STATUS_SUCCESS)
+    for offset, plain, ciphertext in blocks:
+        if ciphertext is None:
+            continue
+        mdl = CallerMdl(m, ciphertext, flags=MDL_MAPPED_TO_SYSTEM_VA)
+        r.equal("Dump_Read at %#x" % offset, stack.read_back(offset, mdl), STATUS_SUCCESS)
+        r.equal("Dump_Read at %#x restores the plaintext" % offset, mdl.by_cpu(), plain)
+    r.equal("Dump_Unload", stack.unload(), STATUS_SUCCESS)
+    s.check_no_leaks(key)
+    s.check_imports()
+
+
+SCENARIOS = [encrypt_on_windows10, windows7, passthrough, refuse, faults,
+             driver_entry_refusals, disk_tweak_4096]
+
+
+def emulated_cpu_has_aes_ni():
+    """Whether the emulated CPU reports AES-NI (then the driver runs its AES-NI path)."""
+    from unicorn import UC_ARCH_X86, UC_MODE_64, Uc
+    from unicorn.x86_const import UC_X86_REG_ECX
+    cpu = Uc(UC_ARCH_X86, UC_MODE_64)
+    cpu.mem_map(0x1000, 0x1000)
+    cpu.mem_write(0x1000, bytes.fromhex("b801000000" "0fa2"))  # mov eax, 1; cpuid
+    cpu.emu_start(0x1000, 0x1007)
+    return bool(cpu.reg_read(UC_X86_REG_ECX) >> 25 & 1)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("images", nargs="+")
+    parser.add_argument("--report", help="write per-image facts (imports per callback, "
+                        "stack use, timings) as JSON here")
+    args = parser.parse_args()
+    results = Results()
+    report = {"emulated_cpu_aes_ni": emulated_cpu_has_aes_ni()}
+    print("emulated CPU reports AES-NI: %s" % report["emulated_cpu_aes_ni"])
+    for image in args.images:
+        facts = report.setdefault(image, {"seconds": {}})
+        for scenario in SCENARIOS:
+            started = time.monotonic()
+            try:
+                scenario(results, image, facts)
+            except (EmulationError, AssertionError) as error:
+                results.prefix = "%s: %s: " % (image, scenario.__name__)
+                results.check("runs to the end", False,
+                              "%s: %s" % (type(error).__name__, error or
+                                          traceback.format_exc().splitlines()[-2]))
+            facts["seconds"][scenario.__name__] = round(time.monotonic() - started, 2)
+            deepest = facts.setdefault("stack_bytes", {})
+            for machine in results.machines:
+                for callback, depth in machine.stack_depth.items():
+                    deepest[callback] = max(deepest.get(callback, 0), depth)
+            results.machines = []
+        for callback, depth in sorted(facts.get("stack_bytes", {}).items()):
+            results.prefix = "%s: " % image
+            results.check("%s fits the 24 KiB kernel stack (used %d bytes)" % (callback, depth),
+                          depth <= KERNEL_STACK_SIZE)
+            if "release" in str(image):
+                # Budgets of the shipping build, so that stack use cannot creep up unseen:
+                # the dump path runs on whatever stack the crashing thread has left.
+                budget = RELEASE_STACK_BUDGET.get(callback, DUMP_PATH_STACK_BUDGET)
+                results.check("%s within its release budget of %d bytes (used %d)"
+                              % (callback, budget, depth), depth <= budget)
+        per_callback = facts.get("per_callback_imports", {})
+        print("%s: imports per callback: %s" % (image, json.dumps(per_callback, sort_keys=True)))
+        print("%s: deepest stack use per callback (bytes): %s" % (
+            image, json.dumps(facts.get("stack_bytes", {}), sort_keys=True)))
+    if args.report:
+        with open(args.report, "w") as f:
+            json.dump(report, f, indent=2, sort_keys=True)
+    print("%d passed, %d failed" % (results.passed, results.failed))
+    return 1 if results.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
