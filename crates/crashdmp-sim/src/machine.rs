@@ -30,6 +30,9 @@ pub struct MachineConfig {
     pub partition_offset: u64,
     /// Seeds the memory contents, the file layout and the transfer sizes.
     pub seed: u64,
+    /// Lays the crash dump file out in one extent (as a freshly created dedicated dump file
+    /// often is), so that tools without file-system knowledge can extract it from the disk.
+    pub contiguous_crash_file: bool,
 }
 
 impl Default for MachineConfig {
@@ -40,6 +43,7 @@ impl Default for MachineConfig {
             sector_size: 512,
             partition_offset: 0x10_0000,
             seed: 1,
+            contiguous_crash_file: false,
         }
     }
 }
@@ -222,8 +226,12 @@ impl Machine {
 
         let crash_len = CRASH_HEADER_LEN as u64 + memory;
         let hibernation_len = PAGE_SIZE as u64 + memory;
-        let (crash_file, hibernation_file, partition_len) =
-            lay_out_files(&mut rng, crash_len, hibernation_len);
+        let (crash_file, hibernation_file, partition_len) = lay_out_files(
+            &mut rng,
+            crash_len,
+            hibernation_len,
+            config.contiguous_crash_file,
+        );
         let crash_header = crash_dump_header(crash_len, memory);
         let hibernation_header = hibernation_header(memory);
         let disk_size = config.partition_offset + partition_len;
@@ -515,7 +523,10 @@ impl Machine {
     }
 }
 
-fn check_write(
+/// The dump port's checks of an MDL after Dump_Write: the filter kept ByteCount, MdlFlags,
+/// Size, Next, Process and the disk offset, and left a page-aligned StartVa and a ByteOffset
+/// inside the first page. Public for harnesses that build their own MDLs (the fuzzer).
+pub fn check_write(
     call: Call,
     before: &crate::mdl::Header,
     after: &crate::mdl::Header,
@@ -607,16 +618,22 @@ fn hibernation_header(memory: u64) -> Vec<u8> {
 }
 
 /// Splits each file into 3 to 6 pieces of whole clusters and scatters all the pieces over the
-/// partition, in shuffled order, with gaps: two fragmented files.
+/// partition, in shuffled order, with gaps: two fragmented files. With `contiguous_crash`, the
+/// crash dump file is one piece.
 fn lay_out_files(
     rng: &mut Rng,
     crash_len: u64,
     hibernation_len: u64,
+    contiguous_crash: bool,
 ) -> (FileLayout, FileLayout, u64) {
     const CLUSTER: u64 = 4096;
     let mut split = |len: u64, file: usize| -> Vec<(usize, u64, u64)> {
         let clusters = len / CLUSTER;
-        let pieces = (3 + rng.below(4)).min(clusters);
+        let pieces = if file == 0 && contiguous_crash {
+            1
+        } else {
+            (3 + rng.below(4)).min(clusters)
+        };
         let mut cuts: Vec<u64> = (1..pieces).map(|_| 1 + rng.below(clusters - 1)).collect();
         cuts.push(0);
         cuts.push(clusters);
@@ -670,7 +687,7 @@ mod tests {
         for seed in 0..20 {
             let mut rng = Rng::new(seed);
             let (crash, hibernation, partition) =
-                lay_out_files(&mut rng, 0x200_0000 + 0x2000, 0x200_1000);
+                lay_out_files(&mut rng, 0x200_0000 + 0x2000, 0x200_1000, false);
             let mut all: Vec<Extent> = crash
                 .extents
                 .iter()
@@ -692,6 +709,15 @@ mod tests {
             }
             assert!(all.last().map(|e| e.partition_offset + e.len).unwrap() <= partition);
         }
+    }
+
+    #[test]
+    fn a_contiguous_crash_file_is_one_extent() {
+        let mut rng = Rng::new(7);
+        let (crash, hibernation, _) = lay_out_files(&mut rng, 0x20_2000, 0x20_1000, true);
+        assert_eq!(crash.extents.len(), 1);
+        assert_eq!(crash.extents[0].len, 0x20_2000);
+        assert!(hibernation.extents.len() >= 3);
     }
 
     #[test]

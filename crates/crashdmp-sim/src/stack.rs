@@ -401,6 +401,21 @@ impl LoadedFilter {
         })
     }
 
+    /// Dump_Read with raw pointers (for tests and fuzzers of null arguments); `None` if the
+    /// filter did not register one.
+    ///
+    /// # Safety
+    /// Each pointer is null or valid as in [`LoadedFilter::read`].
+    pub unsafe fn read_raw(
+        &mut self,
+        offset: *mut i64,
+        mdl: *mut u8,
+    ) -> Option<Result<i32, SimError>> {
+        let read = self.read?;
+        // SAFETY: the caller's contract; null pointers are what the caller asks for.
+        Some(self.checked(Call::Read(0), true, |ext| unsafe { read(ext, offset, mdl) }))
+    }
+
     /// Dump_Read at HIGH_LEVEL; `None` if the filter did not register one.
     pub fn read(
         &mut self,

@@ -1,7 +1,13 @@
 //! The `dumpcrypt` command: runs the driver through the simulated dump stacks, and the tools
 //! administrators use around it.
 
+mod configure;
+mod decrypt;
+mod files;
+mod find_dump;
+mod keygen;
 mod options;
+mod parameters;
 mod simulate;
 
 use std::process::ExitCode;
@@ -24,12 +30,27 @@ enum Command {
     /// Run a crash dump and a hibernate/resume cycle of the real driver code through the
     /// simulated dump stacks, and check every rule on the way.
     Simulate(simulate::Args),
+    /// Create a new 64-byte XTS-AES-256 key file from the OS random source, readable only by
+    /// its owner (Windows: SYSTEM and Administrators).
+    Keygen(keygen::Args),
+    /// Build and check the driver's configuration; write it as a .reg file, or (Windows)
+    /// apply it to the registry or show the current one.
+    Config(configure::Args),
+    /// Decrypt a raw disk or partition image (or a byte range of it) as the driver encrypted
+    /// it.
+    Decrypt(decrypt::Args),
+    /// Find crash dump headers in a raw image, and extract a dump.
+    FindDump(find_dump::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Simulate(args) => simulate::run(args),
+        Command::Keygen(args) => keygen::run(args),
+        Command::Config(args) => configure::run(args),
+        Command::Decrypt(args) => decrypt::run(args),
+        Command::FindDump(args) => find_dump::run(args),
     };
     match result {
         Ok(code) => code,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crashdmp_sim::machine::{DumpFile, DumpReport, Machine, MachineConfig, ResumeReport};
 use crashdmp_sim::ntoskrnl::{self, Environment, RegistryValue};
 use crashdmp_sim::stack::{self, DiskInfo, Load, LoadedFilter, SimError};
-use dumpcrypt::config::{Area, Config, Policy, RegistryValues, TweakBase, ValueName};
+use dumpcrypt::config::{Area, Policy, TweakBase};
 use dumpcrypt::fault::{Fault, BUGCHECK_CODE};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -17,6 +17,7 @@ use crate::options::{
     generate_key, human, parse_data_unit, parse_range, parse_size, read_key, CliError, PolicyArg,
     TweakBaseArg,
 };
+use crate::parameters::Settings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DumpTypeArg {
@@ -74,60 +75,36 @@ pub struct Args {
     /// The simulated Windows version.
     #[arg(long, value_enum, default_value = "windows11")]
     pub os: OsArg,
+    /// Lay the crash dump file out in one extent (by default it is fragmented), so that
+    /// `dumpcrypt find-dump --extract` can recover it from the image without a file system.
+    #[arg(long)]
+    pub contiguous_dump: bool,
 }
 
 /// The Parameters values for these options, as the registry would hold them.
-fn parameters(args: &Args, key: &[u8; 64]) -> Vec<RegistryValue> {
-    let dword = |name: ValueName, value: u32| RegistryValue {
-        name: name.as_str().into(),
-        value_type: dumpcrypt::config::REG_DWORD,
-        data: value.to_le_bytes().to_vec(),
-    };
-    let qword = |name: ValueName, value: u64| RegistryValue {
-        name: name.as_str().into(),
-        value_type: dumpcrypt::config::REG_QWORD,
-        data: value.to_le_bytes().to_vec(),
-    };
-    let policy = Policy::from(args.policy).as_dword();
-    let mut values = vec![
-        dword(ValueName::CrashDumpPolicy, policy),
-        dword(ValueName::HibernationPolicy, policy),
-        RegistryValue {
-            name: ValueName::Key.as_str().into(),
-            value_type: dumpcrypt::config::REG_BINARY,
-            data: key.to_vec(),
-        },
-        dword(ValueName::DataUnitSize, args.data_unit),
-        dword(
-            ValueName::TweakBase,
-            match TweakBase::from(args.tweak_base) {
-                TweakBase::Partition => 0,
-                TweakBase::Disk => 1,
-            },
-        ),
-    ];
-    if let Some(range) = &args.area {
-        values.push(qword(ValueName::EncryptedAreaStart, range.start));
-        values.push(qword(ValueName::EncryptedAreaEnd, range.end));
+fn settings(args: &Args, key: &[u8; 64]) -> Settings {
+    let policy = Policy::from(args.policy);
+    Settings {
+        crash_dump_policy: policy,
+        hibernation_policy: policy,
+        key: Some(*key),
+        data_unit: args.data_unit,
+        area: args.area.clone(),
+        tweak_base: TweakBase::from(args.tweak_base),
     }
-    values
 }
 
-/// Validates the values with the driver's own parser, so that a bad combination is a clear
-/// message here rather than a DriverEntry failure later.
-fn validate(values: &[RegistryValue]) -> Result<Config, CliError> {
-    let mut raw = RegistryValues::present();
-    for value in values {
-        let name = ValueName::ALL
-            .into_iter()
-            .find(|name| name.as_str() == value.name)
-            .expect("a known value name");
-        raw.set(
-            name,
-            dumpcrypt::config::RawValue::new(value.value_type, value.data.len(), &value.data),
-        );
-    }
-    Config::parse(&raw).map_err(|error| CliError::Usage(format!("invalid configuration: {error}")))
+/// The values as the simulated registry holds them.
+fn registry_values(settings: &Settings) -> Vec<RegistryValue> {
+    settings
+        .values()
+        .iter()
+        .map(|value| RegistryValue {
+            name: value.name.as_str().into(),
+            value_type: value.registry_type(),
+            data: value.bytes(),
+        })
+        .collect()
 }
 
 /// A bug check, with dumpcrypt's fault named when it is one.
@@ -236,8 +213,9 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         Some(path) => read_key(path)?,
         None => generate_key()?,
     };
-    let values = parameters(&args, &key);
-    let config = validate(&values)?;
+    let settings = settings(&args, &key);
+    let config = settings.validate()?;
+    let values = registry_values(&settings);
     let os_version = match args.os {
         OsArg::Windows7 => (6, 1, 7601),
         OsArg::Windows11 => (10, 0, 26100),
@@ -259,6 +237,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         sector_size: args.data_unit,
         partition_offset: args.partition_offset,
         seed: args.seed,
+        contiguous_crash_file: args.contiguous_dump,
     };
     let io_error = |path: &Option<PathBuf>| {
         let path = path.clone();

@@ -1,0 +1,349 @@
+//! `dumpcrypt config`: builds the Parameters configuration from options, checks it with the
+//! driver's own parser, and writes it as a `.reg` file (any OS) or, on Windows, into the
+//! registry; `--show` prints the configuration a machine has, the key only by fingerprint.
+
+use std::io::Write;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use dumpcrypt::config::{Policy, TweakBase, ValueName};
+
+use crate::files::create_secret;
+use crate::options::{parse_data_unit, parse_range, read_key, CliError, PolicyArg, TweakBaseArg};
+use crate::parameters::{describe, Data, Settings, Value, PARAMETERS_SUBKEY};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// What the crash dump stack does with what it writes.
+    #[arg(long, value_enum, default_value = "passthrough")]
+    pub crash_policy: PolicyArg,
+    /// What the hibernation stack does. `encrypt` only where a pre-boot component decrypts
+    /// what the boot loader reads; otherwise resume fails and Windows boots fresh.
+    #[arg(long, value_enum, default_value = "passthrough")]
+    pub hibernation_policy: PolicyArg,
+    /// Key file: 64 raw bytes (`dumpcrypt keygen`). Required when a policy is encrypt.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// Encrypted area START..END, bytes in tweak-base coordinates, multiples of the data
+    /// unit. Default: the whole disk.
+    #[arg(long, value_parser = parse_range)]
+    pub area: Option<Range<u64>>,
+    /// XTS data unit: 512 or 4096 bytes.
+    #[arg(long, value_parser = parse_data_unit, default_value = "512")]
+    pub data_unit: u32,
+    /// Where offsets and data unit numbers count from: the dump partition's start or the
+    /// disk's.
+    #[arg(long, value_enum, default_value = "partition")]
+    pub tweak_base: TweakBaseArg,
+    /// Write the configuration as a `.reg` file (for `reg import` on the target machine). It
+    /// holds the key: it is created readable by its owner only.
+    #[arg(long, value_name = "FILE")]
+    pub reg_out: Option<PathBuf>,
+    /// Replace an existing --reg-out file.
+    #[arg(long)]
+    pub force: bool,
+    /// Write the configuration into this machine's registry (Windows, as Administrator). It
+    /// takes effect when the dump stack next loads the driver (at boot, or when the page
+    /// file or the crash dump settings change).
+    #[arg(long)]
+    pub apply: bool,
+    /// Print this machine's current configuration, as the driver would read it (Windows).
+    #[arg(long, conflicts_with_all = [
+        "crash_policy", "hibernation_policy", "key", "area", "data_unit", "tweak_base",
+        "reg_out", "force", "apply",
+    ])]
+    pub show: bool,
+}
+
+pub fn run(args: Args) -> Result<ExitCode, CliError> {
+    if args.show {
+        print!("{}", registry::show()?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.apply {
+        registry::available()?;
+    }
+    let settings = Settings {
+        crash_dump_policy: args.crash_policy.into(),
+        hibernation_policy: args.hibernation_policy.into(),
+        key: args.key.as_deref().map(read_key).transpose()?,
+        data_unit: args.data_unit,
+        area: args.area.clone(),
+        tweak_base: TweakBase::from(args.tweak_base),
+    };
+    let encrypts = settings.crash_dump_policy == Policy::Encrypt
+        || settings.hibernation_policy == Policy::Encrypt;
+    if encrypts && settings.key.is_none() {
+        return Err(CliError::Usage(
+            "an encrypt policy needs a key: add --key FILE (make one with `dumpcrypt keygen --out FILE`)"
+                .into(),
+        ));
+    }
+    let config = settings.validate()?;
+    let values = settings.values();
+    print!("{}", describe(&config));
+    if settings.hibernation_policy == Policy::Encrypt {
+        println!(
+            "warning          hibernation encrypt: resume works only where a pre-boot component \
+             decrypts what the boot loader reads; otherwise Windows boots fresh and the \
+             session is lost"
+        );
+    }
+    if let Some(path) = &args.reg_out {
+        let mut file = create_secret(path, args.force)?;
+        let written = file
+            .write_all(reg_file(&values).as_bytes())
+            .and_then(|()| file.sync_all());
+        if let Err(error) = written {
+            drop(file);
+            let _ = std::fs::remove_file(path);
+            return Err(CliError::file(path, error));
+        }
+        println!(
+            "wrote {}: import it on the target machine with `reg import {}` (as Administrator){}",
+            path.display(),
+            path.file_name().unwrap_or_default().to_string_lossy(),
+            if settings.key.is_some() {
+                "; it holds the key: delete it once imported"
+            } else {
+                ""
+            }
+        );
+    }
+    if args.apply {
+        registry::apply(&values)?;
+        println!(
+            r"applied to HKEY_LOCAL_MACHINE\{PARAMETERS_SUBKEY}: it takes effect when the dump \
+             stack next loads the driver (reboot to be sure)"
+        );
+    }
+    if args.reg_out.is_none() && !args.apply {
+        println!("the configuration is valid; nothing was written (add --reg-out FILE or --apply)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The values as a `.reg` file: every value of the schema (so that importing it leaves
+/// nothing of an older configuration), and, when there is no key, a deletion of any old Key
+/// (`"Key"=-`). DWORDs as `dword:`, QWORDs as `hex(b):` (little-endian bytes), binary as
+/// `hex:`, lines continued with `\` as regedit writes them, CRLF line ends.
+pub fn reg_file(values: &[Value]) -> String {
+    let mut text = format!(
+        "Windows Registry Editor Version 5.00\r\n\r\n[HKEY_LOCAL_MACHINE\\{PARAMETERS_SUBKEY}]\r\n"
+    );
+    for value in values {
+        let name = format!("\"{}\"=", value.name.as_str());
+        let data = match &value.data {
+            Data::Dword(number) => format!("dword:{number:08x}"),
+            Data::Qword(number) => hex_data("hex(b):", &number.to_le_bytes(), name.len()),
+            Data::Binary(bytes) => hex_data("hex:", bytes, name.len()),
+        };
+        text.push_str(&name);
+        text.push_str(&data);
+        text.push_str("\r\n");
+    }
+    if !values.iter().any(|value| value.name == ValueName::Key) {
+        text.push_str("\"Key\"=-\r\n");
+    }
+    text
+}
+
+/// `prefix` then comma-separated hex bytes, in lines of at most 80 columns ended by `,\`,
+/// continued with a two-space indent, as regedit exports.
+fn hex_data(prefix: &str, bytes: &[u8], indent: usize) -> String {
+    let mut text = prefix.to_string();
+    let mut column = indent + prefix.len();
+    for (index, byte) in bytes.iter().enumerate() {
+        let last = index + 1 == bytes.len();
+        text.push_str(&format!("{byte:02x}"));
+        column += 2;
+        if !last {
+            text.push(',');
+            column += 1;
+            // Room for one more "xx," and the continuation's `\` within 80 columns.
+            if column + 3 > 79 {
+                text.push_str("\\\r\n  ");
+                column = 2;
+            }
+        }
+    }
+    text
+}
+
+/// This machine's registry.
+#[cfg(windows)]
+mod registry {
+    use std::io::ErrorKind;
+
+    use dumpcrypt::config::{Config, RawValue, RegistryValues, ValueName};
+    use winreg::enums::{HKEY_LOCAL_MACHINE, KEY_READ};
+    use winreg::{RegKey, RegValue};
+
+    use crate::options::CliError;
+    use crate::parameters::{describe, Value, PARAMETERS_SUBKEY};
+
+    pub fn available() -> Result<(), CliError> {
+        Ok(())
+    }
+
+    fn error(action: &str, error: std::io::Error) -> CliError {
+        let hint = if error.kind() == ErrorKind::PermissionDenied {
+            " (run from an elevated prompt: Administrator)"
+        } else {
+            ""
+        };
+        CliError::Usage(format!(
+            r"{action} HKEY_LOCAL_MACHINE\{PARAMETERS_SUBKEY}: {error}{hint}"
+        ))
+    }
+
+    fn registry_type(value: &Value) -> winreg::enums::RegType {
+        use winreg::enums::RegType;
+        match value.registry_type() {
+            dumpcrypt::config::REG_DWORD => RegType::REG_DWORD,
+            dumpcrypt::config::REG_QWORD => RegType::REG_QWORD,
+            _ => RegType::REG_BINARY,
+        }
+    }
+
+    /// Writes every value, and deletes an old Key when the configuration has none.
+    pub fn apply(values: &[Value]) -> Result<(), CliError> {
+        let machine = RegKey::predef(HKEY_LOCAL_MACHINE);
+        let (key, _) = machine
+            .create_subkey(PARAMETERS_SUBKEY)
+            .map_err(|e| error("could not create", e))?;
+        for value in values {
+            let raw = RegValue {
+                bytes: value.bytes(),
+                vtype: registry_type(value),
+            };
+            key.set_raw_value(value.name.as_str(), &raw)
+                .map_err(|e| error("could not write to", e))?;
+        }
+        if !values.iter().any(|value| value.name == ValueName::Key) {
+            match key.delete_value(ValueName::Key.as_str()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(error("could not delete the old Key from", e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The configuration as the driver would read it at its next load.
+    pub fn show() -> Result<String, CliError> {
+        let machine = RegKey::predef(HKEY_LOCAL_MACHINE);
+        let mut values = RegistryValues::present();
+        match machine.open_subkey_with_flags(PARAMETERS_SUBKEY, KEY_READ) {
+            Err(e) if e.kind() == ErrorKind::NotFound => values = RegistryValues::default(),
+            Err(e) => return Err(error("could not open", e)),
+            Ok(key) => {
+                for name in ValueName::ALL {
+                    match key.get_raw_value(name.as_str()) {
+                        Ok(raw) => values.set(
+                            name,
+                            RawValue::new(raw.vtype as u32, raw.bytes.len(), &raw.bytes),
+                        ),
+                        Err(e) if e.kind() == ErrorKind::NotFound => {}
+                        Err(e) => return Err(error("could not read", e)),
+                    }
+                }
+            }
+        }
+        let origin = if values.key_present {
+            format!(r"HKEY_LOCAL_MACHINE\{PARAMETERS_SUBKEY}")
+        } else {
+            "no Parameters key: the driver's defaults".to_string()
+        };
+        match Config::parse(&values) {
+            Ok(config) => Ok(format!("{origin}\n{}", describe(&config))),
+            Err(problem) => Ok(format!(
+                "{origin}\nINVALID: {problem}\nthe driver would fail to load, and the system would write no dump\n"
+            )),
+        }
+    }
+}
+
+/// Other systems have no registry to apply to.
+#[cfg(not(windows))]
+mod registry {
+    use crate::options::CliError;
+    use crate::parameters::Value;
+
+    pub fn available() -> Result<(), CliError> {
+        Err(CliError::Usage(
+            "--apply and --show work on the Windows machine being configured; here, write a \
+             .reg file with --reg-out FILE and import it there with `reg import FILE`"
+                .into(),
+        ))
+    }
+
+    pub fn apply(_values: &[Value]) -> Result<(), CliError> {
+        available()
+    }
+
+    pub fn show() -> Result<String, CliError> {
+        available().map(|()| String::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_subkey_is_the_one_the_driver_reads() {
+        assert_eq!(
+            dumpcrypt::kernel::PARAMETERS_PATH,
+            format!(r"\Registry\Machine\{PARAMETERS_SUBKEY}")
+        );
+    }
+
+    #[test]
+    fn a_reg_file_as_regedit_writes_it() {
+        let settings = Settings {
+            crash_dump_policy: Policy::Encrypt,
+            hibernation_policy: Policy::Refuse,
+            key: Some(std::array::from_fn(|i| i as u8)),
+            data_unit: 4096,
+            area: Some(0x10_0000..0x1_2345_6000),
+            tweak_base: TweakBase::Disk,
+        };
+        let expected = [
+            "Windows Registry Editor Version 5.00",
+            "",
+            r"[HKEY_LOCAL_MACHINE\SYSTEM\CurrentControlSet\Services\dumpcrypt\Parameters]",
+            r#""CrashDumpPolicy"=dword:00000001"#,
+            r#""HibernationPolicy"=dword:00000002"#,
+            r#""Key"=hex:00,01,02,03,04,05,06,07,08,09,0a,0b,0c,0d,0e,0f,10,11,12,13,14,15,16,\"#,
+            r#"  17,18,19,1a,1b,1c,1d,1e,1f,20,21,22,23,24,25,26,27,28,29,2a,2b,2c,2d,2e,2f,\"#,
+            r#"  30,31,32,33,34,35,36,37,38,39,3a,3b,3c,3d,3e,3f"#,
+            r#""DataUnitSize"=dword:00001000"#,
+            r#""EncryptedAreaStart"=hex(b):00,00,10,00,00,00,00,00"#,
+            r#""EncryptedAreaEnd"=hex(b):00,60,45,23,01,00,00,00"#,
+            r#""TweakBase"=dword:00000001"#,
+            "",
+        ]
+        .join("\r\n");
+        assert_eq!(reg_file(&settings.values()), expected);
+    }
+
+    #[test]
+    fn without_a_key_an_old_key_is_deleted() {
+        let settings = Settings {
+            crash_dump_policy: Policy::Refuse,
+            hibernation_policy: Policy::Passthrough,
+            key: None,
+            data_unit: 512,
+            area: None,
+            tweak_base: TweakBase::Partition,
+        };
+        let text = reg_file(&settings.values());
+        assert!(text.contains("\"EncryptedAreaEnd\"=hex(b):ff,ff,ff,ff,ff,ff,ff,ff\r\n"));
+        assert!(
+            text.ends_with("\"TweakBase\"=dword:00000000\r\n\"Key\"=-\r\n"),
+            "{text}"
+        );
+    }
+}

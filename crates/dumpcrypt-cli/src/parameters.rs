@@ -1,0 +1,272 @@
+//! The Parameters configuration (DESIGN.md §5) as the registry holds it: built from command
+//! options, checked with the driver's own parser, and shared by `simulate`, `config` and
+//! `decrypt`.
+
+use std::ops::Range;
+
+use dumpcrypt::config::{
+    Config, Policy, RawValue, RegistryValues, TweakBase, ValueName, REG_BINARY, REG_DWORD,
+    REG_QWORD,
+};
+use dumpcrypt::xts::KEY_LEN;
+use sha2::{Digest, Sha256};
+
+use crate::options::CliError;
+
+/// `HKEY_LOCAL_MACHINE\` + this is the key the driver reads.
+pub const PARAMETERS_SUBKEY: &str = r"SYSTEM\CurrentControlSet\Services\dumpcrypt\Parameters";
+
+/// A registry value's data.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Data {
+    Dword(u32),
+    Qword(u64),
+    Binary(Vec<u8>),
+}
+
+/// One value of the Parameters key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Value {
+    pub name: ValueName,
+    pub data: Data,
+}
+
+impl std::fmt::Debug for Value {
+    // The key is one of these values: never print binary data.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.data {
+            Data::Dword(value) => write!(f, "{} = dword {value:#x}", self.name.as_str()),
+            Data::Qword(value) => write!(f, "{} = qword {value:#x}", self.name.as_str()),
+            Data::Binary(bytes) => write!(f, "{} = <{} bytes>", self.name.as_str(), bytes.len()),
+        }
+    }
+}
+
+impl Value {
+    /// `REG_DWORD`, `REG_QWORD` or `REG_BINARY`.
+    pub fn registry_type(&self) -> u32 {
+        match self.data {
+            Data::Dword(_) => REG_DWORD,
+            Data::Qword(_) => REG_QWORD,
+            Data::Binary(_) => REG_BINARY,
+        }
+    }
+
+    /// The value's bytes as the registry stores them (little-endian numbers).
+    pub fn bytes(&self) -> Vec<u8> {
+        match &self.data {
+            Data::Dword(value) => value.to_le_bytes().to_vec(),
+            Data::Qword(value) => value.to_le_bytes().to_vec(),
+            Data::Binary(bytes) => bytes.clone(),
+        }
+    }
+}
+
+impl Drop for Value {
+    fn drop(&mut self) {
+        if let Data::Binary(bytes) = &mut self.data {
+            bytes.fill(0);
+            std::hint::black_box(bytes);
+        }
+    }
+}
+
+/// What the options ask for, before validation.
+#[derive(Clone)]
+pub struct Settings {
+    pub crash_dump_policy: Policy,
+    pub hibernation_policy: Policy,
+    pub key: Option<[u8; KEY_LEN]>,
+    pub data_unit: u32,
+    /// `None`: the whole disk.
+    pub area: Option<Range<u64>>,
+    pub tweak_base: TweakBase,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("crash_dump_policy", &self.crash_dump_policy)
+            .field("hibernation_policy", &self.hibernation_policy)
+            .field("key", &self.key.as_ref().map(fingerprint))
+            .field("data_unit", &self.data_unit)
+            .field("area", &self.area)
+            .field("tweak_base", &self.tweak_base)
+            .finish()
+    }
+}
+
+impl Drop for Settings {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.as_mut() {
+            key.fill(0);
+            std::hint::black_box(key);
+        }
+    }
+}
+
+impl Settings {
+    /// Every value of the schema, so that applying them leaves nothing of an older
+    /// configuration behind: the area is written even when it is the whole disk
+    /// (`0..u64::MAX`). The Key is present only when there is one.
+    pub fn values(&self) -> Vec<Value> {
+        let dword = |name, value| Value {
+            name,
+            data: Data::Dword(value),
+        };
+        let qword = |name, value| Value {
+            name,
+            data: Data::Qword(value),
+        };
+        let area = self.area.clone().unwrap_or(0..u64::MAX);
+        let mut values = vec![
+            dword(
+                ValueName::CrashDumpPolicy,
+                self.crash_dump_policy.as_dword(),
+            ),
+            dword(
+                ValueName::HibernationPolicy,
+                self.hibernation_policy.as_dword(),
+            ),
+        ];
+        if let Some(key) = &self.key {
+            values.push(Value {
+                name: ValueName::Key,
+                data: Data::Binary(key.to_vec()),
+            });
+        }
+        values.extend([
+            dword(ValueName::DataUnitSize, self.data_unit),
+            qword(ValueName::EncryptedAreaStart, area.start),
+            qword(ValueName::EncryptedAreaEnd, area.end),
+            dword(ValueName::TweakBase, tweak_base_dword(self.tweak_base)),
+        ]);
+        values
+    }
+
+    /// The configuration the driver would read from these values, or why it would refuse it.
+    pub fn validate(&self) -> Result<Config, CliError> {
+        validate(&self.values())
+    }
+}
+
+pub const fn tweak_base_dword(base: TweakBase) -> u32 {
+    match base {
+        TweakBase::Partition => 0,
+        TweakBase::Disk => 1,
+    }
+}
+
+/// Validates values with the driver's own parser ([`Config::parse`]), so that a bad
+/// combination is a clear message now rather than a DriverEntry failure at the next boot.
+pub fn validate(values: &[Value]) -> Result<Config, CliError> {
+    let mut raw = RegistryValues::present();
+    for value in values {
+        let bytes = value.bytes();
+        raw.set(
+            value.name,
+            RawValue::new(value.registry_type(), bytes.len(), &bytes),
+        );
+    }
+    Config::parse(&raw).map_err(|error| CliError::Usage(format!("invalid configuration: {error}")))
+}
+
+/// A key's fingerprint for people and logs: the first 8 bytes of its SHA-256, in hex. It
+/// identifies a key without revealing it.
+pub fn fingerprint(key: &[u8; KEY_LEN]) -> String {
+    Sha256::digest(key)[..8]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// What a policy means, for people.
+pub fn describe_policy(policy: Policy) -> &'static str {
+    match policy {
+        Policy::Passthrough => "passthrough (written as is)",
+        Policy::Encrypt => "encrypt (XTS-AES-256)",
+        Policy::Refuse => "refuse (no dump is written)",
+    }
+}
+
+/// A validated configuration as a few lines for people; the key only by its fingerprint.
+pub fn describe(config: &Config) -> String {
+    let area = if config.area.end == u64::MAX {
+        format!("from byte {:#x} to the end of the disk", config.area.start)
+    } else {
+        format!("bytes {:#x}..{:#x}", config.area.start, config.area.end)
+    };
+    format!(
+        "crash dumps      {}\nhibernation      {}\nkey              {}\ndata unit        {} bytes\nencrypted area   {area} ({})\n",
+        describe_policy(config.crash_dump_policy),
+        describe_policy(config.hibernation_policy),
+        config.key.as_ref().map_or_else(
+            || "none".to_string(),
+            |key| format!("fingerprint {} (first 8 bytes of SHA-256)", fingerprint(key))
+        ),
+        config.data_unit.bytes(),
+        match config.tweak_base {
+            TweakBase::Partition => "partition-relative offsets and tweaks",
+            TweakBase::Disk => "disk-absolute offsets and tweaks",
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings {
+            crash_dump_policy: Policy::Encrypt,
+            hibernation_policy: Policy::Passthrough,
+            key: Some(std::array::from_fn(|i| i as u8)),
+            data_unit: 512,
+            area: None,
+            tweak_base: TweakBase::Partition,
+        }
+    }
+
+    #[test]
+    fn every_value_is_written_and_the_driver_reads_them_back() {
+        let mut settings = settings();
+        settings.area = Some(0x10_0000..0x20_0000);
+        settings.data_unit = 4096;
+        settings.tweak_base = TweakBase::Disk;
+        let config = settings.validate().unwrap();
+        assert_eq!(config.crash_dump_policy, Policy::Encrypt);
+        assert_eq!(config.area.start, 0x10_0000);
+        assert_eq!(config.area.end, 0x20_0000);
+        assert_eq!(config.data_unit.bytes(), 4096);
+        assert_eq!(config.tweak_base, TweakBase::Disk);
+        assert_eq!(config.key, settings.key);
+        assert_eq!(settings.values().len(), 7);
+    }
+
+    #[test]
+    fn the_whole_disk_is_written_explicitly() {
+        let values = settings().values();
+        assert!(values.contains(&Value {
+            name: ValueName::EncryptedAreaEnd,
+            data: Data::Qword(u64::MAX)
+        }));
+        assert_eq!(settings().validate().unwrap().area.end, u64::MAX);
+    }
+
+    #[test]
+    fn encrypt_without_a_key_is_refused() {
+        let mut settings = settings();
+        settings.key = None;
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(error.contains("invalid configuration"), "{error}");
+    }
+
+    #[test]
+    fn fingerprints_are_sha256_prefixes() {
+        // SHA-256 of the 64 bytes 00 01 .. 3f, computed independently with `sha256sum`.
+        let key: [u8; 64] = std::array::from_fn(|i| i as u8);
+        assert_eq!(fingerprint(&key), "fdeab9acf3710362");
+        let text = format!("{:?}", settings());
+        assert!(text.contains("fdeab9acf3710362") && !text.contains("1, 2, 3"));
+    }
+}
