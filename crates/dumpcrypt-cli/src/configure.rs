@@ -3,14 +3,13 @@
 //! registry; `--show` prints the configuration a machine has, the key only by fingerprint.
 
 use std::io::Write;
-use std::ops::Range;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use dumpcrypt::config::{Policy, TweakBase, ValueName};
 
 use crate::files::create_secret;
-use crate::options::{parse_data_unit, parse_range, read_key, CliError, PolicyArg, TweakBaseArg};
+use crate::options::{read_key, CliError, PolicyArg, TransformArgs};
 use crate::parameters::{describe, Data, Settings, Value, PARAMETERS_SUBKEY};
 
 #[derive(Debug, clap::Args)]
@@ -25,17 +24,8 @@ pub struct Args {
     /// Key file: 64 raw bytes (`dumpcrypt keygen`). Required when a policy is encrypt.
     #[arg(long)]
     pub key: Option<PathBuf>,
-    /// Encrypted area START..END, bytes in tweak-base coordinates, multiples of the data
-    /// unit. Default: the whole disk.
-    #[arg(long, value_parser = parse_range)]
-    pub area: Option<Range<u64>>,
-    /// XTS data unit: 512 or 4096 bytes.
-    #[arg(long, value_parser = parse_data_unit, default_value = "512")]
-    pub data_unit: u32,
-    /// Where offsets and data unit numbers count from: the dump partition's start or the
-    /// disk's.
-    #[arg(long, value_enum, default_value = "partition")]
-    pub tweak_base: TweakBaseArg,
+    #[command(flatten)]
+    pub transform: TransformArgs,
     /// Write the configuration as a `.reg` file (for `reg import` on the target machine). It
     /// holds the key: it is created readable by its owner only.
     #[arg(long, value_name = "FILE")]
@@ -68,9 +58,9 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         crash_dump_policy: args.crash_policy.into(),
         hibernation_policy: args.hibernation_policy.into(),
         key: args.key.as_deref().map(read_key).transpose()?,
-        data_unit: args.data_unit,
-        area: args.area.clone(),
-        tweak_base: TweakBase::from(args.tweak_base),
+        data_unit: args.transform.data_unit,
+        area: args.transform.area.clone(),
+        tweak_base: TweakBase::from(args.transform.tweak_base),
     };
     let encrypts = settings.crash_dump_policy == Policy::Encrypt
         || settings.hibernation_policy == Policy::Encrypt;

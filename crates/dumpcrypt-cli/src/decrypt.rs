@@ -19,9 +19,7 @@ use dumpcrypt::xts::{DataUnit, XtsAes256};
 use indicatif::ProgressBar;
 
 use crate::files::{open_input, progress_bar, Output};
-use crate::options::{
-    human, parse_data_unit, parse_range, parse_size, read_key, CliError, TweakBaseArg,
-};
+use crate::options::{human, parse_range, parse_size, read_key, CliError, TransformArgs};
 use crate::parameters::Settings;
 
 #[derive(Debug, clap::Args)]
@@ -39,17 +37,8 @@ pub struct Args {
     /// those bytes. Inside the area, both ends must lie on data unit boundaries.
     #[arg(long, value_parser = parse_range)]
     pub range: Option<Range<u64>>,
-    /// The encrypted area START..END as configured in the driver, in tweak-base
-    /// coordinates. Default: the whole disk.
-    #[arg(long, value_parser = parse_range)]
-    pub area: Option<Range<u64>>,
-    /// The driver's XTS data unit: 512 or 4096 bytes.
-    #[arg(long, value_parser = parse_data_unit, default_value = "512")]
-    pub data_unit: u32,
-    /// The driver's tweak base: offsets counted from the dump partition's start, or from the
-    /// disk's (then the image must be the whole disk).
-    #[arg(long, value_enum, default_value = "partition")]
-    pub tweak_base: TweakBaseArg,
+    #[command(flatten)]
+    pub transform: TransformArgs,
     /// Where the dump partition starts in the image: 0 for an image of the partition alone,
     /// its start offset (e.g. 1MiB; see `fdisk -l`) for an image of the whole disk.
     #[arg(long, value_parser = parse_size, default_value = "0")]
@@ -177,14 +166,14 @@ struct Batch {
 
 pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let mut key = read_key(&args.key)?;
-    let tweak_base = TweakBase::from(args.tweak_base);
+    let tweak_base = TweakBase::from(args.transform.tweak_base);
     // The driver's own parser checks the area against the data unit.
     let settings = Settings {
         crash_dump_policy: Policy::Encrypt,
         hibernation_policy: Policy::Passthrough,
         key: Some(key),
-        data_unit: args.data_unit,
-        area: args.area.clone(),
+        data_unit: args.transform.data_unit,
+        area: args.transform.area.clone(),
         tweak_base,
     };
     let config = settings.validate()?;

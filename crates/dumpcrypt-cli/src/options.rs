@@ -78,6 +78,23 @@ pub fn parse_range(text: &str) -> Result<Range<u64>, String> {
     Ok(start..end)
 }
 
+/// The driver's transform settings: shared by `simulate`, `config` and `decrypt`, which must
+/// agree on them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TransformArgs {
+    /// Encrypted area START..END, bytes in tweak-base coordinates, multiples of the data
+    /// unit. Default: the whole disk.
+    #[arg(long, value_parser = parse_range)]
+    pub area: Option<Range<u64>>,
+    /// XTS data unit: 512 or 4096 bytes.
+    #[arg(long, value_parser = parse_data_unit, default_value = "512")]
+    pub data_unit: u32,
+    /// Where offsets and data unit numbers count from: the dump partition's start or the
+    /// disk's.
+    #[arg(long, value_enum, default_value = "partition")]
+    pub tweak_base: TweakBaseArg,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PolicyArg {
     Passthrough,

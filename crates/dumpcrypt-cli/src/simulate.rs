@@ -1,7 +1,6 @@
 //! `dumpcrypt simulate`: the real driver code through the simulated crash dump and
 //! hibernation stacks, with a verdict.
 
-use std::ops::Range;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -14,8 +13,7 @@ use dumpcrypt::fault::{Fault, BUGCHECK_CODE};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::options::{
-    generate_key, human, parse_data_unit, parse_range, parse_size, read_key, CliError, PolicyArg,
-    TweakBaseArg,
+    generate_key, human, parse_size, read_key, CliError, PolicyArg, TransformArgs,
 };
 use crate::parameters::Settings;
 
@@ -48,15 +46,8 @@ pub struct Args {
     /// Key file: 64 raw bytes (data key then tweak key). Default: a fresh random key.
     #[arg(long)]
     pub key: Option<PathBuf>,
-    /// Encrypted area START..END, bytes in tweak-base coordinates. Default: the whole disk.
-    #[arg(long, value_parser = parse_range)]
-    pub area: Option<Range<u64>>,
-    /// XTS data unit: 512 or 4096 bytes (4096 also makes the simulated disk 4Kn).
-    #[arg(long, value_parser = parse_data_unit, default_value = "512")]
-    pub data_unit: u32,
-    /// Where data unit numbers count from.
-    #[arg(long, value_enum, default_value = "partition")]
-    pub tweak_base: TweakBaseArg,
+    #[command(flatten)]
+    pub transform: TransformArgs,
     /// The policy of both stacks.
     #[arg(long, value_enum, default_value = "encrypt")]
     pub policy: PolicyArg,
@@ -88,9 +79,9 @@ fn settings(args: &Args, key: &[u8; 64]) -> Settings {
         crash_dump_policy: policy,
         hibernation_policy: policy,
         key: Some(*key),
-        data_unit: args.data_unit,
-        area: args.area.clone(),
-        tweak_base: TweakBase::from(args.tweak_base),
+        data_unit: args.transform.data_unit,
+        area: args.transform.area.clone(),
+        tweak_base: TweakBase::from(args.transform.tweak_base),
     }
 }
 
@@ -234,7 +225,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let machine_config = MachineConfig {
         memory: usize::try_from(args.memory).expect("64-bit host"),
         max_pages_per_write: args.max_pages_per_write,
-        sector_size: args.data_unit,
+        sector_size: args.transform.data_unit,
         partition_offset: args.partition_offset,
         seed: args.seed,
         contiguous_crash_file: args.contiguous_dump,
@@ -253,7 +244,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     )
     .map_err(io_error(&args.image))?;
     let disk = DiskInfo {
-        bytes_per_sector: args.data_unit,
+        bytes_per_sector: args.transform.data_unit,
         disk_size: machine.disk_size(),
     };
     let crash = args.dump_type != DumpTypeArg::Hibernate;
@@ -283,7 +274,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         config.crash_dump_policy,
         human(args.memory),
         args.max_pages_per_write,
-        args.data_unit,
+        args.transform.data_unit,
         config.tweak_base,
         args.partition_offset
     );
