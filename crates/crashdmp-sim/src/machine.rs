@@ -172,7 +172,11 @@ pub struct Machine {
     pub crash_file: FileLayout,
     pub hibernation_file: FileLayout,
     disk: Disk,
-    reference: Disk,
+    /// The unfiltered image, kept only when asked for; otherwise [`Machine::read_reference`]
+    /// rebuilds it from the file layout and contents.
+    reference: Option<Disk>,
+    /// Which files have been written (the reference holds only those).
+    written: [bool; 2],
     disk_size: u64,
     staging: Pages,
     decoy: Pages,
@@ -208,8 +212,8 @@ pub mod dump_header {
 
 impl Machine {
     /// Builds the machine: fills memory, lays out the two files on the partition, and
-    /// creates the disk image (at `image` if given) and its unfiltered reference (at
-    /// `reference` if given; temporary files otherwise).
+    /// creates the disk image (at `image` if given, a temporary file otherwise) and, if
+    /// `reference` is given, the unfiltered reference image there.
     pub fn new(
         config: MachineConfig,
         image: Option<&Path>,
@@ -245,7 +249,10 @@ impl Machine {
             crash_file,
             hibernation_file,
             disk: Disk::create(image, disk_size)?,
-            reference: Disk::create(reference, disk_size)?,
+            reference: reference
+                .map(|path| Disk::create(Some(path), disk_size))
+                .transpose()?,
+            written: [false; 2],
             disk_size,
             staging: Pages::new(max_bytes + 2 * PAGE_SIZE),
             decoy,
@@ -302,9 +309,28 @@ impl Machine {
         self.disk.read_at(offset, out)
     }
 
-    /// Reads the reference image.
+    /// Reads the reference image: the disk as it would be with the same dumps written
+    /// without the filter.
     pub fn read_reference(&mut self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
-        self.reference.read_at(offset, out)
+        if let Some(reference) = self.reference.as_mut() {
+            return reference.read_at(offset, out);
+        }
+        out.fill(0);
+        let end = offset + out.len() as u64;
+        for which in [DumpFile::Crash, DumpFile::Hibernation] {
+            if !self.written[which as usize] {
+                continue;
+            }
+            for extent in self.file(which).extents.clone() {
+                let start = self.config.partition_offset + extent.partition_offset;
+                let (lo, hi) = (start.max(offset), (start + extent.len).min(end));
+                if lo < hi {
+                    let slice = &mut out[(lo - offset) as usize..(hi - offset) as usize];
+                    self.file_content(which, extent.file_offset + (lo - start), slice);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Transfers for one file: runs of its extents, each at most MaxPagesPerWrite pages, some
@@ -349,11 +375,20 @@ impl Machine {
             return Ok(report);
         }
         report.written = true;
+        self.written[which as usize] = true;
         let header_len = match which {
             DumpFile::Crash => self.crash_header.len() as u64,
             DumpFile::Hibernation => self.hibernation_header.len() as u64,
         };
         let mut secondary: Option<(u64, usize)> = None;
+        // Buffers for every transfer of this dump: a snapshot of the source, and the data as
+        // DMA and as a CPU copy would move it.
+        let max_bytes = self.config.max_pages_per_write as usize * PAGE_SIZE;
+        let (mut snapshot, mut by_pfn, mut by_va) = (
+            vec![0u8; max_bytes],
+            vec![0u8; max_bytes],
+            vec![0u8; max_bytes],
+        );
         for (number, (file_offset, partition_offset, len)) in
             self.plan(which).into_iter().enumerate()
         {
@@ -363,26 +398,31 @@ impl Machine {
             // Data from memory is described where it lies; the header, and the in-page shape,
             // come from a staging buffer, as crashdmp copies some pages into its own.
             let from_ram = file_offset >= header_len && shape != Shape::OffsetInPage;
-            let data_ptr = if from_ram {
-                let at = (file_offset - header_len) as usize;
-                self.ram.as_slice()[at..at + len].as_ptr()
+            let (in_ram, in_page) = if from_ram {
+                ((file_offset - header_len) as usize, 0)
             } else {
                 let in_page = if shape == Shape::OffsetInPage {
                     0x200 * (1 + number as usize % 7)
                 } else {
                     0
                 };
-                let mut staged = vec![0u8; len];
-                self.file_content(which, file_offset, &mut staged);
-                self.staging.as_mut_slice()[in_page..in_page + len].copy_from_slice(&staged);
-                self.staging.as_slice()[in_page..].as_ptr()
+                let staged = &mut snapshot[..len];
+                self.file_content(which, file_offset, staged);
+                self.staging.as_mut_slice()[in_page..in_page + len].copy_from_slice(staged);
+                (0, in_page)
             };
-            let source = {
-                let mut copy = vec![0u8; len];
-                memory::read_virtual(data_ptr as usize, &mut copy)
-                    .expect("source is simulator memory");
-                copy
+            let source = |machine: &Machine| {
+                let (memory, at) = if from_ram {
+                    (&machine.ram, in_ram)
+                } else {
+                    (&machine.staging, in_page)
+                };
+                memory.as_slice()[at..at + len].as_ptr()
             };
+            let data_ptr = source(self);
+            // A snapshot of the source, to show it unchanged after the call.
+            let snapshot = &mut snapshot[..len];
+            memory::read_virtual(data_ptr as usize, snapshot).expect("simulator memory");
             let mut mdl = SimMdl::describe(
                 data_ptr,
                 len as u32,
@@ -399,9 +439,12 @@ impl Machine {
             }
             let after = mdl.header();
             check_write(call, &before, &after, offset, partition_offset)?;
-            let mut now = vec![0u8; len];
-            memory::read_virtual(data_ptr as usize, &mut now).expect("source is simulator memory");
-            if now != source {
+            let unchanged = if from_ram {
+                &self.ram.as_slice()[in_ram..in_ram + len]
+            } else {
+                &self.staging.as_slice()[in_page..in_page + len]
+            } == &*snapshot;
+            if !unchanged {
                 return Err(SimError::rule(
                     call,
                     "wrote into the caller's source buffer",
@@ -412,11 +455,11 @@ impl Machine {
             {
                 return Err(SimError::rule(call, "wrote to the page at StartVa"));
             }
-            let by_pfn = mdl
-                .gather_by_pfn()
+            let by_pfn = &mut by_pfn[..len];
+            let by_va = &mut by_va[..len];
+            mdl.gather_by_pfn_into(by_pfn)
                 .map_err(|rule| SimError::rule(call, rule))?;
-            let by_va = mdl
-                .gather_by_va()
+            mdl.gather_by_va_into(by_va)
                 .map_err(|rule| SimError::rule(call, rule))?;
             if by_pfn != by_va {
                 return Err(SimError::rule(
@@ -429,13 +472,15 @@ impl Machine {
                 secondary = Some((after.mapped_system_va, longest.max(len)));
             }
             let disk_offset = self.config.partition_offset + partition_offset;
-            self.disk.write_at(disk_offset, &by_va)?;
-            self.reference.write_at(disk_offset, &source)?;
+            self.disk.write_at(disk_offset, by_va)?;
+            if let Some(reference) = self.reference.as_mut() {
+                reference.write_at(disk_offset, snapshot)?;
+            }
             report.writes += 1;
             report.bytes += len as u64;
             report.bytes_changed += by_va
                 .chunks(512)
-                .zip(source.chunks(512))
+                .zip(snapshot.chunks(512))
                 .filter(|(a, b)| a != b)
                 .map(|(a, _)| a.len() as u64)
                 .sum::<u64>();
@@ -473,6 +518,7 @@ impl Machine {
         let filter_time = filter.filter_time;
         let max_bytes = self.config.max_pages_per_write as usize * PAGE_SIZE;
         let mut buffer = Pages::new(max_bytes + 2 * PAGE_SIZE);
+        let mut expected = vec![0u8; max_bytes];
         for (number, (file_offset, partition_offset, len)) in
             self.plan(DumpFile::Hibernation).into_iter().enumerate()
         {
@@ -502,11 +548,14 @@ impl Machine {
                     "changed the MDL or the offset of a read",
                 ));
             }
-            let mut expected = vec![0u8; len];
-            self.file_content(DumpFile::Hibernation, file_offset, &mut expected);
+            self.file_content(DumpFile::Hibernation, file_offset, &mut expected[..len]);
             let got = &buffer.as_slice()[in_page..in_page + len];
-            if got != expected.as_slice() {
-                let differing = got.iter().zip(&expected).filter(|(a, b)| a != b).count();
+            let differing = got
+                .iter()
+                .zip(&expected[..len])
+                .filter(|(a, b)| a != b)
+                .count();
+            if differing != 0 {
                 return Err(SimError::rule(
                     call,
                     format!(

@@ -161,8 +161,19 @@ impl SimMdl {
     /// The data as a DMA engine sees it: page by page through the PFN array, from
     /// ByteOffset in the first page. `Err` says why it cannot be followed.
     pub fn gather_by_pfn(&self) -> Result<Vec<u8>, String> {
+        let mut out = vec![0u8; self.header().byte_count as usize];
+        self.gather_by_pfn_into(&mut out)?;
+        Ok(out)
+    }
+
+    /// [`SimMdl::gather_by_pfn`] into `out`, which holds exactly ByteCount bytes.
+    pub fn gather_by_pfn_into(&self, out: &mut [u8]) -> Result<(), String> {
         let header = self.header();
-        let mut out = vec![0u8; header.byte_count as usize];
+        assert_eq!(
+            out.len(),
+            header.byte_count as usize,
+            "a buffer of ByteCount bytes"
+        );
         let mut offset = header.byte_offset as usize;
         if offset >= PAGE_SIZE {
             return Err(format!("ByteOffset {offset:#x} is not inside a page"));
@@ -185,22 +196,33 @@ impl SimMdl {
             offset = 0;
             page += 1;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The data as a storage driver that copies by CPU sees it: ByteCount bytes at
     /// MappedSystemVa.
     pub fn gather_by_va(&self) -> Result<Vec<u8>, String> {
+        let mut out = vec![0u8; self.header().byte_count as usize];
+        self.gather_by_va_into(&mut out)?;
+        Ok(out)
+    }
+
+    /// [`SimMdl::gather_by_va`] into `out`, which holds exactly ByteCount bytes.
+    pub fn gather_by_va_into(&self, out: &mut [u8]) -> Result<(), String> {
         let header = self.header();
+        assert_eq!(
+            out.len(),
+            header.byte_count as usize,
+            "a buffer of ByteCount bytes"
+        );
         let address = header.mapped_system_va as usize;
-        let len = header.byte_count as usize;
+        let len = out.len();
         if !memory::is_mapped(address, len) {
             return Err(format!(
                 "MappedSystemVa {address:#x} + {len:#x} is not mapped memory"
             ));
         }
-        let mut out = vec![0u8; len];
-        memory::read_virtual(address, &mut out).ok_or("MappedSystemVa unreadable")?;
-        Ok(out)
+        memory::read_virtual(address, out).ok_or("MappedSystemVa unreadable")?;
+        Ok(())
     }
 }
