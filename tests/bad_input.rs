@@ -8,7 +8,7 @@ use common::*;
 use crashdmp_sim::layout::extension;
 use crashdmp_sim::mdl::{Shape, SimMdl};
 use crashdmp_sim::memory::Pages;
-use crashdmp_sim::ntoskrnl::{self, Environment, Service, Stop};
+use crashdmp_sim::ntoskrnl::{self, Service, Stop};
 use crashdmp_sim::stack::{Load, LoadedFilter, SimError, CRASHDUMP, HIBERNATION};
 
 const DCRY: u32 = 0x4443_5259;
@@ -16,7 +16,6 @@ const WRITE: u64 = 2;
 
 const STATUS_INVALID_PARAMETER: i32 = 0xC000_000D_u32 as i32;
 const STATUS_BAD_CONFIGURATION: i32 = 0xC000_0346_u32 as i32;
-const STATUS_INSUFFICIENT_RESOURCES: i32 = 0xC000_009A_u32 as i32;
 const STATUS_NOT_SUPPORTED: i32 = 0xC000_00BB_u32 as i32;
 
 fn expect_bug_check(result: Result<i32, SimError>, parameters: [u64; 4]) {
@@ -242,46 +241,6 @@ fn a_plain_service_start_is_refused_untouched() {
         "the registry path was not touched"
     );
     assert_eq!(ntoskrnl::counters().allocations, 0);
-}
-
-#[test]
-fn every_allocation_and_service_of_driver_entry_can_fail() {
-    let parameters = Parameters::encrypt_both().dword("TweakBase", 1);
-    // Key schedules, secondary buffer, its MDL, context: four allocations.
-    for index in 0..4 {
-        let mut environment = Environment {
-            fail_allocation: Some(index),
-            ..Environment::default()
-        };
-        environment.registry.insert(
-            dumpcrypt::kernel::PARAMETERS_PATH.into(),
-            parameters.0.clone(),
-        );
-        ntoskrnl::boot(environment);
-        expect_load_failure(STATUS_INSUFFICIENT_RESOURCES);
-        assert_eq!(
-            ntoskrnl::counters().allocations,
-            index + 1,
-            "stopped at the failure"
-        );
-    }
-    let failing = 0xC000_0185_u32 as i32; // STATUS_IO_DEVICE_ERROR
-    for service in [
-        Service::ZwOpenKey,
-        Service::ZwQueryValueKey,
-        Service::IoBuildDeviceIoControlRequest,
-    ] {
-        let mut environment = Environment {
-            fail_service: Some((service, failing)),
-            ..Environment::default()
-        };
-        environment.registry.insert(
-            dumpcrypt::kernel::PARAMETERS_PATH.into(),
-            parameters.0.clone(),
-        );
-        ntoskrnl::boot(environment);
-        expect_load_failure(failing);
-    }
 }
 
 #[test]

@@ -1,0 +1,248 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora in fuzz/seeds/: inputs that reach the dump path at once.
+
+The fuzz targets decode their input with the `arbitrary` crate (1.x): integers little-endian,
+a bool is a byte's low bit, an Option a bool then the value, an enum a u32 `d` choosing
+variant (d * count) >> 32, fields in declaration order, and the last field's Vec an element
+per "keep going" byte. The encoders below follow the Input structures of the targets; if a
+structure changes, regenerate (a stale seed is still a valid input, only a less useful one).
+
+    python3 fuzz/make_seeds.py
+"""
+
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def u8(v):
+    return struct.pack("<B", v & 0xFF)
+
+
+def u16(v):
+    return struct.pack("<H", v & 0xFFFF)
+
+
+def i16(v):
+    return struct.pack("<h", v)
+
+
+def u32(v):
+    return struct.pack("<I", v & 0xFFFFFFFF)
+
+
+def u64(v):
+    return struct.pack("<Q", v & 0xFFFFFFFFFFFFFFFF)
+
+
+def i64(v):
+    return struct.pack("<q", v)
+
+
+def boolean(v):
+    return u8(1 if v else 0)
+
+
+def variant(index, count):
+    d = (index * 2**32 + count - 1) // count
+    assert (d * count) >> 32 == index
+    return u32(d)
+
+
+def option(value):
+    return boolean(False) if value is None else boolean(True) + value
+
+
+def rest(elements):
+    return b"".join(boolean(True) + e for e in elements) + boolean(False)
+
+
+# --- dump_protocol ---------------------------------------------------------------------
+
+def os_(name):
+    return {"7": variant(0, 4), "8": variant(1, 4), "11": variant(2, 4)}[name]
+
+
+def structured(crash=None, hibernation=None, key="seeded", unit=None, start=None, end=None,
+               tweak=None):
+    keys = {"absent": variant(0, 5), "seeded": variant(1, 5), "equal": variant(2, 5)}
+    return (variant(1, 3) + option(None if crash is None else u8(crash))
+            + option(None if hibernation is None else u8(hibernation)) + keys[key]
+            + option(None if unit is None else boolean(unit == 4096) + boolean(False))
+            + option(start) + option(end) + option(None if tweak is None else u8(tweak)))
+
+
+def units(n):
+    return variant(0, 3) + u16(n)
+
+
+def pages(n):
+    return variant(1, 3) + u16(n)
+
+
+def partition_sectors(n):
+    return variant(0, 4) + u32(n)
+
+
+def partition_near_top(n):
+    return variant(2, 4) + u16(n)
+
+
+def load(dump_type, max_pages):
+    kinds = {"crash": variant(0, 3), "hibernation": variant(1, 3)}
+    return variant(0, 8) + kinds[dump_type] + variant(0, 2) + u8(max_pages)
+
+
+def start(i=0):
+    return variant(1, 8) + u8(i)
+
+
+def finish(i=0):
+    return variant(4, 8) + u8(i)
+
+
+def unload(i=0):
+    return variant(5, 8) + u8(i)
+
+
+def offset_units(n):
+    return variant(0, 5) + u16(n)
+
+
+def offset_near_top(n):
+    return variant(2, 5) + u16(n)
+
+
+def mdl(flags=0, count_units=8, data_offset=0, start_va=0, size=0, size_arg=b""):
+    # flags: 0 nonpaged, 1 mapped, 2 mapped partial, 3 unmapped; start_va: 0 consistent,
+    # 1 decoy; size: 0 exact, 1 extra, 2 fewer.
+    return (variant(flags, 5) + variant(0, 3) + u8(count_units) + u16(data_offset)
+            + variant(0, 3) + variant(start_va, 3) + option(None) + variant(size, 4) + size_arg
+            + boolean(False) + u8(0) + u8(0))
+
+
+def write(i, offset, transfer_mdl, nulls=0):
+    return variant(2, 8) + u8(i) + offset + u8(nulls) + transfer_mdl
+
+
+def read(i, offset, transfer_mdl, nulls=0):
+    return variant(3, 8) + u8(i) + offset + u8(nulls) + transfer_mdl
+
+
+def resend(i, offset):
+    return variant(6, 8) + u8(i) + offset
+
+
+def foreign(i):
+    return variant(7, 8) + u8(i) + u32(0)
+
+
+def protocol(os_name, parameters, partition, seed, ops):
+    return os_(os_name) + parameters + partition + u64(seed) + rest(ops)
+
+
+def dump_protocol_seeds():
+    whole_dump = [
+        start(), write(0, offset_units(0), mdl(0, 64)),
+        write(0, offset_units(256), mdl(1, 64, data_offset=0x200, start_va=1)),
+        write(0, offset_units(512), mdl(2, 7, data_offset=0x600, size=1, size_arg=u8(3))),
+        resend(0, offset_units(1024)), finish(), start(), write(0, offset_units(8), mdl(0, 8)),
+        finish(), unload(),
+    ]
+    yield "crash_encrypt", protocol("11", structured(crash=1, hibernation=1), partition_sectors(2048),
+                                    1, [load("crash", 8)] + whole_dump)
+    yield "hibernate_resume", protocol(
+        "11", structured(crash=1, hibernation=1), partition_sectors(2048), 2,
+        [load("hibernation", 8), start(), write(0, offset_units(16), mdl(1, 64, start_va=1)),
+         finish(), read(0, offset_units(16), mdl(0, 64)),
+         read(0, offset_units(40), mdl(2, 16, data_offset=0x400)), unload()])
+    yield "area_4096_disk_tweaks", protocol(
+        "11", structured(crash=1, unit=4096, start=pages(3), end=pages(9), tweak=1),
+        partition_sectors(2048), 3,
+        [load("crash", 4), start(), write(0, offset_units(0), mdl(0, 32)),
+         write(0, offset_units(16), mdl(0, 32)), write(0, offset_units(40), mdl(1, 24)),
+         write(0, offset_units(4), mdl(0, 8)), finish(), unload()])
+    yield "windows7", protocol(
+        "7", structured(crash=1, hibernation=1), partition_sectors(0), 4,
+        [load("crash", 8), load("hibernation", 8), start(0), start(1),
+         write(0, offset_units(64), mdl(0, 64)), write(1, offset_units(64), mdl(1, 16)),
+         read(1, offset_units(64), mdl(0, 16)), finish(0), finish(1), unload(0), unload(1)])
+    yield "refuse_and_passthrough", protocol(
+        "11", structured(crash=2, hibernation=0), partition_sectors(0), 5,
+        [load("crash", 8), load("hibernation", 8), start(0), write(0, offset_units(8), mdl(0, 8)),
+         start(1), write(1, offset_units(8), mdl(0, 8)), read(1, offset_units(8), mdl(0, 8)),
+         foreign(0), unload(0), unload(1), start(1)])
+    yield "top_of_range", protocol(
+        "11", structured(crash=1, tweak=1), partition_near_top(4), 6,
+        [load("crash", 8), start(), write(0, offset_units(0), mdl(0, 8)),
+         write(0, offset_near_top(1), mdl(0, 8)), write(0, offset_units(8), mdl(0, 1)),
+         write(0, offset_units(8), mdl(3, 8)), write(0, offset_units(8), mdl(0, 24, size=2,
+                                                                            size_arg=u8(0))),
+         unload()])
+    yield "bad_configurations", protocol(
+        "11", structured(crash=1, key="equal"), partition_sectors(0), 7,
+        [load("crash", 8), load("hibernation", 0), load("crash", 9)])
+
+
+# --- config ----------------------------------------------------------------------------
+
+def value(value_type, content, claimed_len=None):
+    return variant(value_type, 4) + content + option(None if claimed_len is None else u16(claimed_len))
+
+
+def small_dword(n):
+    return variant(0, 7) + u8(n)
+
+
+def aligned_qword(n, page=False):
+    return variant(3, 7) + u32(n) + boolean(page)
+
+
+def key_content(seed, equal=False):
+    return variant(5, 7) + u8(seed) + boolean(equal)
+
+
+def config_input(values):
+    return boolean(True) + b"".join(option(v) for v in values)
+
+
+def config_seeds():
+    binary, dword, qword = 0, 1, 2
+    valid = [value(dword, small_dword(1)), value(dword, small_dword(2)),
+             value(binary, key_content(9)), value(dword, variant(1, 7) + boolean(True) + u8(0)),
+             value(qword, aligned_qword(8, True)), value(qword, aligned_qword(64, True)),
+             value(dword, small_dword(1))]
+    yield "every_value", config_input(valid)
+    yield "encrypt_needs_key", config_input([value(dword, small_dword(1))] + [None] * 6)
+    yield "equal_key_halves", config_input([None, None, value(binary, key_content(3, True))] + [None] * 4)
+    yield "long_value", config_input([None, None, value(binary, key_content(3), 200)] + [None] * 4)
+    yield "absent", boolean(False) + b"".join(option(None) for _ in range(7))
+
+
+# --- xts -------------------------------------------------------------------------------
+
+def xts_input(key_seed, large, first_unit, units_, partial, data):
+    key = bytes((i * 37 + key_seed) & 0xFF for i in range(64))
+    return (key + boolean(False) + boolean(large) + first_unit + u8(units_) + u16(partial)
+            + u8(0) + rest([u8(b) for b in data]))
+
+
+def xts_seeds():
+    yield "units_512", xts_input(1, False, variant(0, 3) + u16(5), 3, 0, b"dumpcrypt")
+    yield "units_4096_near_top", xts_input(2, True, variant(1, 3) + u16(0), 2, 0, b"\x00\xff")
+    yield "partial_unit", xts_input(3, False, variant(2, 3) + u64(2**63), 1, 17, b"x")
+
+
+def main():
+    for target, seeds in (("dump_protocol", dump_protocol_seeds()), ("config", config_seeds()),
+                          ("xts", xts_seeds())):
+        directory = os.path.join(HERE, "seeds", target)
+        os.makedirs(directory, exist_ok=True)
+        for name, data in seeds:
+            with open(os.path.join(directory, name), "wb") as f:
+                f.write(data)
+
+
+if __name__ == "__main__":
+    main()
