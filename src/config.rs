@@ -362,7 +362,7 @@ impl Config {
         }
         let unit = data_unit.bytes() as u64;
         // The open end (u64::MAX) means "to the end of the disk" and need not be aligned.
-        if start % unit != 0 || (end != u64::MAX && end % unit != 0) {
+        if !start.is_multiple_of(unit) || (end != u64::MAX && !end.is_multiple_of(unit)) {
             return Err(ConfigError::AreaMisaligned {
                 start,
                 end,

@@ -236,13 +236,13 @@ impl Encryption {
                 offset: offset as u64,
                 byte_count,
             })?;
-        if position % unit as u64 != 0 {
+        if !position.is_multiple_of(unit as u64) {
             return Err(Fault::OffsetMisaligned {
                 offset: position,
                 data_unit: unit,
             });
         }
-        if byte_count as usize % unit != 0 {
+        if !(byte_count as usize).is_multiple_of(unit) {
             return Err(Fault::LengthMisaligned {
                 byte_count,
                 data_unit: unit,

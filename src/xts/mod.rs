@@ -1,24 +1,33 @@
 //! XTS-AES-256 (IEEE 1619) over whole data units, fused with the copy, without allocation.
 //!
 //! Each data unit is `unit` bytes (512 or 4096) with its own tweak, the unit's number as a
-//! 128-bit little-endian integer encrypted under the tweak key. Blocks go through the `aes`
-//! crate's many-blocks API eight at a time (AES-NI keeps eight in flight; the software
-//! backend is fixsliced and constant time). Sources are read once and ciphertext is written
-//! straight to the destination. Data units are whole multiples of the AES block, so there is
-//! no ciphertext stealing.
-#![forbid(unsafe_code)]
+//! 128-bit little-endian integer encrypted under the tweak key. Data units are whole multiples
+//! of the AES block, so there is no ciphertext stealing. Sources are read once and ciphertext
+//! is written straight to the destination.
+//!
+//! Two backends, chosen once in [`XtsAes256::new`] (at DriverEntry, never on the dump path)
+//! and kept in the value:
+//! - `aesni.rs` (x86_64 with AES-NI): XTS on XMM registers with AES-NI intrinsics, eight
+//!   blocks in flight, the tweak folded into the first and last round keys as OpenSSL does.
+//!   The one module here with `unsafe` (entering `#[target_feature]` code after detection,
+//!   unaligned loads and stores); it allows `unsafe_code` for itself alone.
+//! - `portable.rs` (everywhere else): safe Rust over the `aes` crate's many-blocks API, whose
+//!   fixsliced software backend is constant time. `#![forbid(unsafe_code)]`.
+//!
+//! Building with `RUSTFLAGS="--cfg aes_force_soft"` forces the portable backend and, in the
+//! `aes` crate, its software AES (scripts/bench-report.sh measures the fallback that way).
+#![deny(unsafe_code)]
 
-use aes::cipher::consts::U16;
-use aes::cipher::generic_array::GenericArray;
-use aes::cipher::inout::InOutBuf;
-use aes::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
-use aes::{Aes256, Block};
+#[cfg(target_arch = "x86_64")]
+#[expect(
+    unsafe_code,
+    reason = "the AES-NI backend: target_feature entry after detection, unaligned loads/stores"
+)]
+mod aesni;
+mod portable;
 
 /// Length of an XTS-AES-256 key: the data key followed by the tweak key.
 pub const KEY_LEN: usize = 64;
-const BLOCK: usize = 16;
-/// Blocks handed to the cipher at once (the AES-NI backend's pipeline depth).
-const LANES: usize = 8;
 
 /// Size of the unit that shares one tweak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,12 +64,22 @@ pub enum XtsError {
     LengthMismatch { source: usize, destination: usize },
 }
 
-/// An expanded XTS-AES-256 key.
+/// An expanded XTS-AES-256 key, with the backend chosen for this processor.
 ///
-/// Both AES key schedules are wiped when the value is dropped (the `aes` crate's `zeroize`).
+/// The key schedules are wiped when the value is dropped.
 pub struct XtsAes256 {
-    data: Aes256,
-    tweak: Aes256,
+    backend: Backend,
+}
+
+/// Which implementation runs the transform, with its expanded keys.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value per driver instance, in nonpaged pool; boxing would mean an allocation"
+)]
+enum Backend {
+    #[cfg(target_arch = "x86_64")]
+    AesNi(aesni::AesNiKeys),
+    Portable(portable::Portable),
 }
 
 impl core::fmt::Debug for XtsAes256 {
@@ -70,17 +89,48 @@ impl core::fmt::Debug for XtsAes256 {
 }
 
 impl XtsAes256 {
-    /// Expands `key` (data key ‖ tweak key). Must run below HIGH_LEVEL only in the sense that
-    /// it is meant for DriverEntry: it allocates nothing and may run anywhere.
+    /// Expands `key` (data key ‖ tweak key) and picks the backend: AES-NI when the processor
+    /// has it, the portable one otherwise. Meant for DriverEntry (it runs CPUID once); it
+    /// allocates nothing and may run at any IRQL.
     pub fn new(key: &[u8; KEY_LEN]) -> Result<Self, XtsError> {
-        let (data_key, tweak_key) = key.split_at(KEY_LEN / 2);
-        if data_key == tweak_key {
-            return Err(XtsError::KeyHalvesEqual);
+        check_key(key)?;
+        #[cfg(target_arch = "x86_64")]
+        if let Some(keys) = aesni::AesNiKeys::new(key) {
+            return Ok(Self {
+                backend: Backend::AesNi(keys),
+            });
         }
         Ok(Self {
-            data: Aes256::new(GenericArray::from_slice(data_key)),
-            tweak: Aes256::new(GenericArray::from_slice(tweak_key)),
+            backend: Backend::Portable(portable::Portable::new(key)),
         })
+    }
+
+    /// `new` with the backend forced, for tests: `None` when AES-NI was asked for and the
+    /// processor (or the target) has none.
+    #[cfg(test)]
+    fn with_backend(key: &[u8; KEY_LEN], aes_ni: bool) -> Result<Option<Self>, XtsError> {
+        check_key(key)?;
+        if !aes_ni {
+            return Ok(Some(Self {
+                backend: Backend::Portable(portable::Portable::new(key)),
+            }));
+        }
+        #[cfg(target_arch = "x86_64")]
+        return Ok(aesni::AesNiKeys::new(key).map(|keys| Self {
+            backend: Backend::AesNi(keys),
+        }));
+        #[cfg(not(target_arch = "x86_64"))]
+        return Ok(None);
+    }
+
+    /// Whether the AES-NI backend was chosen.
+    #[cfg(test)]
+    fn uses_aes_ni(&self) -> bool {
+        match self.backend {
+            #[cfg(target_arch = "x86_64")]
+            Backend::AesNi(_) => true,
+            Backend::Portable(_) => false,
+        }
     }
 
     /// Encrypts `source`, whole data units of `unit` numbered from `first_unit`, into
@@ -93,9 +143,11 @@ impl XtsAes256 {
         destination: &mut [u8],
     ) -> Result<(), XtsError> {
         check_lengths(unit, source.len(), destination.len())?;
-        self.transform(unit, first_unit, Some(source), destination, |blocks| {
-            self.data.encrypt_blocks_inout(blocks)
-        });
+        match &self.backend {
+            #[cfg(target_arch = "x86_64")]
+            Backend::AesNi(keys) => keys.encrypt_units(unit, first_unit, source, destination),
+            Backend::Portable(keys) => keys.encrypt_units(unit, first_unit, source, destination),
+        }
         Ok(())
     }
 
@@ -107,9 +159,11 @@ impl XtsAes256 {
         buffer: &mut [u8],
     ) -> Result<(), XtsError> {
         check_lengths(unit, buffer.len(), buffer.len())?;
-        self.transform(unit, first_unit, None, buffer, |blocks| {
-            self.data.decrypt_blocks_inout(blocks)
-        });
+        match &self.backend {
+            #[cfg(target_arch = "x86_64")]
+            Backend::AesNi(keys) => keys.decrypt_units_in_place(unit, first_unit, buffer),
+            Backend::Portable(keys) => keys.decrypt_units_in_place(unit, first_unit, buffer),
+        }
         Ok(())
     }
 
@@ -122,105 +176,21 @@ impl XtsAes256 {
         destination: &mut [u8],
     ) -> Result<(), XtsError> {
         check_lengths(unit, source.len(), destination.len())?;
-        self.transform(unit, first_unit, Some(source), destination, |blocks| {
-            self.data.decrypt_blocks_inout(blocks)
-        });
+        match &self.backend {
+            #[cfg(target_arch = "x86_64")]
+            Backend::AesNi(keys) => keys.decrypt_units(unit, first_unit, source, destination),
+            Backend::Portable(keys) => keys.decrypt_units(unit, first_unit, source, destination),
+        }
         Ok(())
     }
-
-    /// XTS over whole data units into `dst`, from `src` (or from `dst` itself when `src` is
-    /// `None`), [`CHUNK`] bytes at a time, software-pipelined: while the cipher works on
-    /// chunk *k* (one call, [`LANES`] blocks in flight), the processor already has the
-    /// independent work of laying out chunk *k + 1*'s tweaks and XORing them in (the only
-    /// read of the source), and then XORs chunk *k*'s tweaks out of its output. The lengths
-    /// are checked: equal, and whole data units.
-    #[inline(always)]
-    fn transform(
-        &self,
-        unit: DataUnit,
-        first_unit: u64,
-        src: Option<&[u8]>,
-        dst: &mut [u8],
-        cipher: impl Fn(InOutBuf<'_, '_, Block>),
-    ) {
-        let mut tweaks = Tweaks::new(self, unit, first_unit);
-        let mut mask = [0u8; CHUNK];
-        for (index, out) in dst.chunks_exact_mut(CHUNK).enumerate() {
-            let out: &mut [u8; CHUNK] = out.try_into().expect("whole chunk");
-            tweaks.fill(&mut mask);
-            match src {
-                Some(src) => {
-                    let input: &[u8; CHUNK] = src[index * CHUNK..(index + 1) * CHUNK]
-                        .try_into()
-                        .expect("whole chunk");
-                    for ((out, input), mask) in out.iter_mut().zip(input).zip(&mask) {
-                        *out = input ^ mask;
-                    }
-                }
-                None => xor_in_place(out, &mask),
-            }
-            let (blocks, _) = InOutBuf::from(&mut out[..]).into_chunks::<U16>();
-            cipher(blocks);
-            xor_in_place(out, &mask);
-        }
-    }
 }
 
-/// The tweak sequence of consecutive data units, block by block. A unit's first tweak is
-/// E(tweak key, unit number as 128-bit LE); those of [`LANES`] units are encrypted in one
-/// call, so that they go through the cipher in flight together rather than in one slow
-/// single-block call per unit. Each next block's tweak is the previous one times α.
-struct Tweaks<'a> {
-    cipher: &'a Aes256,
-    /// Chunks per data unit.
-    chunks_per_unit: usize,
-    next_unit: u128,
-    /// Encrypted first tweaks of the units `next_unit - LANES + ready ..`.
-    first: [Block; LANES],
-    ready: usize,
-    /// Chunks of the current unit still to come.
-    chunks_left: usize,
-    current: u128,
-}
-
-impl<'a> Tweaks<'a> {
-    #[inline(always)]
-    fn new(xts: &'a XtsAes256, unit: DataUnit, first_unit: u64) -> Self {
-        Self {
-            cipher: &xts.tweak,
-            chunks_per_unit: unit.bytes() / CHUNK,
-            next_unit: u128::from(first_unit),
-            first: [Block::default(); LANES],
-            ready: LANES,
-            chunks_left: 0,
-            current: 0,
-        }
+fn check_key(key: &[u8; KEY_LEN]) -> Result<(), XtsError> {
+    let (data_key, tweak_key) = key.split_at(KEY_LEN / 2);
+    if data_key == tweak_key {
+        return Err(XtsError::KeyHalvesEqual);
     }
-
-    /// Writes the next chunk's tweaks into `mask`, block by block.
-    #[inline(always)]
-    fn fill(&mut self, mask: &mut [u8; CHUNK]) {
-        if self.chunks_left == 0 {
-            if self.ready == LANES {
-                for block in &mut self.first {
-                    *block = Block::from(self.next_unit.to_le_bytes());
-                    self.next_unit += 1;
-                }
-                self.cipher.encrypt_blocks(&mut self.first);
-                self.ready = 0;
-            }
-            self.current = u128::from_le_bytes(self.first[self.ready].into());
-            self.ready += 1;
-            self.chunks_left = self.chunks_per_unit;
-        }
-        self.chunks_left -= 1;
-        let mut tweak = self.current;
-        for slot in mask.chunks_exact_mut(BLOCK) {
-            slot.copy_from_slice(&tweak.to_le_bytes());
-            tweak = next_tweak(tweak);
-        }
-        self.current = tweak;
-    }
+    Ok(())
 }
 
 fn check_lengths(unit: DataUnit, source: usize, destination: usize) -> Result<(), XtsError> {
@@ -230,36 +200,17 @@ fn check_lengths(unit: DataUnit, source: usize, destination: usize) -> Result<()
             destination,
         });
     }
-    if source % unit.bytes() != 0 {
+    if !source.is_multiple_of(unit.bytes()) {
         return Err(XtsError::PartialDataUnit { len: source });
     }
     Ok(())
 }
 
-/// Multiplies a tweak by α in GF(2^128) (IEEE 1619's little-endian convention).
-#[inline(always)]
-fn next_tweak(tweak: u128) -> u128 {
-    // All ones when the top bit is set: the reduction without a branch.
-    let carry = ((tweak as i128) >> 127) as u128;
-    (tweak << 1) ^ (carry & 0x87)
-}
-
-/// Bytes whitened, ciphered and unwhitened as one piece: one cipher call of [`LANES`]
-/// blocks. Small pieces let the processor overlap one piece's XORs with the next one's AES
-/// rounds (32 blocks per call measured slower). Both data unit sizes are whole multiples.
-const CHUNK: usize = LANES * BLOCK;
-const _: () = assert!(512 % CHUNK == 0 && 4096 % CHUNK == 0);
-
-#[inline(always)]
-fn xor_in_place(bytes: &mut [u8; CHUNK], mask: &[u8; CHUNK]) {
-    for (byte, mask) in bytes.iter_mut().zip(mask) {
-        *byte ^= mask;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aes::cipher::generic_array::GenericArray;
+    use aes::Aes256;
 
     fn hex(s: &str) -> std::vec::Vec<u8> {
         let s: std::string::String = s.split_whitespace().collect();
@@ -269,11 +220,24 @@ mod tests {
             .collect()
     }
 
+    /// Both backends for `key` (the AES-NI one where the processor has it), each named.
+    fn backends(key: &[u8; KEY_LEN]) -> std::vec::Vec<(&'static str, XtsAes256)> {
+        let mut backends = std::vec![(
+            "portable",
+            XtsAes256::with_backend(key, false).unwrap().unwrap()
+        )];
+        match XtsAes256::with_backend(key, true).unwrap() {
+            Some(xts) => backends.push(("aes-ni", xts)),
+            None => std::eprintln!("no AES-NI on this processor: only the portable backend"),
+        }
+        backends
+    }
+
     /// IEEE 1619-2007 Annex B, XTS-AES-256 vectors 10 to 14: the same key and plaintext
     /// (bytes 0..=255 twice), data unit sequence numbers 0xff, 0xffff, 0xffffff, 0xffffffff
     /// and 0xffffffffff; the ciphertexts are kept in tests/vectors/ieee1619.txt.
     fn ieee_vectors() -> std::vec::Vec<(u64, std::vec::Vec<u8>)> {
-        let text = include_str!("../tests/vectors/ieee1619.txt");
+        let text = include_str!("../../tests/vectors/ieee1619.txt");
         let mut vectors = std::vec::Vec::new();
         let mut current: Option<(u64, std::string::String)> = None;
         for line in text.lines() {
@@ -310,33 +274,64 @@ mod tests {
     fn ieee1619_vectors_10_to_14_encrypt() {
         let vectors = ieee_vectors();
         assert_eq!(vectors.len(), 5, "vectors 10 to 14");
-        let xts = XtsAes256::new(&ieee_key()).unwrap();
-        for (dusn, expected) in vectors {
-            let mut out = [0u8; 512];
-            xts.encrypt_units(DataUnit::Bytes512, dusn, &ieee_plaintext(), &mut out)
-                .unwrap();
-            assert_eq!(out.as_slice(), expected.as_slice(), "DUSN {dusn:#x}");
+        for (backend, xts) in backends(&ieee_key()) {
+            for (dusn, expected) in &vectors {
+                let mut out = [0u8; 512];
+                xts.encrypt_units(DataUnit::Bytes512, *dusn, &ieee_plaintext(), &mut out)
+                    .unwrap();
+                assert_eq!(
+                    out.as_slice(),
+                    expected.as_slice(),
+                    "{backend}, DUSN {dusn:#x}"
+                );
+            }
         }
     }
 
     #[test]
     fn ieee1619_vectors_10_to_14_decrypt() {
-        let xts = XtsAes256::new(&ieee_key()).unwrap();
-        for (dusn, ciphertext) in ieee_vectors() {
-            let mut buf = ciphertext.clone();
-            xts.decrypt_units_in_place(DataUnit::Bytes512, dusn, &mut buf)
-                .unwrap();
-            assert_eq!(buf, ieee_plaintext(), "DUSN {dusn:#x}");
-            let mut out = [0u8; 512];
-            xts.decrypt_units(DataUnit::Bytes512, dusn, &ciphertext, &mut out)
-                .unwrap();
-            assert_eq!(out.as_slice(), ieee_plaintext().as_slice());
+        for (backend, xts) in backends(&ieee_key()) {
+            for (dusn, ciphertext) in ieee_vectors() {
+                let mut buf = ciphertext.clone();
+                xts.decrypt_units_in_place(DataUnit::Bytes512, dusn, &mut buf)
+                    .unwrap();
+                assert_eq!(buf, ieee_plaintext(), "{backend}, DUSN {dusn:#x}");
+                let mut out = [0u8; 512];
+                xts.decrypt_units(DataUnit::Bytes512, dusn, &ciphertext, &mut out)
+                    .unwrap();
+                assert_eq!(out.as_slice(), ieee_plaintext().as_slice(), "{backend}");
+            }
+        }
+    }
+
+    /// Each vector's unit in the middle of a longer call, at every position of the eight unit
+    /// tweaks encrypted together (and the first of the next batch): it must come out the same.
+    #[test]
+    fn ieee1619_vectors_in_every_unit_tweak_lane() {
+        for (backend, xts) in backends(&ieee_key()) {
+            for (dusn, expected) in ieee_vectors() {
+                for lane in 0..9u64 {
+                    let units = 12;
+                    let plain: std::vec::Vec<u8> = ieee_plaintext().repeat(units);
+                    let mut out = std::vec![0u8; plain.len()];
+                    xts.encrypt_units(DataUnit::Bytes512, dusn - lane, &plain, &mut out)
+                        .unwrap();
+                    let lane = lane as usize;
+                    assert_eq!(
+                        &out[lane * 512..(lane + 1) * 512],
+                        expected.as_slice(),
+                        "{backend}, DUSN {dusn:#x} at unit {lane}"
+                    );
+                }
+            }
         }
     }
 
     #[test]
     fn tweak_doubling_carries_into_the_reduction_polynomial() {
+        use portable::next_tweak;
         assert_eq!(next_tweak(1), 2);
+        assert_eq!(next_tweak(1 << 63), 1 << 64);
         assert_eq!(next_tweak(1 << 126), 1 << 127);
         assert_eq!(next_tweak(1 << 127), 0x87);
         assert_eq!(next_tweak(u128::MAX), (u128::MAX << 1) ^ 0x87);
@@ -348,26 +343,58 @@ mod tests {
             XtsAes256::new(&[7u8; KEY_LEN]).unwrap_err(),
             XtsError::KeyHalvesEqual
         );
-        let xts = XtsAes256::new(&ieee_key()).unwrap();
-        let mut out = [0u8; 1024];
         assert_eq!(
-            xts.encrypt_units(DataUnit::Bytes512, 0, &[0u8; 1000], &mut out[..1000]),
-            Err(XtsError::PartialDataUnit { len: 1000 })
+            XtsAes256::with_backend(&[7u8; KEY_LEN], true).err(),
+            Some(XtsError::KeyHalvesEqual)
         );
-        assert_eq!(
-            xts.encrypt_units(DataUnit::Bytes512, 0, &[0u8; 512], &mut out),
-            Err(XtsError::LengthMismatch {
-                source: 512,
-                destination: 1024
-            })
-        );
-        assert!(xts
-            .decrypt_units_in_place(DataUnit::Bytes4096, 0, &mut out)
-            .is_err());
+        for (backend, xts) in backends(&ieee_key()) {
+            let mut out = [0u8; 1024];
+            assert_eq!(
+                xts.encrypt_units(DataUnit::Bytes512, 0, &[0u8; 1000], &mut out[..1000]),
+                Err(XtsError::PartialDataUnit { len: 1000 }),
+                "{backend}"
+            );
+            assert_eq!(
+                xts.encrypt_units(DataUnit::Bytes512, 0, &[0u8; 512], &mut out),
+                Err(XtsError::LengthMismatch {
+                    source: 512,
+                    destination: 1024
+                })
+            );
+            assert!(xts
+                .decrypt_units_in_place(DataUnit::Bytes4096, 0, &mut out)
+                .is_err());
+            assert_eq!(
+                xts.decrypt_units(DataUnit::Bytes512, 0, &[0u8; 512], &mut out[..511]),
+                Err(XtsError::LengthMismatch {
+                    source: 512,
+                    destination: 511
+                })
+            );
+            assert_eq!(out, [0u8; 1024], "{backend}: nothing written on error");
+        }
     }
 
-    /// Agrees with the independent `xts-mode` crate for both data units, many units in one
-    /// call, and unit numbers near the top of the 64-bit range.
+    /// `new` takes AES-NI wherever the processor has it (and the build does not force the
+    /// software path).
+    #[test]
+    fn new_chooses_aes_ni_when_present() {
+        let present = XtsAes256::with_backend(&ieee_key(), true)
+            .unwrap()
+            .is_some();
+        assert_eq!(XtsAes256::new(&ieee_key()).unwrap().uses_aes_ni(), present);
+        if cfg!(target_arch = "x86_64") && !cfg!(aes_force_soft) {
+            assert_eq!(
+                present,
+                std::is_x86_feature_detected!("aes"),
+                "cpufeatures and std agree"
+            );
+        }
+    }
+
+    /// Agrees with the independent `xts-mode` crate, through both backends: both data units,
+    /// many units in one call (more than the eight unit tweaks encrypted together), and unit
+    /// numbers near the top of the 64-bit range, where they pass 2^64.
     #[test]
     fn agrees_with_xts_mode_crate() {
         use aes::cipher::KeyInit as _;
@@ -376,18 +403,62 @@ mod tests {
             Aes256::new(GenericArray::from_slice(&key[..32])),
             Aes256::new(GenericArray::from_slice(&key[32..])),
         );
-        let xts = XtsAes256::new(&key).unwrap();
-        for unit in [DataUnit::Bytes512, DataUnit::Bytes4096] {
-            for first in [0u64, 1, 12345, u64::MAX - 3] {
-                let plain: std::vec::Vec<u8> =
-                    (0..unit.bytes() * 3).map(|i| (i * 7 + 3) as u8).collect();
-                let mut ours = std::vec![0u8; plain.len()];
-                xts.encrypt_units(unit, first, &plain, &mut ours).unwrap();
-                let mut theirs = plain.clone();
-                oracle.encrypt_area(&mut theirs, unit.bytes(), first.into(), |n| n.to_le_bytes());
-                assert_eq!(ours, theirs, "{unit:?} from {first}");
-                xts.decrypt_units_in_place(unit, first, &mut ours).unwrap();
-                assert_eq!(ours, plain);
+        for (backend, xts) in backends(&key) {
+            for (unit, units) in [(DataUnit::Bytes512, 19), (DataUnit::Bytes4096, 9)] {
+                for first in [
+                    0u64,
+                    1,
+                    12345,
+                    u64::MAX - 20,
+                    u64::MAX - 8,
+                    u64::MAX - 3,
+                    u64::MAX,
+                ] {
+                    let plain: std::vec::Vec<u8> = (0..unit.bytes() * units)
+                        .map(|i| (i * 7 + 3) as u8)
+                        .collect();
+                    let mut ours = std::vec![0u8; plain.len()];
+                    xts.encrypt_units(unit, first, &plain, &mut ours).unwrap();
+                    let mut theirs = plain.clone();
+                    oracle
+                        .encrypt_area(&mut theirs, unit.bytes(), first.into(), |n| n.to_le_bytes());
+                    assert_eq!(ours, theirs, "{backend}, {unit:?} from {first}");
+                    let mut copy = std::vec![0u8; plain.len()];
+                    xts.decrypt_units(unit, first, &ours, &mut copy).unwrap();
+                    assert_eq!(copy, plain, "{backend}, {unit:?} from {first}");
+                    xts.decrypt_units_in_place(unit, first, &mut ours).unwrap();
+                    assert_eq!(ours, plain, "{backend}, {unit:?} from {first}");
+                }
+            }
+        }
+    }
+
+    /// The two backends agree with each other on every length from one unit up to past two
+    /// batches of unit tweaks, for many keys.
+    #[test]
+    fn backends_agree() {
+        for seed in 0..16u8 {
+            let key: [u8; KEY_LEN] =
+                core::array::from_fn(|i| (i as u8).wrapping_mul(seed | 1).wrapping_add(seed));
+            let all = backends(&key);
+            let Some((_, fast)) = all.get(1) else { return };
+            let portable = &all[0].1;
+            for unit in [DataUnit::Bytes512, DataUnit::Bytes4096] {
+                let units = 1 + usize::from(seed) % 18;
+                let first = u64::from(seed).wrapping_mul(0x0123_4567_89ab_cdef);
+                let plain: std::vec::Vec<u8> = (0..unit.bytes() * units)
+                    .map(|i| (i as u8) ^ seed.wrapping_mul(13))
+                    .collect();
+                let (mut a, mut b) = (std::vec![0u8; plain.len()], std::vec![0u8; plain.len()]);
+                portable.encrypt_units(unit, first, &plain, &mut a).unwrap();
+                fast.encrypt_units(unit, first, &plain, &mut b).unwrap();
+                assert_eq!(a, b, "seed {seed}, {unit:?}, {units} units");
+                portable
+                    .decrypt_units_in_place(unit, first, &mut a)
+                    .unwrap();
+                fast.decrypt_units(unit, first, &b.clone(), &mut b).unwrap();
+                assert_eq!(a, plain);
+                assert_eq!(b, plain);
             }
         }
     }
