@@ -4,17 +4,15 @@
 //! DriverEntry runs on it and allocates the secondary buffer there. Two harnesses call the
 //! callbacks:
 //! - **lean** (`dump_write_*`, `dump_read_*`): the way crashdmp.sys calls a filter, and
-//!   nothing more: this bench lays out FILTER_EXTENSION and FILTER_INITIALIZATION_DATA
-//!   itself, calls DriverEntry, then the DumpWrite/DumpRead pointers it filled in, at the
-//!   simulated HIGH_LEVEL. The time is the filter's: validation, the fused copy-and-encrypt
-//!   into the secondary buffer, MDL retargeting (plus restoring the MDL's header and PFNs
-//!   before each call, a few hundred bytes).
+//!   nothing more: `LoadedFilter::write_unchecked`/`read_unchecked` call the DumpWrite/
+//!   DumpRead pointers DriverEntry filled in, at the simulated HIGH_LEVEL, with no check
+//!   around the call. The time is the filter's: validation, the fused copy-and-encrypt into
+//!   the secondary buffer, MDL retargeting (plus restoring the MDL's header and PFNs before
+//!   each call, a few hundred bytes).
 //! - **checked** (`checked_*`): `crashdmp_sim::stack::load` and `LoadedFilter::write`/`read`,
 //!   which also copy the extension and check the guard bytes and the kernel's counters after
 //!   every call. The difference is the simulator's checking, not the filter.
-use std::ffi::c_void;
 use std::hint::black_box;
-use std::ptr::null_mut;
 use std::time::Duration;
 
 use crashdmp_sim::mdl::{Header, Shape, SimMdl};
@@ -22,10 +20,6 @@ use crashdmp_sim::memory::Pages;
 use crashdmp_sim::ntoskrnl::{self, Environment, RegistryValue};
 use crashdmp_sim::stack::{self, DiskInfo, Load, LoadedFilter};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use dumpcrypt::abi::{
-    DumpTypeCrashdump, DumpTypeHibernation, DISK_GEOMETRY, DISK_PARTITION_INFO, FILTER_EXTENSION,
-    FILTER_INITIALIZATION_DATA, MDL,
-};
 
 const SIZES: [(usize, &str); 4] = [
     (4 << 10, "4KiB"),
@@ -85,69 +79,7 @@ fn boot(setup: Setup) {
     ntoskrnl::boot(environment);
 }
 
-/// The filter as crashdmp.sys holds it: the two structures it passed to DriverEntry.
-struct Lean {
-    extension: Box<FILTER_EXTENSION>,
-    init: Box<FILTER_INITIALIZATION_DATA>,
-}
-
-impl Lean {
-    fn load(dump_type: u32) -> Self {
-        let mut extension = Box::new(FILTER_EXTENSION {
-            DumpType: dump_type,
-            DeviceObject: null_mut(),
-            Geometry: DISK_GEOMETRY {
-                BytesPerSector: 512,
-                ..DISK_GEOMETRY::default()
-            },
-            DiskSize: 1 << 40,
-            PartitionInfo: DISK_PARTITION_INFO::default(),
-            DumpData: null_mut(),
-            Size: size_of::<FILTER_EXTENSION>() as u32,
-            Flags: 0,
-        });
-        let mut init = Box::new(FILTER_INITIALIZATION_DATA {
-            MajorVersion: 0,
-            MinorVersion: 0,
-            DumpStart: None,
-            DumpWrite: None,
-            DumpFinish: None,
-            DumpUnload: None,
-            DumpData: null_mut(),
-            MaxPagesPerWrite: MAX_PAGES,
-            Flags: 0,
-            DumpRead: None,
-        });
-        let (extension_ptr, init_ptr) = (
-            (&mut *extension as *mut FILTER_EXTENSION).cast::<c_void>(),
-            (&mut *init as *mut FILTER_INITIALIZATION_DATA).cast::<c_void>(),
-        );
-        // SAFETY: both structures have the Windows 8+ layout the simulated OS version
-        // (Windows 11) implies, and live as long as the instance.
-        let status = unsafe { dumpcrypt::DriverEntry(extension_ptr, init_ptr) };
-        assert_eq!(status, 0, "DriverEntry");
-        extension.DumpData = init.DumpData;
-        let mut this = Self { extension, init };
-        let start = this.init.DumpStart.expect("DumpStart");
-        let _high = ntoskrnl::raise_to_high_level();
-        // SAFETY: the extension DriverEntry was given, with the context it returned.
-        assert_eq!(unsafe { start(&mut *this.extension) }, 0, "Dump_Start");
-        this
-    }
-
-    fn write(&mut self, offset: &mut i64, mdl: &mut SimMdl) -> i32 {
-        let write = self.init.DumpWrite.expect("DumpWrite");
-        // SAFETY: the loaded extension, a live offset and a live MDL of the simulator's.
-        unsafe { write(&mut *self.extension, offset, mdl.as_ptr().cast::<MDL>()) }
-    }
-
-    fn read(&mut self, offset: &mut i64, mdl: &mut SimMdl) -> i32 {
-        let read = self.init.DumpRead.expect("DumpRead");
-        // SAFETY: as in `write`.
-        unsafe { read(&mut *self.extension, offset, mdl.as_ptr().cast::<MDL>()) }
-    }
-}
-
+/// A loaded and started instance.
 fn checked(dump_type: u32) -> LoadedFilter {
     let disk = DiskInfo {
         bytes_per_sector: 512,
@@ -206,7 +138,7 @@ impl Transfer {
 
 fn bench_writes(c: &mut Criterion, name: &str, setup: Setup) {
     boot(setup);
-    let mut lean = Lean::load(DumpTypeCrashdump);
+    let mut lean = checked(stack::CRASHDUMP);
     let mut group = c.benchmark_group(name);
     let _high = ntoskrnl::raise_to_high_level();
     for (size, label) in SIZES {
@@ -215,7 +147,7 @@ fn bench_writes(c: &mut Criterion, name: &str, setup: Setup) {
         group.bench_function(BenchmarkId::from_parameter(label), |b| {
             b.iter(|| {
                 let mut offset = black_box(OFFSET);
-                let status = lean.write(&mut offset, transfer.reset());
+                let status = lean.write_unchecked(&mut offset, transfer.reset());
                 assert_eq!(status, 0);
             })
         });
@@ -231,7 +163,7 @@ fn dump_write(c: &mut Criterion) {
 
 fn dump_read(c: &mut Criterion) {
     boot(Setup::Encrypt);
-    let mut lean = Lean::load(DumpTypeHibernation);
+    let mut lean = checked(stack::HIBERNATION);
     let mut group = c.benchmark_group("dump_read_decrypt");
     let _high = ntoskrnl::raise_to_high_level();
     for (size, label) in SIZES {
@@ -241,7 +173,8 @@ fn dump_read(c: &mut Criterion) {
         group.bench_function(BenchmarkId::from_parameter(label), |b| {
             b.iter(|| {
                 let mut offset = black_box(OFFSET);
-                assert_eq!(lean.read(&mut offset, &mut transfer.mdl), 0);
+                let status = lean.read_unchecked(&mut offset, &mut transfer.mdl);
+                assert_eq!(status, Some(0));
             })
         });
     }

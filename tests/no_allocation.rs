@@ -9,16 +9,11 @@
 //! allocator.
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::ffi::c_void;
-use std::ptr::null_mut;
 
 use crashdmp_sim::mdl::{Shape, SimMdl};
 use crashdmp_sim::memory::Pages;
 use crashdmp_sim::ntoskrnl::{self, Environment, RegistryValue};
-use dumpcrypt::abi::{
-    DumpTypeCrashdump, DumpTypeHibernation, DISK_GEOMETRY, DISK_PARTITION_INFO, FILTER_EXTENSION,
-    FILTER_INITIALIZATION_DATA, MDL,
-};
+use crashdmp_sim::stack::{self, DiskInfo, Load, LoadedFilter, CRASHDUMP, HIBERNATION};
 
 struct CountingAllocator;
 
@@ -106,83 +101,16 @@ fn boot(unit: u32, area: (u64, u64)) {
     ntoskrnl::boot(environment);
 }
 
-/// A loaded instance, held the way crashdmp.sys holds it: the two structures it passed to
-/// DriverEntry, whose callbacks the test calls directly (the simulator's `LoadedFilter`
-/// allocates for its own checks around each call).
-struct Filter {
-    extension: Box<FILTER_EXTENSION>,
-    init: Box<FILTER_INITIALIZATION_DATA>,
-}
-
-impl Filter {
-    fn load(dump_type: u32) -> Self {
-        let mut extension = Box::new(FILTER_EXTENSION {
-            DumpType: dump_type,
-            DeviceObject: null_mut(),
-            Geometry: DISK_GEOMETRY {
-                BytesPerSector: 512,
-                ..DISK_GEOMETRY::default()
-            },
-            DiskSize: 1 << 40,
-            PartitionInfo: DISK_PARTITION_INFO::default(),
-            DumpData: null_mut(),
-            Size: size_of::<FILTER_EXTENSION>() as u32,
-            Flags: 0,
-        });
-        let mut init = Box::new(FILTER_INITIALIZATION_DATA {
-            MajorVersion: 0,
-            MinorVersion: 0,
-            DumpStart: None,
-            DumpWrite: None,
-            DumpFinish: None,
-            DumpUnload: None,
-            DumpData: null_mut(),
-            MaxPagesPerWrite: MAX_PAGES,
-            Flags: 0,
-            DumpRead: None,
-        });
-        let (extension_ptr, init_ptr) = (
-            (&mut *extension as *mut FILTER_EXTENSION).cast::<c_void>(),
-            (&mut *init as *mut FILTER_INITIALIZATION_DATA).cast::<c_void>(),
-        );
-        // SAFETY: both structures have the Windows 8+ layout of the simulated OS (Windows
-        // 11) and outlive the instance (unloaded in `drop`).
-        let status = unsafe { dumpcrypt::DriverEntry(extension_ptr, init_ptr) };
-        assert_eq!(status, 0, "DriverEntry");
-        extension.DumpData = init.DumpData;
-        Self { extension, init }
-    }
-
-    fn start(&mut self) -> i32 {
-        let start = self.init.DumpStart.expect("DumpStart");
-        // SAFETY: the extension DriverEntry was given, carrying the context it returned.
-        unsafe { start(&mut *self.extension) }
-    }
-
-    fn write(&mut self, offset: &mut i64, mdl: &mut SimMdl) -> i32 {
-        let write = self.init.DumpWrite.expect("DumpWrite");
-        // SAFETY: as in `start`, with a live offset and a live MDL of the simulator's.
-        unsafe { write(&mut *self.extension, offset, mdl.as_ptr().cast::<MDL>()) }
-    }
-
-    fn read(&mut self, offset: &mut i64, mdl: &mut SimMdl) -> i32 {
-        let read = self.init.DumpRead.expect("DumpRead on Windows 11");
-        // SAFETY: as in `write`.
-        unsafe { read(&mut *self.extension, offset, mdl.as_ptr().cast::<MDL>()) }
-    }
-
-    fn finish(&mut self) -> i32 {
-        let finish = self.init.DumpFinish.expect("DumpFinish");
-        // SAFETY: as in `start`.
-        unsafe { finish(&mut *self.extension) }
-    }
-}
-
-impl Drop for Filter {
-    fn drop(&mut self) {
-        let unload = self.init.DumpUnload.expect("DumpUnload");
-        // SAFETY: as in `start`; nothing calls the instance afterwards.
-        unsafe { unload(&mut *self.extension) };
+/// A loaded instance. The test calls its callbacks bare (`*_unchecked`): the simulator's
+/// checks around each call allocate, the callbacks must not.
+fn load(dump_type: u32) -> LoadedFilter {
+    let disk = DiskInfo {
+        bytes_per_sector: 512,
+        disk_size: 1 << 40,
+    };
+    match stack::load(dumpcrypt::DriverEntry, dump_type, MAX_PAGES, disk).expect("DriverEntry") {
+        Load::Loaded(filter) => filter,
+        Load::Failed { status, .. } => panic!("DriverEntry failed with {status:#x}"),
     }
 }
 
@@ -191,12 +119,12 @@ impl Drop for Filter {
 fn run(unit: u32) {
     const AREA: (u64, u64) = (0x10_0000, 0x20_0000);
     boot(unit, AREA);
-    let mut writer = Filter::load(DumpTypeCrashdump);
-    let mut reader = Filter::load(DumpTypeHibernation);
-    let _high = ntoskrnl::raise_to_high_level();
-    assert_eq!(counting(|| writer.start()), (0, 0), "Dump_Start");
+    let mut writer = load(CRASHDUMP);
+    let mut reader = load(HIBERNATION);
+    let high = ntoskrnl::raise_to_high_level();
+    assert_eq!(counting(|| writer.start_unchecked()), (0, 0), "Dump_Start");
     assert_eq!(
-        counting(|| reader.start()),
+        counting(|| reader.start_unchecked()),
         (0, 0),
         "Dump_Start (hibernation)"
     );
@@ -227,7 +155,7 @@ fn run(unit: u32) {
         let data = source.as_slice()[in_page..].as_ptr();
         let mut mdl = SimMdl::describe(data, len as u32, shape, 1, decoy.as_ptr());
         let mut disk_offset = offset as i64;
-        let (status, allocations) = counting(|| writer.write(&mut disk_offset, &mut mdl));
+        let (status, allocations) = counting(|| writer.write_unchecked(&mut disk_offset, &mut mdl));
         assert_eq!(status, 0, "Dump_Write of {len} bytes at {offset:#x}");
         assert_eq!(
             allocations, 0,
@@ -240,7 +168,11 @@ fn run(unit: u32) {
         let target = readback.as_slice()[in_page..].as_ptr();
         let mut mdl = SimMdl::describe(target, len as u32, shape, 0, decoy.as_ptr());
         let mut disk_offset = offset as i64;
-        let (status, allocations) = counting(|| reader.read(&mut disk_offset, &mut mdl));
+        let (status, allocations) = counting(|| {
+            reader
+                .read_unchecked(&mut disk_offset, &mut mdl)
+                .expect("Dump_Read on Windows 11")
+        });
         assert_eq!(status, 0, "Dump_Read of {len} bytes at {offset:#x}");
         assert_eq!(
             allocations, 0,
@@ -252,12 +184,19 @@ fn run(unit: u32) {
             "Dump_Read gives back what Dump_Write was given"
         );
     }
-    assert_eq!(counting(|| writer.finish()), (0, 0), "Dump_Finish");
     assert_eq!(
-        counting(|| reader.finish()),
+        counting(|| writer.finish_unchecked()),
+        (0, 0),
+        "Dump_Finish"
+    );
+    assert_eq!(
+        counting(|| reader.finish_unchecked()),
         (0, 0),
         "Dump_Finish (hibernation)"
     );
+    drop(high);
+    writer.unload().expect("Dump_Unload");
+    reader.unload().expect("Dump_Unload (hibernation)");
 }
 
 #[test]

@@ -366,6 +366,37 @@ impl LoadedFilter {
         Ok(value)
     }
 
+    /// The callbacks called bare, as crashdmp.sys calls them: none of the checks around the
+    /// call (which allocate), no IRQL raised (the caller holds
+    /// [`ntoskrnl::raise_to_high_level`] for the dump-mode ones), and a bug check unwinds to
+    /// the caller. For benchmarks and the allocation test, which measure the callback alone.
+    pub fn start_unchecked(&mut self) -> i32 {
+        let (start, ext) = (self.start, self.extension.as_ptr());
+        // SAFETY: the filter's callback with the extension it was loaded with.
+        unsafe { start(ext) }
+    }
+
+    /// Dump_Write, bare (see [`LoadedFilter::start_unchecked`]).
+    pub fn write_unchecked(&mut self, offset: &mut i64, mdl: &mut SimMdl) -> i32 {
+        let (write, ext) = (self.write, self.extension.as_ptr());
+        // SAFETY: as in `start_unchecked`, with a live offset and a live MDL.
+        unsafe { write(ext, offset, mdl.as_ptr()) }
+    }
+
+    /// Dump_Read, bare (see [`LoadedFilter::start_unchecked`]); `None` without Dump_Read.
+    pub fn read_unchecked(&mut self, offset: &mut i64, mdl: &mut SimMdl) -> Option<i32> {
+        let (read, ext) = (self.read?, self.extension.as_ptr());
+        // SAFETY: as in `write_unchecked`.
+        Some(unsafe { read(ext, offset, mdl.as_ptr()) })
+    }
+
+    /// Dump_Finish, bare (see [`LoadedFilter::start_unchecked`]).
+    pub fn finish_unchecked(&mut self) -> i32 {
+        let (finish, ext) = (self.finish, self.extension.as_ptr());
+        // SAFETY: as in `start_unchecked`.
+        unsafe { finish(ext) }
+    }
+
     /// Dump_Start at HIGH_LEVEL.
     pub fn start(&mut self) -> Result<i32, SimError> {
         let start = self.start;
