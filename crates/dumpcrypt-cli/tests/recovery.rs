@@ -5,25 +5,13 @@
 //! file left behind.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
 
 use aes::cipher::KeyInit;
+use common::{dumpcrypt, text};
 use sha2::Digest;
-
-fn dumpcrypt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dumpcrypt"))
-        .args(args)
-        .output()
-        .expect("runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 #[track_caller]
 fn succeeds(args: &[&str]) -> String {

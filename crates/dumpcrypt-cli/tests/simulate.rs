@@ -3,24 +3,11 @@
 //! clear message and a non-zero exit.
 
 use std::path::Path;
-use std::process::{Command, Output};
+
+mod common;
 
 use aes::cipher::KeyInit;
-
-fn dumpcrypt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dumpcrypt"))
-        .args(args)
-        .output()
-        .expect("runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use common::{dumpcrypt, text};
 
 fn write_key(dir: &Path) -> (std::path::PathBuf, [u8; 64]) {
     let key: [u8; 64] = std::array::from_fn(|i| (i as u8).wrapping_mul(73) ^ 0x3c);
