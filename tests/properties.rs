@@ -102,7 +102,8 @@ proptest! {
         offset in near(vec![0, 512, 4096, 1 << 40, u64::MAX - 4096]),
         len in 0u64..=16384,
     ) {
-        let area = Area { start, end: start.saturating_add(size).max(start + 1) };
+        // An area cannot start at the very top (it would be empty): skip those inputs.
+        let area = Area { start, end: start.saturating_add(size) };
         prop_assume!(area.start < area.end);
         prop_assert_eq!(area.intersect(offset, len), model_intersection(area, offset, len));
     }

@@ -5,7 +5,6 @@
 //! file left behind.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 mod common;
 
