@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crashdmp_sim::memory::Pages;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use dumpcrypt::xts::{DataUnit, XtsAes256};
+use dumpcrypt_xts::{DataUnit, XtsAes256};
 
 /// Write sizes: a page, a typical dump transfer, and the largest ones.
 const SIZES: [(usize, &str); 4] = [

@@ -53,11 +53,11 @@ trap 'rm -rf "$work"' EXIT
 rm -rf "$TARGET_DIR/criterion" "$SOFT_TARGET_DIR/criterion"
 
 echo "== criterion, AES-NI (runtime-detected)" >&2
-CARGO_TARGET_DIR=$TARGET_DIR cargo bench --bench transform --bench dump_path -- --noplot >&2
+CARGO_TARGET_DIR=$TARGET_DIR cargo bench --features host --bench transform --bench dump_path -- --noplot >&2
 
 echo "== criterion, software AES forced (--cfg aes_force_soft)" >&2
 CARGO_TARGET_DIR=$SOFT_TARGET_DIR RUSTFLAGS="--cfg aes_force_soft" \
-    cargo bench --bench transform -- --noplot --sample-size 20 \
+    cargo bench --features host --bench transform -- --noplot --sample-size 20 \
     '^transform_(encrypt|decrypt_in_place)/' >&2
 
 # openssl_speed SIZE asm|noasm encrypt|decrypt: bytes per second, the median of REPEAT runs.

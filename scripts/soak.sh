@@ -16,5 +16,5 @@ if [[ "${1:-}" == "--release" ]]; then
     profile=(--release)
 fi
 began=$(date +%s)
-cargo test "${profile[@]}" --test soak -- --ignored --nocapture
+cargo test "${profile[@]}" --features host --test soak -- --ignored --nocapture
 echo "soak.sh: passed in $(($(date +%s) - began)) s"

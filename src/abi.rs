@@ -9,7 +9,7 @@
 //! | [`DumpStartFn`] …        | `PDUMP_START` …               |
 //!
 //! The C spellings are kept here on purpose: this file mirrors the headers. The rest of the
-//! driver uses Rust names. Only x86_64 is laid out (DESIGN.md §1).
+//! driver uses Rust names. Only x86_64 is laid out (docs/design.md, "The ABI").
 #![allow(non_camel_case_types, non_snake_case, non_upper_case_globals)]
 
 use core::ffi::c_void;
@@ -172,7 +172,7 @@ pub const MDL_SOURCE_IS_NONPAGED_POOL: i16 = 0x0004;
 pub const MDL_PARTIAL: i16 = 0x0010;
 pub const MDL_IO_SPACE: i16 = 0x0800;
 
-// Layout checks against DESIGN.md §1 (x64).
+// Layout checks (x64), as docs/design.md gives them.
 const _: () = {
     assert!(
         size_of::<usize>() == 8,

@@ -12,23 +12,49 @@
 //! that was never loaded or is already unloaded is a documented bug check, not a wild read.
 
 use core::ffi::c_void;
-use core::mem::MaybeUninit;
 use core::ptr::{null_mut, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};
 
 use crate::abi::*;
-use crate::config::{Config, Policy, TweakBase};
-use crate::fault::{Callback, Fault, BUGCHECK_CODE};
-use crate::kernel::{self, PoolBox};
-use crate::mdl::{IoRequest, SecondaryBuffer};
-use crate::policy::{Action, DumpType, Encryption, Instance};
-use crate::xts::XtsAes256;
+use crate::kernel::{self, Passive, PoolBox};
+use crate::mdl::{SecondaryBuffer, Source, Target};
+use crate::request::{CheckedRead, CheckedWrite, RawRequest};
+use dumpcrypt_core::config::{Config, Policy};
+use dumpcrypt_core::fault::{Callback, Fault, BUGCHECK_CODE};
+use dumpcrypt_core::geometry::{Geometry, TweakBase};
+use dumpcrypt_core::instance::{Action, DumpType, StartOutcome};
+use dumpcrypt_core::xts::XtsAes256;
+
+/// One loaded copy of the filter: the context handed over through DumpData.
+pub(crate) type Instance = dumpcrypt_core::instance::Instance<Encryption>;
+
+/// What the encrypt policy needs, all prepared at DriverEntry.
+#[derive(Debug)]
+pub(crate) struct Encryption {
+    /// In its own pool block: the key schedules are most of the instance's size.
+    cipher: PoolBox<XtsAes256>,
+    geometry: Geometry,
+    buffer: SecondaryBuffer,
+}
+
+impl Encryption {
+    /// Dump_Write. HIGH_LEVEL.
+    fn write(&mut self, request: RawRequest<'_, Source>) -> Result<(), Fault> {
+        CheckedWrite::parse(request, &self.geometry, &mut self.buffer)?.encrypt(&self.cipher)
+    }
+
+    /// Dump_Read. HIGH_LEVEL.
+    fn read(&mut self, request: RawRequest<'_, Target>) -> Result<(), Fault> {
+        CheckedRead::parse(request, &self.geometry, self.buffer.len())?.decrypt(&self.cipher)
+    }
+}
 
 /// Contexts of the instances loaded now. In kernel mode each image copy holds one at a time;
 /// the host runs many instances in one process, side by side.
 static LIVE: [AtomicPtr<Instance>; 64] = [const { AtomicPtr::new(null_mut()) }; 64];
 
-/// DriverEntry of a dump filter (DESIGN.md §2). PASSIVE_LEVEL.
+/// DriverEntry of a dump filter (docs/design.md, "How Windows drives a dump filter").
+/// PASSIVE_LEVEL.
 ///
 /// # Safety
 /// `driver_object` and `registry_path` are what the system passes to DriverEntry: for a dump
@@ -51,17 +77,29 @@ pub unsafe fn driver_entry(driver_object: *mut c_void, registry_path: *mut c_voi
     // SAFETY: every OS version passes at least the version-1 initialization data, ours
     // alone to fill during DriverEntry. DumpRead, past it, is written separately below.
     let init = unsafe { &mut *registry_path.cast::<FILTER_INITIALIZATION_DATA_V1>() };
-    let read_support = kernel::os_version().supports_dump_read();
+    // SAFETY: DriverEntry runs at PASSIVE_LEVEL.
+    unsafe { Passive::scope(|passive| initialize(passive, extension, init, registry_path)) }
+}
+
+/// DriverEntry's work, with the PASSIVE_LEVEL token.
+fn initialize(
+    passive: &Passive,
+    extension: &FILTER_EXTENSION_V1,
+    init: &mut FILTER_INITIALIZATION_DATA_V1,
+    registry_path: *mut c_void,
+) -> NTSTATUS {
+    let read_support = kernel::os_version(passive).supports_dump_read();
 
     // Version and flags first, before anything can fail. The callbacks and DumpData stay
-    // unset until the end, so a failure leaves no pointer the system could call.
+    // unset until the end, so a failure leaves no pointer the system could call. Flags keeps
+    // whatever bits the system set before the call.
     init.MajorVersion = if read_support {
         DUMP_FILTER_MAJOR_VERSION
     } else {
         DUMP_FILTER_MAJOR_VERSION_1
     };
     init.MinorVersion = DUMP_FILTER_MINOR_VERSION;
-    init.Flags = DUMP_FILTER_CRITICAL
+    init.Flags |= DUMP_FILTER_CRITICAL
         | if read_support {
             DUMP_FILTER_FLAG_SYSTEM_SUPPORT_READ
         } else {
@@ -69,6 +107,7 @@ pub unsafe fn driver_entry(driver_object: *mut c_void, registry_path: *mut c_voi
         };
 
     let context = match load(
+        passive,
         extension.DumpType,
         extension.DeviceObject,
         init.MaxPagesPerWrite,
@@ -87,7 +126,8 @@ pub unsafe fn driver_entry(driver_object: *mut c_void, registry_path: *mut c_voi
             .wrapping_add(core::mem::offset_of!(FILTER_INITIALIZATION_DATA, DumpRead))
             .cast::<Option<DumpReadFn>>();
         // SAFETY: from Windows 8 on the structure has DumpRead (0x38, 8-byte aligned like the
-        // structure); `init` is not used again, so this write does not alias it.
+        // structure), ours to fill during DriverEntry; `init` covers only the bytes before
+        // it, so this write does not alias it.
         unsafe { dump_read_slot.write(Some(dump_read)) };
     }
     STATUS_SUCCESS
@@ -95,6 +135,7 @@ pub unsafe fn driver_entry(driver_object: *mut c_void, registry_path: *mut c_voi
 
 /// Validates, reads the configuration, and builds and registers the instance. PASSIVE_LEVEL.
 fn load(
+    passive: &Passive,
     dump_type: u32,
     device: *mut c_void,
     max_pages_per_write: u32,
@@ -104,60 +145,56 @@ fn load(
     }
     let dump_type = DumpType::from_raw(dump_type).ok_or(STATUS_INVALID_PARAMETER)?;
     let config =
-        Config::parse(&kernel::read_parameters()?).map_err(|_| STATUS_BAD_CONFIGURATION)?;
-    let policy = match dump_type {
-        DumpType::CrashDump => config.crash_dump_policy,
-        DumpType::Hibernation => config.hibernation_policy,
-    };
-    let action = match policy {
+        Config::parse(&kernel::read_parameters(passive)?).map_err(|_| STATUS_BAD_CONFIGURATION)?;
+    let action = match config.policy(dump_type) {
         Policy::Passthrough => Action::Passthrough,
         Policy::Refuse => Action::Refuse,
-        Policy::Encrypt => {
-            Action::Encrypt(prepare_encryption(&config, device, max_pages_per_write)?)
-        }
+        Policy::Encrypt => Action::Encrypt(prepare_encryption(
+            passive,
+            &config,
+            device,
+            max_pages_per_write,
+        )?),
     };
-    let instance = PoolBox::try_new_with(STATUS_INSUFFICIENT_RESOURCES, |slot| {
-        slot.write(Instance::new(dump_type, action));
-        Ok(())
+    let instance = PoolBox::try_new(passive, STATUS_INSUFFICIENT_RESOURCES, || {
+        Ok(Instance::new(dump_type, action))
     })?
     .into_raw();
     if !register(instance) {
-        // SAFETY: just made by `into_raw` and never shared: take it back and drop it.
+        // SAFETY: just made by `into_raw` and never shared: take it back and drop it, at
+        // PASSIVE_LEVEL.
         drop(unsafe { PoolBox::from_raw(instance) });
         return Err(STATUS_INSUFFICIENT_RESOURCES);
     }
     Ok(instance)
 }
 
-/// Expands the key straight into its pool block. Not inlined, so that the key expansion's
-/// frame is not part of DriverEntry's for the rest of its run.
+/// Expands the key. Not inlined, so that the key expansion's frame is not part of
+/// DriverEntry's for the rest of its run.
 #[inline(never)]
-fn expand_key(slot: &mut MaybeUninit<XtsAes256>, key: &[u8; 64]) -> Result<(), NTSTATUS> {
-    slot.write(XtsAes256::new(key).map_err(|_| STATUS_BAD_CONFIGURATION)?);
-    Ok(())
+fn expand_key(key: &[u8; 64]) -> Result<XtsAes256, NTSTATUS> {
+    XtsAes256::new(key).map_err(|_| STATUS_BAD_CONFIGURATION)
 }
 
 #[inline(never)]
 fn prepare_encryption(
+    passive: &Passive,
     config: &Config,
     device: *mut c_void,
     max_pages_per_write: u32,
 ) -> Result<Encryption, NTSTATUS> {
     // Config::parse refuses encrypt without a valid key.
     let key = config.key.as_ref().ok_or(STATUS_BAD_CONFIGURATION)?;
-    let cipher =
-        PoolBox::try_new_with(STATUS_INSUFFICIENT_RESOURCES, |slot| expand_key(slot, key))?;
-    let tweak_offset = match config.tweak_base {
+    let cipher = PoolBox::try_new(passive, STATUS_INSUFFICIENT_RESOURCES, || expand_key(key))?;
+    let partition_start = match config.tweak_base {
         TweakBase::Partition => 0,
         // SAFETY: `device` is FILTER_EXTENSION.DeviceObject, as the system passed it.
-        TweakBase::Disk => unsafe { kernel::partition_offset(device) }?,
+        TweakBase::Disk => unsafe { kernel::partition_offset(passive, device) }?,
     };
     Ok(Encryption {
         cipher,
-        data_unit: config.data_unit,
-        area: config.area,
-        tweak_offset,
-        buffer: SecondaryBuffer::allocate(max_pages_per_write)?,
+        geometry: config.geometry(partition_start),
+        buffer: SecondaryBuffer::allocate(passive, max_pages_per_write)?,
     })
 }
 
@@ -191,12 +228,16 @@ fn unregister(instance: NonNull<Instance>) {
     }
 }
 
-/// The instance behind an extension, checked against the live set and the dump type.
+/// Runs `body` on the instance behind an extension, checked against the live set and the
+/// dump type; the reference cannot outlive `body`.
 ///
 /// # Safety
 /// `extension`, if non-null, is the FILTER_EXTENSION the dump stack passes to callbacks, and
 /// the stack makes no other call on this instance until this one returns.
-unsafe fn instance<'a>(extension: *mut FILTER_EXTENSION) -> Result<&'a mut Instance, Fault> {
+unsafe fn with_instance<R>(
+    extension: *mut FILTER_EXTENSION,
+    body: impl FnOnce(&mut Instance) -> Result<R, Fault>,
+) -> Result<R, Fault> {
     if extension.is_null() {
         return Err(Fault::NullArgument { argument: 1 });
     }
@@ -210,15 +251,11 @@ unsafe fn instance<'a>(extension: *mut FILTER_EXTENSION) -> Result<&'a mut Insta
         });
     }
     // SAFETY: a live context points to an instance made by `load` and not yet unloaded;
-    // the dump stack calls one callback at a time, so this reference is exclusive.
+    // the dump stack calls one callback at a time, so this reference is exclusive while
+    // `body` runs.
     let instance = unsafe { &mut *context.cast::<Instance>() };
-    if found != instance.dump_type.raw() {
-        return Err(Fault::DumpTypeMismatch {
-            loaded: instance.dump_type.raw(),
-            found,
-        });
-    }
-    Ok(instance)
+    instance.check_dump_type(found)?;
+    body(instance)
 }
 
 /// The one exit of the dump path: a status, or a bug check for a fault.
@@ -235,7 +272,14 @@ fn complete(callback: Callback, result: Result<NTSTATUS, Fault>) -> NTSTATUS {
 /// Called by the dump stack with the extension of an instance this driver loaded.
 unsafe extern "C-unwind" fn dump_start(extension: *mut FILTER_EXTENSION) -> NTSTATUS {
     // SAFETY: the dump stack's contract, passed on.
-    let result = unsafe { instance(extension) }.and_then(Instance::start);
+    let result = unsafe {
+        with_instance(extension, |instance| {
+            Ok(match instance.start() {
+                StartOutcome::Proceed => STATUS_SUCCESS,
+                StartOutcome::Refused => STATUS_ACCESS_DENIED,
+            })
+        })
+    };
     complete(Callback::Start, result)
 }
 
@@ -243,42 +287,63 @@ unsafe extern "C-unwind" fn dump_start(extension: *mut FILTER_EXTENSION) -> NTST
 ///
 /// # Safety
 /// Called by the dump stack with the extension of an instance this driver loaded, a readable
-/// disk offset and an MDL it does not touch until the callback returns.
+/// disk offset and an MDL whose mapped data it does not touch until the callback returns.
 unsafe extern "C-unwind" fn dump_write(
     extension: *mut FILTER_EXTENSION,
     disk_byte_offset: *mut i64,
     mdl: *mut MDL,
 ) -> NTSTATUS {
+    // SAFETY: the dump stack's contract for the offset and the MDL, for this call.
+    let write = |instance: &mut Instance| unsafe {
+        RawRequest::<Source>::scope(disk_byte_offset, mdl, |request| {
+            if let Some(encryption) = instance.write(|| request.offset())? {
+                encryption.write(request)?;
+            }
+            Ok(STATUS_SUCCESS)
+        })
+    };
     // SAFETY: the dump stack's contract, passed on.
-    let result = unsafe { instance(extension) }
-        // SAFETY: the dump stack's contract for the offset and the MDL.
-        .and_then(|instance| instance.write(unsafe { IoRequest::new(disk_byte_offset, mdl) }));
+    let result = unsafe { with_instance(extension, write) };
     complete(Callback::Write, result)
 }
 
 /// Dump_Read. HIGH_LEVEL. Registered on Windows 8 and later only.
 ///
 /// # Safety
-/// As for [`dump_write`]; the MDL describes the data just read.
+/// As for [`dump_write`]; the MDL maps the data just read, for the filter to decrypt in place.
 unsafe extern "C-unwind" fn dump_read(
     extension: *mut FILTER_EXTENSION,
     disk_byte_offset: *mut i64,
     mdl: *mut MDL,
 ) -> NTSTATUS {
+    // SAFETY: the dump stack's contract for the offset and the MDL, for this call.
+    let read = |instance: &mut Instance| unsafe {
+        RawRequest::<Target>::scope(disk_byte_offset, mdl, |request| {
+            if let Some(encryption) = instance.read()? {
+                encryption.read(request)?;
+            }
+            Ok(STATUS_SUCCESS)
+        })
+    };
     // SAFETY: the dump stack's contract, passed on.
-    let result = unsafe { instance(extension) }
-        // SAFETY: the dump stack's contract for the offset and the MDL.
-        .and_then(|instance| instance.read(unsafe { IoRequest::new(disk_byte_offset, mdl) }));
+    let result = unsafe { with_instance(extension, read) };
     complete(Callback::Read, result)
 }
 
-/// Dump_Finish. HIGH_LEVEL.
+/// Dump_Finish: wipes the secondary buffer. HIGH_LEVEL.
 ///
 /// # Safety
 /// As for [`dump_start`].
 unsafe extern "C-unwind" fn dump_finish(extension: *mut FILTER_EXTENSION) -> NTSTATUS {
     // SAFETY: the dump stack's contract, passed on.
-    let result = unsafe { instance(extension) }.and_then(Instance::finish);
+    let result = unsafe {
+        with_instance(extension, |instance| {
+            if let Some(encryption) = instance.finish() {
+                encryption.buffer.wipe();
+            }
+            Ok(STATUS_SUCCESS)
+        })
+    };
     complete(Callback::Finish, result)
 }
 
@@ -288,12 +353,18 @@ unsafe extern "C-unwind" fn dump_finish(extension: *mut FILTER_EXTENSION) -> NTS
 /// As for [`dump_start`]; the stack makes no call on this instance afterwards.
 unsafe extern "C-unwind" fn dump_unload(extension: *mut FILTER_EXTENSION) -> NTSTATUS {
     // SAFETY: the dump stack's contract, passed on.
-    let result = unsafe { instance(extension) }.map(|instance| {
-        let instance = NonNull::from(instance);
-        unregister(instance);
+    let result = unsafe {
+        with_instance(extension, |instance| {
+            let instance = NonNull::from(instance);
+            unregister(instance);
+            Ok(instance)
+        })
+    }
+    .map(|instance| {
         // SAFETY: a live instance came from `PoolBox::into_raw` in `load`; it is now out of
-        // the live set, so no later callback can reach it, and the reference above is not
-        // used again. Dropping the box wipes the keys, the buffer and the whole context.
+        // the live set, so no later callback can reach it, and no reference to it is left.
+        // Dropping the box wipes the keys, the buffer and the whole context; Dump_Unload
+        // runs below DISPATCH_LEVEL, as the frees need.
         drop(unsafe { PoolBox::from_raw(instance) });
         STATUS_SUCCESS
     });

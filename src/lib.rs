@@ -4,20 +4,36 @@
 //! [`DriverEntry`]'s Dump_Write callback. dumpcrypt copies the block into its own
 //! page-aligned secondary buffer, encrypts the part inside the configured area with
 //! XTS-AES-256, and points the write's MDL at that buffer; on resume from hibernation it
-//! decrypts what is read back. See DESIGN.md and the README.
+//! decrypts what is read back. docs/design.md describes the design; the README, the use.
 //!
-//! Builds: `host` (the default: std, tests, simulator, CLI), `wdk` (kernel mode on Windows
-//! with the WDK), `cross` (kernel mode cross-built on Linux).
+//! This crate is the kernel boundary: the ABI mirrors ([`abi`]), the MDLs ([`mdl`]), the
+//! requests adopted from raw pointers (`request`), the services of the kernel ([`kernel`]),
+//! and the trampolines of DriverEntry and the five callbacks (`filter`). It is the only
+//! crate that adopts raw pointers from the dump stack; what a callback decides is decided in
+//! `dumpcrypt-core`, which cannot contain `unsafe`, and the transform is `dumpcrypt-xts`.
+//!
+//! Exactly one build is chosen by feature: `host` (std; the kernel served by the simulated
+//! one of `crashdmp-sim`, for the tests, the simulator and the CLI), `wdk` (kernel mode on
+//! Windows with the WDK), or `cross` (kernel mode cross-built on Linux).
 #![cfg_attr(not(feature = "host"), no_std)]
 
+#[cfg(not(any(feature = "host", feature = "wdk", feature = "cross")))]
+compile_error!(
+    "choose one build: --features host (tests, simulator, CLI), cross (kernel mode built on \
+     Linux: scripts/build-sys.sh) or wdk (kernel mode with the WDK: cargo make)"
+);
+#[cfg(any(
+    all(feature = "host", feature = "wdk"),
+    all(feature = "host", feature = "cross"),
+    all(feature = "wdk", feature = "cross")
+))]
+compile_error!("the features host, wdk and cross are mutually exclusive: choose one");
+
 pub mod abi;
-pub mod config;
-pub mod fault;
 mod filter;
 pub mod kernel;
 pub mod mdl;
-pub mod policy;
-pub mod xts;
+mod request;
 
 #[cfg(feature = "wdk")]
 use wdk_panic as _;
@@ -34,7 +50,9 @@ static GLOBAL_ALLOCATOR: wdk_alloc::WdkAllocator = wdk_alloc::WdkAllocator;
 ///
 /// # Safety
 /// Called by the system (or the simulator) with pointers as described in
-/// [`abi::DumpDriverEntryFn`]'s documentation and DESIGN.md §2.
+/// [`abi::DumpDriverEntryFn`]'s documentation: a `FILTER_EXTENSION*` and a
+/// `FILTER_INITIALIZATION_DATA*` with at least the layout of the running OS version, or a
+/// `DRIVER_OBJECT*` and a `UNICODE_STRING*` for a service start; either may be null.
 #[no_mangle]
 pub unsafe extern "C-unwind" fn DriverEntry(
     driver_object: *mut core::ffi::c_void,
@@ -51,9 +69,10 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     let (line, column) = info
         .location()
         .map_or((0, 0), |location| (location.line(), location.column()));
+    use dumpcrypt_core::fault::{Callback, Fault, BUGCHECK_CODE};
     kernel::bug_check(
-        fault::BUGCHECK_CODE,
-        fault::Fault::Panic { line, column }.parameters(fault::Callback::None),
+        BUGCHECK_CODE,
+        Fault::Panic { line, column }.parameters(Callback::None),
     )
 }
 

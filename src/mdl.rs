@@ -1,14 +1,13 @@
-//! MDLs: the caller's data through MappedSystemVa, and retargeting to the secondary buffer.
+//! MDLs: the caller's data through its system mapping, and the filter's own buffer.
 //!
-//! | Rust                 | Windows                                            |
-//! |----------------------|----------------------------------------------------|
-//! | [`Mdl`]              | `MDL` handed to Dump_Write / Dump_Read              |
-//! | [`IoRequest`]        | the `(PLARGE_INTEGER DiskByteOffset, PMDL)` pair    |
-//! | [`SecondaryBuffer`]  | the filter's page-aligned buffer and its prebuilt `MDL` |
+//! | Rust                 | Windows                                                  |
+//! |----------------------|----------------------------------------------------------|
+//! | [`Mdl`]              | `MDL` handed to Dump_Write ([`Source`]) or Dump_Read ([`Target`]) |
+//! | [`SecondaryBuffer`]  | the filter's page-aligned buffer and its prebuilt `MDL`  |
 //!
 //! `MmGetSystemAddressForMdlSafe` and `MmGetMdlPfnArray` are macros in wdm.h; their fast
-//! paths are written out here (reading MappedSystemVa when the MDL is mapped, the PFN array
-//! right after the header). The slow path, mapping the pages, is not allowed at HIGH_LEVEL.
+//! paths are written out here (MappedSystemVa when the MDL is mapped, the PFN array right
+//! after the header). The slow path, mapping the pages, is not allowed at HIGH_LEVEL.
 
 use core::marker::PhantomData;
 use core::mem::size_of;
@@ -18,36 +17,41 @@ use crate::abi::{
     MDL, MDL_MAPPED_TO_SYSTEM_VA, MDL_SOURCE_IS_NONPAGED_POOL, NTSTATUS, PAGE_SIZE, PFN_NUMBER,
     STATUS_INSUFFICIENT_RESOURCES,
 };
-use crate::fault::Fault;
-use crate::kernel;
+use crate::kernel::{self, Passive};
+use dumpcrypt_core::fault::Fault;
 
-/// Pages spanned by `len` bytes starting `byte_offset` bytes into a page.
-pub fn pages_spanned(byte_offset: usize, len: usize) -> usize {
-    (byte_offset + len).div_ceil(PAGE_SIZE)
-}
+/// The MDL of a Dump_Write: its data may be read, never written.
+#[derive(Debug)]
+pub enum Source {}
 
-/// An MDL the dump stack handed over, borrowed for one callback.
+/// The MDL of a Dump_Read: its data is decrypted in place.
+#[derive(Debug)]
+pub enum Target {}
+
+/// An MDL the dump stack handed over, borrowed for one callback; `K` says whether its data
+/// may be written ([`Target`]) or only read ([`Source`]).
 ///
 /// Kept as the raw pointer the stack passed, not a reference to the header, so that the PFN
 /// slots after the header stay reachable through it.
 ///
 /// # Invariants
 /// `raw` points to an MDL header followed by as many writable PFN slots as `Size` declares.
-/// When MDL_MAPPED_TO_SYSTEM_VA or MDL_SOURCE_IS_NONPAGED_POOL is set, a non-null
-/// MappedSystemVa maps `ByteCount` bytes of the described data. Nothing else touches the MDL
-/// or its data for `'a`.
+/// When MDL_MAPPED_TO_SYSTEM_VA or MDL_SOURCE_IS_NONPAGED_POOL is set, the data is mapped in
+/// system space: at a non-null MappedSystemVa, or, for nonpaged pool, at StartVa +
+/// ByteOffset; `ByteCount` bytes there are readable (and writable, for [`Target`]). Nothing
+/// else touches the MDL or its data for `'a`.
 #[derive(Debug)]
-pub struct Mdl<'a> {
+pub struct Mdl<'a, K> {
     raw: NonNull<MDL>,
-    _borrow: PhantomData<&'a mut MDL>,
+    _borrow: PhantomData<(&'a mut MDL, K)>,
 }
 
-impl<'a> Mdl<'a> {
+impl<'a, K> Mdl<'a, K> {
     /// Adopts the dump stack's MDL.
     ///
     /// # Safety
     /// `raw` meets the type invariant for `'a` (the dump stack waits for the callback).
-    pub unsafe fn from_raw(raw: NonNull<MDL>) -> Self {
+    pub(crate) unsafe fn from_raw(raw: NonNull<MDL>) -> Self {
         // INVARIANT: guaranteed by the caller.
         Self {
             raw,
@@ -60,128 +64,97 @@ impl<'a> Mdl<'a> {
         unsafe { self.raw.as_ref() }
     }
 
-    fn header_mut(&mut self) -> &mut MDL {
-        // SAFETY: by the type invariant the header is valid and exclusively ours for `'a`.
-        unsafe { self.raw.as_mut() }
-    }
-
-    pub fn byte_count(&self) -> u32 {
+    /// ByteCount.
+    pub(crate) fn byte_count(&self) -> u32 {
         self.header().ByteCount
     }
 
-    pub fn flags(&self) -> u16 {
-        self.header().MdlFlags as u16
-    }
-
     /// PFN slots after the header, from `Size`.
-    pub fn pfn_capacity(&self) -> usize {
+    pub(crate) fn pfn_capacity(&self) -> usize {
         let size = self.header().Size as u16 as usize;
         size.saturating_sub(size_of::<MDL>()) / size_of::<PFN_NUMBER>()
     }
 
+    /// Where the data is mapped in system space: MappedSystemVa when the MDL says it is
+    /// mapped (never StartVa + ByteOffset then: recent Windows hands over mapped MDLs where
+    /// the two differ), or StartVa + ByteOffset for nonpaged pool without a MappedSystemVa
+    /// (nonpaged pool lives in system space at its own address).
     fn mapped_address(&self) -> Result<NonNull<u8>, Fault> {
         let header = self.header();
-        let mapped = header.MdlFlags & (MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL) != 0;
-        match NonNull::new(header.MappedSystemVa.cast::<u8>()) {
-            Some(address) if mapped => Ok(address),
-            _ => Err(Fault::NotMapped {
-                flags: header.MdlFlags as u16,
-                mapped_system_va: header.MappedSystemVa as usize,
-            }),
+        let flags = header.MdlFlags;
+        let not_mapped = Fault::NotMapped {
+            flags: flags as u16,
+            mapped_system_va: header.MappedSystemVa as usize,
+        };
+        if flags & (MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL) == 0 {
+            return Err(not_mapped);
         }
+        if let Some(address) = NonNull::new(header.MappedSystemVa.cast::<u8>()) {
+            return Ok(address);
+        }
+        if flags & MDL_SOURCE_IS_NONPAGED_POOL == 0 {
+            return Err(not_mapped);
+        }
+        let address = header
+            .StartVa
+            .cast::<u8>()
+            .wrapping_add(header.ByteOffset as usize);
+        NonNull::new(address).ok_or(not_mapped)
     }
+}
 
-    /// The described data, read through MappedSystemVa (never StartVa + ByteOffset: recent
-    /// Windows hands over mapped MDLs where the two differ).
-    pub fn data(&self) -> Result<&[u8], Fault> {
+impl<'a> Mdl<'a, Source> {
+    /// The data, read-only, for `'a`.
+    pub(crate) fn data(&self) -> Result<&'a [u8], Fault> {
         let address = self.mapped_address()?;
-        // SAFETY: by the type invariant a mapped MDL's MappedSystemVa maps ByteCount bytes
-        // that nothing else touches for `'a`.
+        // SAFETY: by the type invariant the mapping holds ByteCount readable bytes that
+        // nothing else touches for `'a`; only shared references to them are ever made.
         Ok(unsafe { core::slice::from_raw_parts(address.as_ptr(), self.byte_count() as usize) })
     }
 
-    /// The described data, writable (Dump_Read decrypts what was read in place).
-    pub fn data_mut(&mut self) -> Result<&mut [u8], Fault> {
+    /// Points the MDL at the pages `pfns` of the filter's buffer at `buffer`: its PFNs,
+    /// StartVa, ByteOffset 0 and MappedSystemVa. ByteCount, MdlFlags and Size stay as they
+    /// are (some storage drivers test MDL_MAPPED_TO_SYSTEM_VA directly).
+    ///
+    /// # Safety
+    /// `pfns.len() <= self.pfn_capacity()`.
+    pub(crate) unsafe fn retarget(self, buffer: NonNull<u8>, pfns: &[PFN_NUMBER]) {
+        let first_slot = self.raw.as_ptr().wrapping_add(1).cast::<PFN_NUMBER>();
+        // SAFETY: by the type invariant `pfn_capacity()` writable PFN slots follow the
+        // header, and by the caller's contract `pfns.len()` of them exist; `raw` carries the
+        // provenance of the whole MDL, which is ours alone for `'a`.
+        let slots = unsafe { core::slice::from_raw_parts_mut(first_slot, pfns.len()) };
+        slots.copy_from_slice(pfns);
+        let mut raw = self.raw;
+        // SAFETY: by the type invariant the header is valid and exclusively ours for `'a`;
+        // `slots` lies after it and is not used again.
+        let header = unsafe { raw.as_mut() };
+        header.StartVa = buffer.as_ptr().cast();
+        header.ByteOffset = 0;
+        header.MappedSystemVa = buffer.as_ptr().cast();
+    }
+}
+
+impl<'a> Mdl<'a, Target> {
+    /// The data, writable, for `'a`.
+    pub(crate) fn into_data(self) -> Result<&'a mut [u8], Fault> {
         let address = self.mapped_address()?;
-        // SAFETY: as in `data`; `&mut self` is exclusive.
+        // SAFETY: by the type invariant the mapping holds ByteCount writable bytes that
+        // nothing else touches for `'a`; `self` is consumed, so this is the one reference.
         Ok(
             unsafe {
                 core::slice::from_raw_parts_mut(address.as_ptr(), self.byte_count() as usize)
             },
         )
     }
-
-    /// Points the MDL at `buffer`: its PFNs, StartVa, ByteOffset 0 and MappedSystemVa.
-    /// ByteCount, MdlFlags and Size stay as they are (some storage drivers test
-    /// MDL_MAPPED_TO_SYSTEM_VA directly).
-    pub fn retarget_to(&mut self, buffer: &SecondaryBuffer) -> Result<(), Fault> {
-        let needed = pages_spanned(0, self.byte_count() as usize);
-        let capacity = self.pfn_capacity();
-        if needed > capacity {
-            return Err(Fault::PfnArrayTooSmall { needed, capacity });
-        }
-        let source = buffer.pfns();
-        if needed > source.len() {
-            return Err(Fault::TransferTooLarge {
-                byte_count: self.byte_count(),
-                capacity: buffer.len(),
-            });
-        }
-        let first_slot = self.raw.as_ptr().wrapping_add(1).cast::<PFN_NUMBER>();
-        // SAFETY: by the type invariant `capacity` writable PFN slots follow the header, and
-        // `needed <= capacity`; `raw` carries the provenance of the whole MDL.
-        let pfns = unsafe { core::slice::from_raw_parts_mut(first_slot, needed) };
-        pfns.copy_from_slice(&source[..needed]);
-        let header = self.header_mut();
-        header.StartVa = buffer.as_ptr().cast();
-        header.ByteOffset = 0;
-        header.MappedSystemVa = buffer.as_ptr().cast();
-        Ok(())
-    }
-}
-
-/// The offset and MDL of one Dump_Write or Dump_Read, checked on use.
-#[derive(Debug)]
-pub struct IoRequest<'a> {
-    offset: *const i64,
-    mdl: *mut MDL,
-    _borrow: PhantomData<&'a mut MDL>,
-}
-
-impl<'a> IoRequest<'a> {
-    /// # Safety
-    /// `offset`, if non-null, is readable; `mdl`, if non-null, meets [`Mdl::from_raw`]'s
-    /// contract for `'a`.
-    pub unsafe fn new(offset: *const i64, mdl: *mut MDL) -> Self {
-        Self {
-            offset,
-            mdl,
-            _borrow: PhantomData,
-        }
-    }
-
-    /// DiskByteOffset: the byte offset on the dump partition.
-    pub fn offset(&self) -> Result<i64, Fault> {
-        if self.offset.is_null() {
-            return Err(Fault::NullArgument { argument: 2 });
-        }
-        // SAFETY: non-null, and readable by `new`'s contract.
-        Ok(unsafe { self.offset.read_unaligned() })
-    }
-
-    pub fn mdl(&mut self) -> Result<Mdl<'_>, Fault> {
-        let mdl = NonNull::new(self.mdl).ok_or(Fault::NullArgument { argument: 3 })?;
-        // SAFETY: non-null, and valid and exclusive for `'a` by `new`'s contract; the
-        // `&mut self` borrow keeps a second `Mdl` from being made meanwhile.
-        Ok(unsafe { Mdl::from_raw(mdl) })
-    }
 }
 
 /// The filter's own page-aligned buffer, and an MDL built for it at DriverEntry.
 ///
 /// # Invariants
-/// `memory` points to `len` bytes of page-aligned, nonpaged, non-executable memory owned by
-/// this value; `mdl` is owned by this value and describes exactly that memory, PFNs filled.
+/// `memory` points to `len` bytes (a whole number of pages) of page-aligned, nonpaged,
+/// non-executable memory owned by this value; `mdl` is owned by this value and describes
+/// exactly that memory, PFNs filled.
 #[derive(Debug)]
 pub struct SecondaryBuffer {
     memory: NonNull<u8>,
@@ -191,16 +164,17 @@ pub struct SecondaryBuffer {
 
 impl SecondaryBuffer {
     /// Allocates `pages` pages and builds their MDL. PASSIVE_LEVEL.
-    pub fn allocate(pages: u32) -> Result<Self, NTSTATUS> {
+    pub(crate) fn allocate(passive: &Passive, pages: u32) -> Result<Self, NTSTATUS> {
         let len = (pages as usize)
             .checked_mul(PAGE_SIZE)
             .filter(|&len| len > 0 && u32::try_from(len).is_ok())
             .ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
-        let memory = kernel::allocate_contiguous(len).ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
+        let memory =
+            kernel::allocate_contiguous(passive, len).ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
         // SAFETY: `memory` is `len` bytes of nonpaged memory that lives until `drop`, after
         // the MDL is freed. `len` fits in u32 (checked above).
-        let Some(mdl) = (unsafe { kernel::build_mdl(memory, len as u32) }) else {
-            // SAFETY: allocated above, not used again.
+        let Some(mdl) = (unsafe { kernel::build_mdl(passive, memory, len as u32) }) else {
+            // SAFETY: allocated above, not used again; DriverEntry runs at PASSIVE_LEVEL.
             unsafe { kernel::free_contiguous(memory) };
             return Err(STATUS_INSUFFICIENT_RESOURCES);
         };
@@ -208,49 +182,54 @@ impl SecondaryBuffer {
         Ok(Self { memory, len, mdl })
     }
 
-    pub fn len(&self) -> usize {
+    /// Its size in bytes.
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
+    /// Its first byte.
+    pub(crate) fn address(&self) -> NonNull<u8> {
+        self.memory
     }
 
-    pub fn as_ptr(&self) -> *mut u8 {
-        self.memory.as_ptr()
-    }
-
-    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+    fn bytes(&mut self) -> &mut [u8] {
         // SAFETY: by the type invariant `memory` holds `len` bytes owned by `self`.
         unsafe { core::slice::from_raw_parts_mut(self.memory.as_ptr(), self.len) }
     }
 
+    /// Its first `len` bytes, writable, and the PFNs of the pages they span; `None` when
+    /// `len` exceeds the buffer.
+    pub(crate) fn prefix(&mut self, len: usize) -> Option<(&mut [u8], &[PFN_NUMBER])> {
+        let pages = len.div_ceil(PAGE_SIZE);
+        let first_slot = self.mdl.as_ptr().wrapping_add(1).cast::<PFN_NUMBER>();
+        // SAFETY: by the type invariant the MDL describes the `len` page-aligned bytes, so
+        // `self.len / PAGE_SIZE` PFN slots follow its header, filled at build time and never
+        // written since; they are not part of `bytes`.
+        let pfns = unsafe { core::slice::from_raw_parts(first_slot, self.len / PAGE_SIZE) };
+        let pfns = pfns.get(..pages)?;
+        let bytes = self.bytes().get_mut(..len)?;
+        Some((bytes, pfns))
+    }
+
     /// Whether `[address, address + len)` touches the buffer.
-    pub fn overlaps(&self, address: usize, len: usize) -> bool {
+    pub(crate) fn overlaps(&self, address: usize, len: usize) -> bool {
         let start = self.memory.as_ptr() as usize;
         address < start + self.len && start < address.saturating_add(len)
     }
 
-    fn pfns(&self) -> &[PFN_NUMBER] {
-        let pages = self.len / PAGE_SIZE;
-        let first_slot = self.mdl.as_ptr().wrapping_add(1).cast::<PFN_NUMBER>();
-        // SAFETY: by the type invariant the MDL describes the `len` page-aligned bytes, so
-        // `pages` PFN slots follow its header, filled at build time and never written since.
-        unsafe { core::slice::from_raw_parts(first_slot, pages) }
-    }
-
     /// Overwrites the buffer with zeros. Any IRQL.
-    pub fn wipe(&mut self) {
-        zeroize::Zeroize::zeroize(self.as_mut_slice());
+    pub(crate) fn wipe(&mut self) {
+        zeroize::Zeroize::zeroize(self.bytes());
     }
 }
 
 impl Drop for SecondaryBuffer {
-    /// Wipes and frees. Below DISPATCH_LEVEL (DriverEntry, Dump_Unload).
+    /// Wipes and frees. At PASSIVE_LEVEL: a buffer is owned by its instance, which only
+    /// DriverEntry (on failure) and Dump_Unload drop; the dump path only borrows it.
     fn drop(&mut self) {
         self.wipe();
         // SAFETY: by the type invariant both are owned by `self`, which is going away; the
-        // MDL goes first, as it describes the memory.
+        // MDL goes first, as it describes the memory. The IRQL is as said above.
         unsafe { kernel::free_mdl(self.mdl) };
         // SAFETY: as above.
         unsafe { kernel::free_contiguous(self.memory) };

@@ -247,7 +247,15 @@ fn a_plain_service_start_is_refused_untouched() {
 fn passive_services_at_high_level_are_caught() {
     boot(None, WINDOWS_11);
     let _irql = ntoskrnl::raise_to_high_level();
-    match ntoskrnl::run(|| dumpcrypt::kernel::allocate_context(64)) {
+    // SAFETY: deliberately wrong: the test claims PASSIVE_LEVEL at HIGH_LEVEL, to show that
+    // the simulated kernel catches the service call that follows (the host boundary touches
+    // no memory on that claim).
+    let allocate = || unsafe {
+        dumpcrypt::kernel::Passive::scope(|passive| {
+            dumpcrypt::kernel::allocate_context(passive, 64)
+        })
+    };
+    match ntoskrnl::run(allocate) {
         Err(Stop::BugCheck(bug_check)) => {
             assert_eq!(bug_check.code, ntoskrnl::DRIVER_VERIFIER_DETECTED_VIOLATION);
             assert_eq!(

@@ -10,8 +10,7 @@ use crashdmp_sim::mdl::{Shape, SimMdl};
 use crashdmp_sim::memory::Pages;
 use crashdmp_sim::ntoskrnl::{self, Environment};
 use crashdmp_sim::stack::{LoadedFilter, SimError, CRASHDUMP};
-use dumpcrypt::config::Area;
-use dumpcrypt::mdl::pages_spanned;
+use dumpcrypt_core::geometry::Area;
 use proptest::prelude::*;
 
 const DCRY: u32 = 0x4443_5259;
@@ -106,22 +105,6 @@ proptest! {
         let area = Area { start, end: start.saturating_add(size) };
         prop_assume!(area.start < area.end);
         prop_assert_eq!(area.intersect(offset, len), model_intersection(area, offset, len));
-    }
-
-    /// ADDRESS_AND_SIZE_TO_SPAN_PAGES, and the pages the bytes really touch.
-    #[test]
-    fn pfn_span(byte_offset in 0usize..4096, len in prop_oneof![0usize..=3 * 4096, 0usize..=u32::MAX as usize]) {
-        let spanned = pages_spanned(byte_offset, len);
-        prop_assert_eq!(spanned as u128, (byte_offset as u128 + len as u128).div_ceil(4096));
-        if len > 0 {
-            let touched = (byte_offset + len - 1) / 4096 + 1;
-            prop_assert_eq!(spanned, touched);
-        } else {
-            prop_assert!(spanned <= 1);
-        }
-        // The driver's own use: a transfer into the page-aligned secondary buffer.
-        prop_assert_eq!(pages_spanned(0, len), len.div_ceil(4096));
-        prop_assert!(pages_spanned(0, len) <= spanned);
     }
 }
 

@@ -15,9 +15,9 @@ fn the_bug_check_table_matches_the_fault_table() {
                 .collect()
         })
         .collect();
-    let expected: Vec<Vec<String>> = dumpcrypt::fault::Fault::TABLE
+    let expected: Vec<Vec<String>> = dumpcrypt_core::fault::Rule::TABLE
         .iter()
-        .map(|(code, name, p2, p3)| {
+        .map(|(_, code, name, p2, p3)| {
             vec![
                 format!("0x{code:02X}"),
                 name.to_string(),
@@ -27,7 +27,6 @@ fn the_bug_check_table_matches_the_fault_table() {
         })
         .collect();
     assert_eq!(rows, expected);
-    assert!(
-        readme.contains(&format!("{:#010X}", dumpcrypt::fault::BUGCHECK_CODE).replace("0X", "0x"))
-    );
+    assert!(readme
+        .contains(&format!("{:#010X}", dumpcrypt_core::fault::BUGCHECK_CODE).replace("0X", "0x")));
 }

@@ -7,11 +7,11 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use dumpcrypt::config::{
-    Area, Config, Policy, RawValue, RegistryValues, TweakBase, ValueName, REG_BINARY, REG_DWORD,
-    REG_QWORD,
+use dumpcrypt_core::config::{
+    Config, Policy, RawValue, RegistryValues, ValueName, REG_BINARY, REG_DWORD, REG_QWORD,
 };
-use dumpcrypt::xts::{DataUnit, KEY_LEN};
+use dumpcrypt_core::geometry::{Area, TweakBase};
+use dumpcrypt_xts::{DataUnit, KEY_LEN};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, Arbitrary)]

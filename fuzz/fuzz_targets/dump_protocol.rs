@@ -34,8 +34,9 @@ use crashdmp_sim::mdl::{Header, SimMdl};
 use crashdmp_sim::memory::{self, Pages};
 use crashdmp_sim::ntoskrnl::{self, BugCheck, Environment, RegistryValue};
 use crashdmp_sim::stack::{self, Call, DiskInfo, Load, LoadedFilter, SimError};
-use dumpcrypt::config::{Area, Config, Policy, RawValue, RegistryValues, TweakBase, ValueName};
-use dumpcrypt::fault::{Fault, BUGCHECK_CODE};
+use dumpcrypt_core::config::{Config, Policy, RawValue, RegistryValues, ValueName};
+use dumpcrypt_core::fault::{Rule, BUGCHECK_CODE};
+use dumpcrypt_core::geometry::{Area, TweakBase};
 use libfuzzer_sys::fuzz_target;
 
 const REG_BINARY: u32 = 3;
@@ -472,7 +473,7 @@ fn check_bug_check(call: Call, bug_check: BugCheck, expected: &Expected, callbac
     assert_eq!(bug_check.code, BUGCHECK_CODE, "{call}: {bug_check}");
     let [p1, _, _, p4] = bug_check.parameters;
     assert!(
-        Fault::TABLE.iter().any(|(rule, ..)| *rule == p1),
+        Rule::TABLE.iter().any(|(_, rule, ..)| *rule == p1),
         "{call}: {bug_check}: P1 not in the fault table"
     );
     assert_eq!(p4, callback, "{call}: {bug_check}: wrong callback");

@@ -8,7 +8,7 @@
 
 use aes::cipher::KeyInit;
 use arbitrary::Arbitrary;
-use dumpcrypt::xts::{DataUnit, XtsAes256, XtsError, KEY_LEN};
+use dumpcrypt_xts::{DataUnit, XtsAes256, XtsError, KEY_LEN};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, Arbitrary)]

@@ -9,12 +9,12 @@ use core::ptr::NonNull;
 
 use crashdmp_sim::ntoskrnl;
 
-use super::{OsVersion, PARAMETERS_PATH};
+use super::{OsVersion, Passive, PARAMETERS_PATH};
 use crate::abi::{MDL, NTSTATUS, STATUS_OBJECT_NAME_NOT_FOUND};
-use crate::config::{RawValue, RegistryValues, ValueName};
+use dumpcrypt_core::config::{RawValue, RegistryValues, ValueName};
 
 /// `RtlGetVersion`. PASSIVE_LEVEL.
-pub fn os_version() -> OsVersion {
+pub fn os_version(_passive: &Passive) -> OsVersion {
     let (major, minor, build) = ntoskrnl::rtl_get_version();
     OsVersion {
         major,
@@ -24,7 +24,7 @@ pub fn os_version() -> OsVersion {
 }
 
 /// Reads the Parameters key. PASSIVE_LEVEL.
-pub fn read_parameters() -> Result<RegistryValues, NTSTATUS> {
+pub fn read_parameters(_passive: &Passive) -> Result<RegistryValues, NTSTATUS> {
     let values = match ntoskrnl::zw_read_key(PARAMETERS_PATH) {
         Ok(values) => values,
         Err(STATUS_OBJECT_NAME_NOT_FOUND) => return Ok(RegistryValues::default()),
@@ -50,12 +50,12 @@ pub fn read_parameters() -> Result<RegistryValues, NTSTATUS> {
 ///
 /// # Safety
 /// `device` is null or the dump volume's DEVICE_OBJECT from FILTER_EXTENSION.
-pub unsafe fn partition_offset(device: *mut c_void) -> Result<u64, NTSTATUS> {
+pub unsafe fn partition_offset(_passive: &Passive, device: *mut c_void) -> Result<u64, NTSTATUS> {
     ntoskrnl::query_partition_offset(device.cast())
 }
 
 /// Nonpaged, non-executable pool for the filter's context. PASSIVE_LEVEL.
-pub fn allocate_context(size: usize) -> Option<NonNull<u8>> {
+pub fn allocate_context(_passive: &Passive, size: usize) -> Option<NonNull<u8>> {
     NonNull::new(ntoskrnl::ex_allocate_pool_with_tag(
         size,
         super::CONTEXT_TAG,
@@ -65,13 +65,14 @@ pub fn allocate_context(size: usize) -> Option<NonNull<u8>> {
 /// Frees what [`allocate_context`] returned. Below DISPATCH_LEVEL.
 ///
 /// # Safety
-/// `context` came from [`allocate_context`] and is not used afterwards.
+/// `context` came from [`allocate_context`] and is not used afterwards; the caller runs
+/// below DISPATCH_LEVEL.
 pub unsafe fn free_context(context: NonNull<u8>) {
     ntoskrnl::ex_free_pool_with_tag(context.as_ptr(), super::CONTEXT_TAG);
 }
 
 /// Page-aligned, physically contiguous, nonpaged, non-executable memory. PASSIVE_LEVEL.
-pub fn allocate_contiguous(size: usize) -> Option<NonNull<u8>> {
+pub fn allocate_contiguous(_passive: &Passive, size: usize) -> Option<NonNull<u8>> {
     NonNull::new(ntoskrnl::mm_allocate_contiguous_node_memory(
         size,
         ntoskrnl::PAGE_READWRITE,
@@ -81,7 +82,8 @@ pub fn allocate_contiguous(size: usize) -> Option<NonNull<u8>> {
 /// Frees what [`allocate_contiguous`] returned. PASSIVE_LEVEL.
 ///
 /// # Safety
-/// `memory` came from [`allocate_contiguous`] and is not used afterwards.
+/// `memory` came from [`allocate_contiguous`] and is not used afterwards; the caller runs at
+/// PASSIVE_LEVEL (DriverEntry, Dump_Unload).
 pub unsafe fn free_contiguous(memory: NonNull<u8>) {
     ntoskrnl::mm_free_contiguous_memory(memory.as_ptr());
 }
@@ -91,7 +93,7 @@ pub unsafe fn free_contiguous(memory: NonNull<u8>) {
 ///
 /// # Safety
 /// `[va, va + len)` is nonpaged memory that outlives the MDL.
-pub unsafe fn build_mdl(va: NonNull<u8>, len: u32) -> Option<NonNull<MDL>> {
+pub unsafe fn build_mdl(_passive: &Passive, va: NonNull<u8>, len: u32) -> Option<NonNull<MDL>> {
     let mdl = NonNull::new(ntoskrnl::io_allocate_mdl(va.as_ptr(), len))?;
     ntoskrnl::mm_build_mdl_for_nonpaged_pool(mdl.as_ptr());
     Some(mdl.cast())
@@ -100,7 +102,8 @@ pub unsafe fn build_mdl(va: NonNull<u8>, len: u32) -> Option<NonNull<MDL>> {
 /// Frees what [`build_mdl`] returned. Below DISPATCH_LEVEL.
 ///
 /// # Safety
-/// `mdl` came from [`build_mdl`] and is not used afterwards.
+/// `mdl` came from [`build_mdl`] and is not used afterwards; the caller runs below
+/// DISPATCH_LEVEL.
 pub unsafe fn free_mdl(mdl: NonNull<MDL>) {
     ntoskrnl::io_free_mdl(mdl.as_ptr().cast());
 }

@@ -6,8 +6,14 @@
 //!
 //! Each function says the IRQL it may run at. Only [`bug_check`] is allowed in the dump path
 //! (Dump_Start, Dump_Write, Dump_Read, Dump_Finish run at HIGH_LEVEL); everything else is for
-//! DriverEntry and Dump_Unload, below DISPATCH_LEVEL. The host implementation enforces this:
-//! a PASSIVE-only service called while the simulator holds HIGH_LEVEL is a bug check there.
+//! DriverEntry and Dump_Unload. The types carry that rule: a service that needs PASSIVE_LEVEL
+//! takes a [`Passive`] token, which only [`Passive::scope`] makes (an `unsafe fn` whose
+//! `# Safety` is the IRQL) and which DriverEntry and Dump_Unload alone call; the frees, which
+//! run from `Drop`, are `unsafe fn`s with the IRQL in their `# Safety`. The host
+//! implementation also enforces the rule at run time: a PASSIVE-only service called while the
+//! simulator holds HIGH_LEVEL is a bug check there.
+
+use core::marker::PhantomData;
 
 mod pool;
 pub use pool::PoolBox;
@@ -23,6 +29,26 @@ mod ntoskrnl;
 mod windows;
 #[cfg(not(feature = "host"))]
 pub use windows::*;
+
+/// Proof that the code runs at PASSIVE_LEVEL, lent for the length of one DriverEntry or
+/// Dump_Unload. It cannot be copied, sent to another thread or kept past [`Passive::scope`].
+#[derive(Debug)]
+pub struct Passive {
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Passive {
+    /// Runs `body` with a token.
+    ///
+    /// # Safety
+    /// The caller runs at PASSIVE_LEVEL (DriverEntry, Dump_Unload), and stays there until
+    /// `body` returns.
+    pub unsafe fn scope<R>(body: impl FnOnce(&Passive) -> R) -> R {
+        body(&Passive {
+            _not_send: PhantomData,
+        })
+    }
+}
 
 /// The running Windows version, as `RtlGetVersion` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -46,7 +72,7 @@ impl OsVersion {
 }
 
 /// The configuration key. The dump stack's copy of the driver gets no registry path, so it
-/// opens this one by name (DESIGN.md §5).
+/// opens this one by name.
 pub const PARAMETERS_PATH: &str =
     r"\Registry\Machine\SYSTEM\CurrentControlSet\Services\dumpcrypt\Parameters";
 

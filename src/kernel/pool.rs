@@ -3,13 +3,13 @@
 //! The kernel stack is 24 KiB and DriverEntry shares it with the loader. The cipher's key
 //! schedules are about 2 KB, so building them on the stack and moving them through the
 //! layers that assemble an instance cost DriverEntry 14 KB of stack (measured in the
-//! emulator). A `PoolBox` takes its pool block first and lets the value be written straight
-//! into it.
+//! emulator). A `PoolBox` takes its pool block first and moves the value into it once, so the
+//! value crosses no further layers by value.
 
-use core::mem::{align_of, size_of, MaybeUninit};
+use core::mem::{align_of, size_of};
 use core::ptr::NonNull;
 
-use super::{allocate_context, free_context};
+use super::{allocate_context, free_context, Passive};
 
 /// A `T` in nonpaged pool, owned.
 ///
@@ -22,11 +22,12 @@ pub struct PoolBox<T> {
 }
 
 impl<T> PoolBox<T> {
-    /// Allocates a block and initializes it with `init`, which must fully initialize the
-    /// slot when it returns `Ok`. PASSIVE_LEVEL.
-    pub fn try_new_with<E>(
+    /// Allocates a block and moves the value `init` returns into it; `init` runs only once
+    /// the block is there, so a failed allocation computes nothing. PASSIVE_LEVEL.
+    pub fn try_new<E>(
+        passive: &Passive,
         out_of_memory: E,
-        init: impl FnOnce(&mut MaybeUninit<T>) -> Result<(), E>,
+        init: impl FnOnce() -> Result<T, E>,
     ) -> Result<Self, E> {
         const {
             assert!(
@@ -34,22 +35,24 @@ impl<T> PoolBox<T> {
                 "pool blocks are 16-byte aligned on x64"
             )
         };
-        let Some(block) = allocate_context(size_of::<T>()) else {
+        let Some(block) = allocate_context(passive, size_of::<T>()) else {
             return Err(out_of_memory);
         };
-        let slot = block.cast::<MaybeUninit<T>>();
-        // SAFETY: the block is fresh, at least `size_of::<T>()` bytes, aligned (asserted),
-        // and ours alone; `MaybeUninit` needs no initialization.
-        if let Err(error) = init(unsafe { &mut *slot.as_ptr() }) {
-            // SAFETY: allocated above; `init` failed, so there is nothing to drop. The block
-            // is wiped in case `init` wrote secrets before failing.
-            unsafe { wipe_and_free(block, size_of::<T>()) };
-            return Err(error);
+        match init() {
+            Ok(value) => {
+                let slot = block.cast::<T>();
+                // SAFETY: the block is fresh, at least `size_of::<T>()` bytes, aligned
+                // (asserted above), and ours alone.
+                unsafe { slot.as_ptr().write(value) };
+                // INVARIANT: the slot now holds an initialized `T`.
+                Ok(Self { value: slot })
+            }
+            Err(error) => {
+                // SAFETY: allocated above, holding no value.
+                unsafe { wipe_and_free(block, size_of::<T>()) };
+                Err(error)
+            }
         }
-        // INVARIANT: `init` returned Ok, so the slot holds an initialized `T`.
-        Ok(Self {
-            value: block.cast(),
-        })
     }
 
     /// Gives up ownership: the pointer must come back through [`PoolBox::from_raw`].
@@ -87,20 +90,23 @@ impl<T> core::ops::DerefMut for PoolBox<T> {
 
 impl<T> Drop for PoolBox<T> {
     /// Drops the value, wipes the whole block (padding included: it may hold stale stack
-    /// bytes copied in with the value), and frees it. Below DISPATCH_LEVEL.
+    /// bytes copied in with the value), and frees it. Below DISPATCH_LEVEL: a `PoolBox` is
+    /// owned by DriverEntry while it builds an instance and by the live-instance table after;
+    /// only Dump_Unload takes it back out, and the dump path only ever borrows it.
     fn drop(&mut self) {
         // SAFETY: by the type invariant the value is initialized and owned; it is dropped
         // once, here.
         unsafe { core::ptr::drop_in_place(self.value.as_ptr()) };
         // SAFETY: the block came from `allocate_context` with `size_of::<T>()` bytes, its
-        // value is dropped above, and nothing uses it afterwards.
+        // value is dropped above, and nothing uses it afterwards; the IRQL is below
+        // DISPATCH_LEVEL (see above: only DriverEntry and Dump_Unload drop a `PoolBox`).
         unsafe { wipe_and_free(self.value.cast(), size_of::<T>()) };
     }
 }
 
 /// # Safety
 /// `block` came from [`allocate_context`] with at least `len` bytes, holds no live value,
-/// and is not used afterwards.
+/// and is not used afterwards; the caller runs below DISPATCH_LEVEL.
 unsafe fn wipe_and_free(block: NonNull<u8>, len: usize) {
     // SAFETY: `len` bytes of the block are ours to overwrite (the caller's contract).
     let bytes = unsafe { core::slice::from_raw_parts_mut(block.as_ptr(), len) };

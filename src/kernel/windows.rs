@@ -4,19 +4,19 @@
 //! (Dump_Unload), except [`bug_check`], which the dump path calls at HIGH_LEVEL.
 //!
 //! No one on the team can compile the `wdk` build; the `cross` build compiles and links this
-//! file for x86_64-pc-windows-msvc on Linux, and the emulator runs it (issue 3).
+//! file for x86_64-pc-windows-msvc on Linux, and the emulator runs it (docs/real-binary.md).
 
 use core::ffi::c_void;
 use core::mem::{size_of, zeroed};
 use core::ptr::{null_mut, NonNull};
 
 use super::ntoskrnl::*;
-use super::{OsVersion, CONTEXT_TAG, PARAMETERS_PATH};
+use super::{OsVersion, Passive, CONTEXT_TAG, PARAMETERS_PATH};
 use crate::abi::{MDL, NTSTATUS, STATUS_INSUFFICIENT_RESOURCES, STATUS_OBJECT_NAME_NOT_FOUND};
-use crate::config::{RawValue, RegistryValues, ValueName, MAX_VALUE_LEN};
+use dumpcrypt_core::config::{RawValue, RegistryValues, ValueName, MAX_VALUE_LEN};
 
 /// `RtlGetVersion`. PASSIVE_LEVEL.
-pub fn os_version() -> OsVersion {
+pub fn os_version(_passive: &Passive) -> OsVersion {
     // SAFETY: RTL_OSVERSIONINFOW is plain data; all zeros is a valid value.
     let mut info: RTL_OSVERSIONINFOW = unsafe { zeroed() };
     info.dwOSVersionInfoSize = size_of::<RTL_OSVERSIONINFOW>() as u32;
@@ -83,7 +83,7 @@ struct PartialInformation {
 }
 
 /// Reads the Parameters key. PASSIVE_LEVEL.
-pub fn read_parameters() -> Result<RegistryValues, NTSTATUS> {
+pub fn read_parameters(_passive: &Passive) -> Result<RegistryValues, NTSTATUS> {
     let path = unicode_string(&PARAMETERS_PATH_UTF16);
     let attributes = OBJECT_ATTRIBUTES {
         Length: size_of::<OBJECT_ATTRIBUTES>() as u32,
@@ -154,7 +154,7 @@ fn read_values(key: HANDLE) -> Result<RegistryValues, NTSTATUS> {
 ///
 /// # Safety
 /// `device` is null or the dump volume's DEVICE_OBJECT from FILTER_EXTENSION.
-pub unsafe fn partition_offset(device: *mut c_void) -> Result<u64, NTSTATUS> {
+pub unsafe fn partition_offset(_passive: &Passive, device: *mut c_void) -> Result<u64, NTSTATUS> {
     if device.is_null() {
         return Err(crate::abi::STATUS_INVALID_PARAMETER);
     }
@@ -206,8 +206,8 @@ pub unsafe fn partition_offset(device: *mut c_void) -> Result<u64, NTSTATUS> {
     u64::try_from(information.StartingOffset).map_err(|_| crate::abi::STATUS_INVALID_PARAMETER)
 }
 
-fn pool_type() -> i32 {
-    if os_version().supports_dump_read() {
+fn pool_type(passive: &Passive) -> i32 {
+    if os_version(passive).supports_dump_read() {
         NON_PAGED_POOL_NX
     } else {
         // NonPagedPoolNx does not exist before Windows 8.
@@ -216,22 +216,25 @@ fn pool_type() -> i32 {
 }
 
 /// Nonpaged (non-executable from Windows 8 on) pool for the filter's context. PASSIVE_LEVEL.
-pub fn allocate_context(size: usize) -> Option<NonNull<u8>> {
+pub fn allocate_context(passive: &Passive, size: usize) -> Option<NonNull<u8>> {
     // SAFETY: a plain allocation request; the result is checked for null.
-    NonNull::new(unsafe { ExAllocatePoolWithTag(pool_type(), size as SIZE_T, CONTEXT_TAG) }.cast())
+    NonNull::new(
+        unsafe { ExAllocatePoolWithTag(pool_type(passive), size as SIZE_T, CONTEXT_TAG) }.cast(),
+    )
 }
 
 /// Frees what [`allocate_context`] returned. Below DISPATCH_LEVEL.
 ///
 /// # Safety
-/// `context` came from [`allocate_context`] and is not used afterwards.
+/// `context` came from [`allocate_context`] and is not used afterwards; the caller runs
+/// below DISPATCH_LEVEL.
 pub unsafe fn free_context(context: NonNull<u8>) {
     // SAFETY: the caller's contract; the tag matches the allocation's.
     unsafe { ExFreePoolWithTag(context.as_ptr().cast(), CONTEXT_TAG) };
 }
 
 /// Page-aligned, physically contiguous, nonpaged, non-executable memory. PASSIVE_LEVEL.
-pub fn allocate_contiguous(size: usize) -> Option<NonNull<u8>> {
+pub fn allocate_contiguous(_passive: &Passive, size: usize) -> Option<NonNull<u8>> {
     // SAFETY: a plain allocation request anywhere in physical memory; PAGE_READWRITE makes it
     // non-executable. The result is checked for null.
     let memory = unsafe {
@@ -250,7 +253,8 @@ pub fn allocate_contiguous(size: usize) -> Option<NonNull<u8>> {
 /// Frees what [`allocate_contiguous`] returned. PASSIVE_LEVEL.
 ///
 /// # Safety
-/// `memory` came from [`allocate_contiguous`] and is not used afterwards.
+/// `memory` came from [`allocate_contiguous`] and is not used afterwards; the caller runs at
+/// PASSIVE_LEVEL (DriverEntry, Dump_Unload).
 pub unsafe fn free_contiguous(memory: NonNull<u8>) {
     // SAFETY: the caller's contract.
     unsafe { MmFreeContiguousMemory(memory.as_ptr().cast()) };
@@ -260,7 +264,7 @@ pub unsafe fn free_contiguous(memory: NonNull<u8>) {
 ///
 /// # Safety
 /// `[va, va + len)` is nonpaged memory that outlives the MDL.
-pub unsafe fn build_mdl(va: NonNull<u8>, len: u32) -> Option<NonNull<MDL>> {
+pub unsafe fn build_mdl(_passive: &Passive, va: NonNull<u8>, len: u32) -> Option<NonNull<MDL>> {
     // SAFETY: no IRP to attach to, no quota; the result is checked for null.
     let mdl = NonNull::new(unsafe { IoAllocateMdl(va.as_ptr().cast(), len, 0, 0, null_mut()) })?;
     // SAFETY: `mdl` describes nonpaged memory (the caller's contract), as the routine needs.
@@ -271,7 +275,8 @@ pub unsafe fn build_mdl(va: NonNull<u8>, len: u32) -> Option<NonNull<MDL>> {
 /// Frees what [`build_mdl`] returned. Below DISPATCH_LEVEL.
 ///
 /// # Safety
-/// `mdl` came from [`build_mdl`] and is not used afterwards.
+/// `mdl` came from [`build_mdl`] and is not used afterwards; the caller runs below
+/// DISPATCH_LEVEL.
 pub unsafe fn free_mdl(mdl: NonNull<MDL>) {
     // SAFETY: the caller's contract.
     unsafe { IoFreeMdl(mdl.as_ptr()) };

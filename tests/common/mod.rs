@@ -4,6 +4,8 @@
 use crashdmp_sim::machine::{Machine, MachineConfig};
 use crashdmp_sim::ntoskrnl::{self, Environment, RegistryValue};
 use crashdmp_sim::stack::{self, DiskInfo, Load, LoadedFilter, SimError};
+use dumpcrypt_core::geometry::{Area, Geometry, TweakBase};
+use dumpcrypt_xts::DataUnit;
 
 pub const REG_BINARY: u32 = 3;
 pub const REG_DWORD: u32 = 4;
@@ -105,7 +107,12 @@ pub fn machine(memory: usize, max_pages_per_write: u32, seed: u64) -> Machine {
 
 /// Checks a dump file on the image against the reference with an independent XTS-AES-256
 /// (the `xts-mode` crate): inside the area the image decrypts to the reference, outside it
-/// equals the reference. Returns the bytes checked inside the area.
+/// equals the reference. Which bytes are inside, under which data unit numbers, is the
+/// driver's geometry (tested on its own in dumpcrypt-core). Returns the bytes checked inside
+/// the area.
+///
+/// `tweak_offset` is the origin of the tweak positions: 0 for partition-relative tweaks, the
+/// partition's start for disk-absolute ones.
 pub fn check_image(
     machine: &mut Machine,
     which: crashdmp_sim::machine::DumpFile,
@@ -114,58 +121,68 @@ pub fn check_image(
     data_unit: usize,
 ) -> u64 {
     use aes::cipher::KeyInit;
+    let partition = machine.config().partition_offset;
+    let tweak_base = if tweak_offset == 0 {
+        TweakBase::Partition
+    } else {
+        assert_eq!(
+            tweak_offset, partition,
+            "disk-absolute tweaks count from the partition"
+        );
+        TweakBase::Disk
+    };
+    let area = Area {
+        start: area.start,
+        end: area.end,
+    };
+    let data_unit = DataUnit::from_bytes(data_unit as u32).expect("512 or 4096");
+    let geometry = Geometry::new(data_unit, area, tweak_base, partition);
     let key = key();
     let oracle = xts_mode::Xts128::<aes::Aes256>::new(
         aes::Aes256::new_from_slice(&key[..32]).unwrap(),
         aes::Aes256::new_from_slice(&key[32..]).unwrap(),
     );
-    let partition = machine.config().partition_offset;
     let extents = machine.file(which).extents.clone();
     let mut inside_bytes = 0;
     for extent in extents {
         let len = extent.len as usize;
+        let disk_offset = partition + extent.partition_offset;
         let mut image = vec![0u8; len];
         let mut reference = vec![0u8; len];
-        machine
-            .read_disk(partition + extent.partition_offset, &mut image)
-            .unwrap();
-        machine
-            .read_reference(partition + extent.partition_offset, &mut reference)
-            .unwrap();
-        let position = tweak_offset + extent.partition_offset;
-        let start = area.start.clamp(position, position + extent.len) - position;
-        let end = area.end.clamp(position, position + extent.len) - position;
-        let (start, end) = (start as usize, end.max(start) as usize);
+        machine.read_disk(disk_offset, &mut image).unwrap();
+        machine.read_reference(disk_offset, &mut reference).unwrap();
+        let Some(span) = geometry.encrypted_span_on_disk(disk_offset, len) else {
+            assert_eq!(image, reference, "outside the area at {disk_offset:#x}");
+            continue;
+        };
+        let (start, end) = (span.start, span.end);
         assert_eq!(
             image[..start],
             reference[..start],
-            "outside the area (before) at {position:#x}"
+            "outside the area (before) at {disk_offset:#x}"
         );
         assert_eq!(
             image[end..],
             reference[end..],
-            "outside the area (after) at {position:#x}"
+            "outside the area (after) at {disk_offset:#x}"
         );
-        if start < end {
-            assert_ne!(
-                image[start..end],
-                reference[start..end],
-                "plaintext inside the area at {position:#x}"
-            );
-            let first_unit = (position + start as u64) / data_unit as u64;
-            oracle.decrypt_area(
-                &mut image[start..end],
-                data_unit,
-                first_unit.into(),
-                |n: u128| n.to_le_bytes(),
-            );
-            assert_eq!(
-                image[start..end],
-                reference[start..end],
-                "decrypted area at {position:#x}"
-            );
-            inside_bytes += (end - start) as u64;
-        }
+        assert_ne!(
+            image[start..end],
+            reference[start..end],
+            "plaintext inside the area at {disk_offset:#x}"
+        );
+        oracle.decrypt_area(
+            &mut image[start..end],
+            geometry.data_unit().bytes(),
+            span.first_unit.into(),
+            |n: u128| n.to_le_bytes(),
+        );
+        assert_eq!(
+            image[start..end],
+            reference[start..end],
+            "decrypted area at {disk_offset:#x}"
+        );
+        inside_bytes += (end - start) as u64;
     }
     inside_bytes
 }

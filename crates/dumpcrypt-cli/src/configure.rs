@@ -6,7 +6,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use dumpcrypt::config::{Policy, TweakBase, ValueName};
+use dumpcrypt_core::config::{Policy, ValueName};
+use dumpcrypt_core::geometry::TweakBase;
 
 use crate::files::create_secret;
 use crate::options::{read_key, CliError, PolicyArg, TransformArgs};
@@ -166,7 +167,7 @@ fn hex_data(prefix: &str, bytes: &[u8], indent: usize) -> String {
 mod registry {
     use std::io::ErrorKind;
 
-    use dumpcrypt::config::{Config, RawValue, RegistryValues, ValueName};
+    use dumpcrypt_core::config::{Config, RawValue, RegistryValues, ValueName};
     use winreg::enums::{HKEY_LOCAL_MACHINE, KEY_READ};
     use winreg::{RegKey, RegValue};
 
@@ -191,8 +192,8 @@ mod registry {
     fn registry_type(value: &Value) -> winreg::enums::RegType {
         use winreg::enums::RegType;
         match value.registry_type() {
-            dumpcrypt::config::REG_DWORD => RegType::REG_DWORD,
-            dumpcrypt::config::REG_QWORD => RegType::REG_QWORD,
+            dumpcrypt_core::config::REG_DWORD => RegType::REG_DWORD,
+            dumpcrypt_core::config::REG_QWORD => RegType::REG_QWORD,
             _ => RegType::REG_BINARY,
         }
     }

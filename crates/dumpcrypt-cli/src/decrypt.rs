@@ -14,8 +14,9 @@ use std::process::ExitCode;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::time::Instant;
 
-use dumpcrypt::config::{Policy, TweakBase};
-use dumpcrypt::xts::{DataUnit, XtsAes256};
+use dumpcrypt_core::config::Policy;
+use dumpcrypt_core::geometry::{Geometry, TweakBase};
+use dumpcrypt_xts::XtsAes256;
 use indicatif::ProgressBar;
 
 use crate::files::{open_input, progress_bar, Output};
@@ -45,56 +46,59 @@ pub struct Args {
     pub partition_offset: u64,
 }
 
-/// What to do with which bytes, all in image offsets.
+/// What to do with which bytes, all in image offsets (disk offsets when the image is the
+/// whole disk, partition offsets when the partition starts at 0).
 #[derive(Debug, Clone)]
 pub struct Plan {
     /// The bytes of the image to read and write out.
     pub range: Range<u64>,
     /// The part of `range` inside the encrypted area (empty when they do not meet).
     pub encrypted: Range<u64>,
-    /// Image offset minus tweak-base offset: data unit number = (offset − shift) / unit.
-    pub shift: u64,
-    pub unit: DataUnit,
+    /// The driver's geometry, with the partition where the image has it.
+    pub geometry: Geometry,
 }
 
 impl Plan {
     /// Checks that every data unit inside the area is whole within `range`.
-    pub fn new(
-        range: Range<u64>,
-        area: Range<u64>,
-        shift: u64,
-        unit: DataUnit,
-    ) -> Result<Self, CliError> {
-        let area_start = area.start.saturating_add(shift);
-        let area_end = area.end.saturating_add(shift);
-        let start = range.start.max(area_start);
-        let end = range.end.min(area_end);
+    pub fn new(range: Range<u64>, geometry: Geometry) -> Result<Self, CliError> {
+        let area = geometry.area_on_disk();
+        let start = range.start.max(area.start);
+        let end = range.end.min(area.end);
         let encrypted = if start < end { start..end } else { 0..0 };
-        let bytes = unit.bytes() as u64;
+        let bytes = geometry.data_unit().bytes() as u64;
+        let origin = || {
+            let unit_origin = area.start - geometry.area().start;
+            if unit_origin == 0 {
+                "the start of the image".to_string()
+            } else {
+                format!("the partition start ({unit_origin:#x})")
+            }
+        };
         if !encrypted.is_empty() {
-            if (encrypted.start - shift) % bytes != 0 {
+            // Inside the area, tweak positions exist: the area starts at or after the origin.
+            let position = |offset| geometry.position_of_disk_offset(offset).unwrap_or(0);
+            if !geometry.is_unit_aligned(position(encrypted.start)) {
                 return Err(CliError::Usage(format!(
                     "--range starts at {:#x}, inside a data unit of the encrypted area: inside \
                      the area, START must be a multiple of {bytes} from {}",
                     encrypted.start,
-                    origin(shift)
+                    origin()
                 )));
             }
-            if (encrypted.end - shift) % bytes != 0 {
+            if !geometry.is_unit_aligned(position(encrypted.end)) {
                 return Err(CliError::Usage(format!(
                     "the data ends at {:#x}, {} bytes into a data unit of the encrypted area: \
                      a truncated image, or an END that is not a multiple of {bytes} from {}",
                     encrypted.end,
-                    (encrypted.end - shift) % bytes,
-                    origin(shift)
+                    position(encrypted.end) % bytes,
+                    origin()
                 )));
             }
         }
         Ok(Self {
             range,
             encrypted,
-            shift,
-            unit,
+            geometry,
         })
     }
 
@@ -102,7 +106,7 @@ impl Plan {
     /// part, so that no piece of work splits a data unit.
     fn snap(&self, offset: u64) -> u64 {
         if offset > self.encrypted.start && offset < self.encrypted.end {
-            let unit = self.unit.bytes() as u64;
+            let unit = self.geometry.data_unit().bytes() as u64;
             self.encrypted.start + (offset - self.encrypted.start) / unit * unit
         } else {
             offset
@@ -117,7 +121,7 @@ impl Plan {
             let mut next = self.snap(at.saturating_add(size).min(span.end));
             if next <= at {
                 // Only when `size` is below a data unit: take the whole unit.
-                next = (at + self.unit.bytes() as u64).min(span.end);
+                next = (at + self.geometry.data_unit().bytes() as u64).min(span.end);
             }
             pieces.push(at..next);
             at = next;
@@ -133,27 +137,21 @@ impl Plan {
         source: &[u8],
         destination: &mut [u8],
     ) -> Result<(), CliError> {
-        let end = offset + source.len() as u64;
-        let start_in = self.encrypted.start.clamp(offset, end);
-        let end_in = self.encrypted.end.clamp(offset, end);
-        if start_in >= end_in {
+        let internal = |error| CliError::Usage(format!("internal error: {error:?}"));
+        let Some(span) = self.geometry.encrypted_span_on_disk(offset, source.len()) else {
             destination.copy_from_slice(source);
             return Ok(());
-        }
-        let (a, b) = ((start_in - offset) as usize, (end_in - offset) as usize);
-        destination[..a].copy_from_slice(&source[..a]);
-        destination[b..].copy_from_slice(&source[b..]);
-        let first_unit = (start_in - self.shift) / self.unit.bytes() as u64;
-        xts.decrypt_units(self.unit, first_unit, &source[a..b], &mut destination[a..b])
-            .map_err(|error| CliError::Usage(format!("internal error: {error:?}")))
-    }
-}
-
-fn origin(shift: u64) -> String {
-    if shift == 0 {
-        "the start of the image".into()
-    } else {
-        format!("the partition start ({shift:#x})")
+        };
+        let (start, end) = (span.start, span.end);
+        destination[..start].copy_from_slice(&source[..start]);
+        destination[end..].copy_from_slice(&source[end..]);
+        xts.decrypt_units(
+            self.geometry.data_unit(),
+            span.first_unit,
+            &source[start..end],
+            &mut destination[start..end],
+        )
+        .map_err(internal)
     }
 }
 
@@ -200,12 +198,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             args.input.display()
         )));
     }
-    let shift = match tweak_base {
-        TweakBase::Partition => args.partition_offset,
-        TweakBase::Disk => 0,
-    };
-    let area = config.area.start..config.area.end;
-    let plan = Plan::new(range, area, shift, config.data_unit)?;
+    let plan = Plan::new(range, config.geometry(args.partition_offset))?;
     let output = Output::create(&args.out, Some(&args.input))?;
     let began = Instant::now();
     let output = decrypt_stream(&plan, &xts, input, &args.input, output)?;
@@ -389,35 +382,47 @@ fn write_batches(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dumpcrypt_core::geometry::Area;
+    use dumpcrypt_xts::DataUnit;
 
     const UNIT: DataUnit = DataUnit::Bytes512;
+
+    /// A plan for an image whose partition starts at `partition` (partition-relative tweaks).
+    fn plan_for(range: Range<u64>, area: Range<u64>, partition: u64) -> Result<Plan, CliError> {
+        let area = Area {
+            start: area.start,
+            end: area.end,
+        };
+        Plan::new(
+            range,
+            Geometry::new(UNIT, area, TweakBase::Partition, partition),
+        )
+    }
 
     #[test]
     fn the_area_in_image_offsets() {
         // Partition at 1 MiB, partition-relative area 4 KiB..8 KiB: image 0x101000..0x102000.
-        let plan = Plan::new(0..0x20_0000, 0x1000..0x2000, 0x10_0000, UNIT).unwrap();
+        let plan = plan_for(0..0x20_0000, 0x1000..0x2000, 0x10_0000).unwrap();
         assert_eq!(plan.encrypted, 0x10_1000..0x10_2000);
         // The whole disk from a partition: everything from the partition start.
-        let plan = Plan::new(0..0x20_0000, 0..u64::MAX, 0x10_0000, UNIT).unwrap();
+        let plan = plan_for(0..0x20_0000, 0..u64::MAX, 0x10_0000).unwrap();
         assert_eq!(plan.encrypted, 0x10_0000..0x20_0000);
         // A range beside the area encrypts nothing.
-        let plan = Plan::new(0..0x1000, 0x1000..0x2000, 0, UNIT).unwrap();
+        let plan = plan_for(0..0x1000, 0x1000..0x2000, 0).unwrap();
         assert!(plan.encrypted.is_empty());
     }
 
     #[test]
     fn data_units_are_never_split() {
         // An unaligned range start inside the area is refused...
-        assert!(Plan::new(0x1100..0x4000, 0x1000..0x8000, 0, UNIT).is_err());
+        assert!(plan_for(0x1100..0x4000, 0x1000..0x8000, 0).is_err());
         // ... and so is an image that ends inside a data unit of the area.
-        let error = Plan::new(0..0x1300, 0..u64::MAX, 0, UNIT)
-            .unwrap_err()
-            .to_string();
+        let error = plan_for(0..0x1300, 0..u64::MAX, 0).unwrap_err().to_string();
         assert!(error.contains("truncated"), "{error}");
         // Unaligned ends outside the area are fine.
-        assert!(Plan::new(0x10..0x9010, 0x1000..0x8000, 0, UNIT).is_ok());
+        assert!(plan_for(0x10..0x9010, 0x1000..0x8000, 0).is_ok());
         // Pieces of odd sizes snap to data units inside the area.
-        let plan = Plan::new(0x10..0x9010, 0x1000..0x8000, 0, UNIT).unwrap();
+        let plan = plan_for(0x10..0x9010, 0x1000..0x8000, 0).unwrap();
         let pieces = plan.pieces(plan.range.clone(), 0x777);
         assert_eq!(pieces.first().unwrap().start, 0x10);
         assert_eq!(pieces.last().unwrap().end, 0x9010);

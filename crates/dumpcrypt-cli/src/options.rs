@@ -3,8 +3,9 @@
 use std::ops::Range;
 use std::path::Path;
 
-use dumpcrypt::config::{Policy, TweakBase};
-use dumpcrypt::xts::KEY_LEN;
+use dumpcrypt_core::config::Policy;
+use dumpcrypt_core::geometry::TweakBase;
+use dumpcrypt_xts::KEY_LEN;
 
 /// Errors a person can act on.
 #[derive(Debug, thiserror::Error)]

@@ -1,14 +1,14 @@
-//! The Parameters configuration (DESIGN.md §5) as the registry holds it: built from command
+//! The Parameters configuration as the registry holds it: built from command
 //! options, checked with the driver's own parser, and shared by `simulate`, `config` and
 //! `decrypt`.
 
 use std::ops::Range;
 
-use dumpcrypt::config::{
-    Config, Policy, RawValue, RegistryValues, TweakBase, ValueName, REG_BINARY, REG_DWORD,
-    REG_QWORD,
+use dumpcrypt_core::config::{
+    Config, Policy, RawValue, RegistryValues, ValueName, REG_BINARY, REG_DWORD, REG_QWORD,
 };
-use dumpcrypt::xts::KEY_LEN;
+use dumpcrypt_core::geometry::TweakBase;
+use dumpcrypt_xts::KEY_LEN;
 use sha2::{Digest, Sha256};
 
 use crate::options::CliError;

@@ -8,8 +8,9 @@ use std::time::Duration;
 use crashdmp_sim::machine::{DumpFile, DumpReport, Machine, MachineConfig, ResumeReport};
 use crashdmp_sim::ntoskrnl::{self, Environment, RegistryValue};
 use crashdmp_sim::stack::{self, DiskInfo, Load, LoadedFilter, SimError};
-use dumpcrypt::config::{Area, Policy, TweakBase};
-use dumpcrypt::fault::{Fault, BUGCHECK_CODE};
+use dumpcrypt_core::config::Policy;
+use dumpcrypt_core::fault::{Rule, BUGCHECK_CODE};
+use dumpcrypt_core::geometry::{Geometry, TweakBase};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::options::{
@@ -103,10 +104,10 @@ fn describe(error: &SimError) -> String {
     match error.bug_check() {
         Some(bug_check) if bug_check.code == BUGCHECK_CODE => {
             let rule = bug_check.parameters[0];
-            let name = Fault::TABLE
+            let name = Rule::TABLE
                 .iter()
-                .find(|(code, ..)| *code == rule)
-                .map_or("unknown rule", |(_, name, ..)| name);
+                .find(|(_, code, ..)| *code == rule)
+                .map_or("unknown rule", |(_, _, name, ..)| name);
             format!("{error} — dumpcrypt fault {name}")
         }
         _ => error.to_string(),
@@ -136,14 +137,17 @@ impl Run {
     }
 }
 
-/// Bytes of a file that lie in the area, with the area in tweak-base coordinates.
-fn bytes_in_area(machine: &Machine, which: DumpFile, area: Area, tweak_offset: u64) -> u64 {
+/// Bytes of a file that lie in the area.
+fn bytes_in_area(machine: &Machine, which: DumpFile, geometry: &Geometry) -> u64 {
     machine
         .file(which)
         .extents
         .iter()
-        .filter_map(|extent| area.intersect(tweak_offset + extent.partition_offset, extent.len))
-        .map(|inside| inside.end - inside.start)
+        .filter_map(|extent| {
+            let position = geometry.position_of_partition_offset(extent.partition_offset)?;
+            geometry.encrypted_span(position, extent.len as usize)
+        })
+        .map(|span| (span.end - span.start) as u64)
         .sum()
 }
 
@@ -264,10 +268,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         progress,
     };
 
-    let tweak_offset = match config.tweak_base {
-        TweakBase::Partition => 0,
-        TweakBase::Disk => args.partition_offset,
-    };
+    let geometry = config.geometry(args.partition_offset);
     println!(
         "dumpcrypt simulate: policy {:?}, {} of memory, MaxPagesPerWrite {}, data unit {}, \
          {:?}-relative tweaks, partition at byte {:#x} of the image",
@@ -309,7 +310,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             run.progress.set_position(done);
             run.progress.suspend(|| print_dump(name, &report));
             let expected_changed = match config.crash_dump_policy {
-                Policy::Encrypt => bytes_in_area(&run.machine, which, config.area, tweak_offset),
+                Policy::Encrypt => bytes_in_area(&run.machine, which, &geometry),
                 _ => 0,
             };
             let expected_written = config.crash_dump_policy != Policy::Refuse;

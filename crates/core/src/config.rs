@@ -1,11 +1,12 @@
-//! The Parameters configuration (DESIGN.md §5), parsed from raw registry values.
+//! The Parameters configuration, parsed from raw registry values.
 //!
 //! The kernel boundary reads the values of `HKLM\SYSTEM\CurrentControlSet\Services\dumpcrypt\
 //! Parameters` into [`RegistryValues`]; [`Config::parse`] decides, in portable code, what they
 //! mean. Names not listed in [`ValueName`] are ignored, so that a newer configuration tool
 //! can add values an older driver does not know.
-#![forbid(unsafe_code)]
 
+use crate::geometry::{Area, Geometry, TweakBase};
+use crate::instance::DumpType;
 use crate::xts::{DataUnit, KEY_LEN};
 
 /// `REG_BINARY`.
@@ -179,38 +180,6 @@ impl Policy {
     }
 }
 
-/// Where data unit numbers count from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TweakBase {
-    /// Offsets as the dump stack gives them (relative to the dump partition).
-    Partition,
-    /// Offsets plus the dump partition's starting offset on its disk.
-    Disk,
-}
-
-/// The half-open byte range `[start, end)` that is encrypted, in tweak-base coordinates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Area {
-    pub start: u64,
-    pub end: u64,
-}
-
-impl Area {
-    pub const WHOLE_DISK: Area = Area {
-        start: 0,
-        end: u64::MAX,
-    };
-
-    /// The part of `[offset, offset + len)` inside the area, as a range relative to `offset`.
-    /// `None` when they do not meet.
-    pub fn intersect(&self, offset: u64, len: u64) -> Option<core::ops::Range<u64>> {
-        let end = offset.saturating_add(len);
-        let lo = offset.max(self.start);
-        let hi = end.min(self.end);
-        (lo < hi).then(|| lo - offset..hi - offset)
-    }
-}
-
 /// A validated configuration.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Config {
@@ -330,7 +299,20 @@ impl Config {
         tweak_base: TweakBase::Partition,
     };
 
-    /// Validates the raw values against the schema of DESIGN.md §5.
+    /// The policy of the stack an instance is loaded into.
+    pub const fn policy(&self, dump_type: DumpType) -> Policy {
+        match dump_type {
+            DumpType::CrashDump => self.crash_dump_policy,
+            DumpType::Hibernation => self.hibernation_policy,
+        }
+    }
+
+    /// The geometry, for a dump partition that starts `partition_start` bytes into its disk.
+    pub const fn geometry(&self, partition_start: u64) -> Geometry {
+        Geometry::new(self.data_unit, self.area, self.tweak_base, partition_start)
+    }
+
+    /// Validates the raw values against the schema (docs/design.md, "Configuration").
     pub fn parse(values: &RegistryValues) -> Result<Config, ConfigError> {
         if !values.key_present {
             return Ok(Self::PASSTHROUGH);
@@ -351,9 +333,10 @@ impl Config {
             }
         };
         let tweak_base = match dword(values, ValueName::TweakBase)? {
-            None | Some(0) => TweakBase::Partition,
-            Some(1) => TweakBase::Disk,
-            Some(value) => return Err(ConfigError::UnknownTweakBase { value }),
+            None => TweakBase::Partition,
+            Some(value) => {
+                TweakBase::from_dword(value).ok_or(ConfigError::UnknownTweakBase { value })?
+            }
         };
         let start = qword(values, ValueName::EncryptedAreaStart)?.unwrap_or(0);
         let end = qword(values, ValueName::EncryptedAreaEnd)?.unwrap_or(u64::MAX);
@@ -673,23 +656,5 @@ mod tests {
         let text = std::format!("{config:?} {:?}", encrypting());
         assert!(!text.contains("1, 2, 3"), "{text}");
         assert!(text.contains("<64 bytes>"));
-    }
-
-    #[test]
-    fn area_intersection_at_the_boundaries() {
-        let area = Area {
-            start: 1024,
-            end: 4096,
-        };
-        assert_eq!(area.intersect(0, 1024), None);
-        assert_eq!(area.intersect(0, 1536), Some(1024..1536));
-        assert_eq!(area.intersect(1024, 512), Some(0..512));
-        assert_eq!(area.intersect(3584, 1024), Some(0..512));
-        assert_eq!(area.intersect(4096, 512), None);
-        assert_eq!(area.intersect(0, 8192), Some(1024..4096));
-        assert_eq!(
-            Area::WHOLE_DISK.intersect(u64::MAX - 512, 512),
-            Some(0..512)
-        );
     }
 }

@@ -16,7 +16,14 @@
 //!
 //! Building with `RUSTFLAGS="--cfg aes_force_soft"` forces the portable backend and, in the
 //! `aes` crate, its software AES (scripts/bench-report.sh measures the fallback that way).
+//!
+//! This crate is the dump path's only code with CPU-feature `unsafe`; the driver's policy and
+//! geometry (`dumpcrypt-core`) call it through the safe [`XtsAes256`].
+#![no_std]
 #![deny(unsafe_code)]
+
+#[cfg(test)]
+extern crate std;
 
 #[cfg(target_arch = "x86_64")]
 #[expect(
@@ -235,9 +242,9 @@ mod tests {
 
     /// IEEE 1619-2007 Annex B, XTS-AES-256 vectors 10 to 14: the same key and plaintext
     /// (bytes 0..=255 twice), data unit sequence numbers 0xff, 0xffff, 0xffffff, 0xffffffff
-    /// and 0xffffffffff; the ciphertexts are kept in tests/vectors/ieee1619.txt.
+    /// and 0xffffffffff; the ciphertexts are kept in vectors/ieee1619.txt.
     fn ieee_vectors() -> std::vec::Vec<(u64, std::vec::Vec<u8>)> {
-        let text = include_str!("../../tests/vectors/ieee1619.txt");
+        let text = include_str!("../vectors/ieee1619.txt");
         let mut vectors = std::vec::Vec::new();
         let mut current: Option<(u64, std::string::String)> = None;
         for line in text.lines() {

@@ -1,0 +1,508 @@
+//! Where bytes are and which of them are encrypted: one vocabulary for the driver, the CLI's
+//! `decrypt`, the simulator's reference and the tests.
+//!
+//! Three coordinates, always named:
+//! - a **partition offset** is what Dump_Write and Dump_Read are given (DiskByteOffset): bytes
+//!   from the start of the dump partition;
+//! - a **disk offset** counts from the start of the disk (an image of the whole disk): the
+//!   partition's start plus a partition offset;
+//! - a **tweak position** is what the encrypted area and the data unit numbers are counted in:
+//!   a partition offset plus the *origin*, which is 0 for partition-relative tweaks
+//!   (`TweakBase` 0) and the partition's start for disk-absolute ones (`TweakBase` 1).
+//!
+//! The data unit number of a byte is its tweak position divided by the data unit.
+//!
+//! [`Geometry`] holds the four facts (data unit, area, tweak base, partition start) and does
+//! all the arithmetic; [`Geometry::check_transfer`] turns a Dump_Write's or Dump_Read's
+//! offset and length into a [`Transfer`], the one place where the dump path's size and
+//! alignment rules are checked.
+
+use core::ops::Range;
+
+use crate::fault::Fault;
+use crate::xts::{DataUnit, XtsAes256};
+
+/// Where data unit numbers count from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TweakBase {
+    /// Partition-relative: tweak positions are partition offsets (`TweakBase` 0).
+    Partition,
+    /// Disk-absolute: tweak positions are disk offsets (`TweakBase` 1).
+    Disk,
+}
+
+impl TweakBase {
+    /// The `TweakBase` registry value.
+    pub const fn from_dword(value: u32) -> Option<Self> {
+        match value {
+            0 => Some(Self::Partition),
+            1 => Some(Self::Disk),
+            _ => None,
+        }
+    }
+
+    /// The `TweakBase` registry value.
+    pub const fn as_dword(self) -> u32 {
+        match self {
+            Self::Partition => 0,
+            Self::Disk => 1,
+        }
+    }
+
+    /// The one spelling the tools use: `partition` or `disk`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Partition => "partition",
+            Self::Disk => "disk",
+        }
+    }
+}
+
+/// The half-open byte range `[start, end)` that is encrypted, in tweak positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Area {
+    /// First encrypted tweak position.
+    pub start: u64,
+    /// First tweak position past the area; `u64::MAX` runs to the end of the disk.
+    pub end: u64,
+}
+
+impl Area {
+    /// The whole disk: what an absent EncryptedAreaStart/EncryptedAreaEnd means.
+    pub const WHOLE_DISK: Area = Area {
+        start: 0,
+        end: u64::MAX,
+    };
+
+    /// The part of `len` bytes at tweak position `position` inside the area, relative to
+    /// `position`; `None` when they do not meet.
+    pub fn intersect(&self, position: u64, len: u64) -> Option<Range<u64>> {
+        let end = position.saturating_add(len);
+        let low = position.max(self.start);
+        let high = end.min(self.end);
+        (low < high).then(|| low - position..high - position)
+    }
+}
+
+/// The encrypted part of a run of bytes: `start..end` relative to the run, whose first byte
+/// is the first byte of data unit `first_unit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    /// Offset of the first encrypted byte in the run.
+    pub start: usize,
+    /// Offset past the last encrypted byte in the run.
+    pub end: usize,
+    /// The data unit number at `start`.
+    pub first_unit: u64,
+}
+
+/// Everything that says which bytes are encrypted under which data unit number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    data_unit: DataUnit,
+    area: Area,
+    tweak_base: TweakBase,
+    partition_start: u64,
+}
+
+impl Geometry {
+    /// A geometry; `partition_start` is the dump partition's first byte on its disk (only
+    /// disk-absolute tweaks and whole-disk images depend on it).
+    pub const fn new(
+        data_unit: DataUnit,
+        area: Area,
+        tweak_base: TweakBase,
+        partition_start: u64,
+    ) -> Self {
+        Self {
+            data_unit,
+            area,
+            tweak_base,
+            partition_start,
+        }
+    }
+
+    /// The data unit.
+    pub const fn data_unit(&self) -> DataUnit {
+        self.data_unit
+    }
+
+    /// The encrypted area, in tweak positions.
+    pub const fn area(&self) -> Area {
+        self.area
+    }
+
+    /// The tweak base.
+    pub const fn tweak_base(&self) -> TweakBase {
+        self.tweak_base
+    }
+
+    /// The dump partition's first byte on its disk.
+    pub const fn partition_start(&self) -> u64 {
+        self.partition_start
+    }
+
+    /// The tweak position of the partition's first byte.
+    pub const fn origin(&self) -> u64 {
+        match self.tweak_base {
+            TweakBase::Partition => 0,
+            TweakBase::Disk => self.partition_start,
+        }
+    }
+
+    /// Disk offset minus tweak position: what a disk offset has that a tweak position lacks.
+    const fn disk_shift(&self) -> u64 {
+        match self.tweak_base {
+            TweakBase::Partition => self.partition_start,
+            TweakBase::Disk => 0,
+        }
+    }
+
+    /// The tweak position of a partition offset; `None` past the top of the 64-bit range.
+    pub const fn position_of_partition_offset(&self, partition_offset: u64) -> Option<u64> {
+        partition_offset.checked_add(self.origin())
+    }
+
+    /// The tweak position of a disk offset; `None` for a byte before the origin.
+    pub const fn position_of_disk_offset(&self, disk_offset: u64) -> Option<u64> {
+        disk_offset.checked_sub(self.disk_shift())
+    }
+
+    /// The encrypted area in disk offsets (its end saturates at the top of the range).
+    pub const fn area_on_disk(&self) -> Range<u64> {
+        self.area.start.saturating_add(self.disk_shift())
+            ..self.area.end.saturating_add(self.disk_shift())
+    }
+
+    /// Whether a tweak position is the first byte of a data unit.
+    pub const fn is_unit_aligned(&self, position: u64) -> bool {
+        position.is_multiple_of(self.data_unit.bytes() as u64)
+    }
+
+    /// The data unit number of the byte at a tweak position.
+    pub const fn unit_number(&self, position: u64) -> u64 {
+        position / self.data_unit.bytes() as u64
+    }
+
+    /// The encrypted part of `len` bytes at tweak position `position`, or `None` when none
+    /// of them is encrypted.
+    pub fn encrypted_span(&self, position: u64, len: usize) -> Option<Span> {
+        let inside = self.area.intersect(position, len as u64)?;
+        Some(Span {
+            first_unit: self.unit_number(position + inside.start),
+            start: inside.start as usize,
+            end: inside.end as usize,
+        })
+    }
+
+    /// The encrypted part of `len` bytes at disk offset `disk_offset` (bytes before the
+    /// origin are never encrypted: the area starts at or after it).
+    pub fn encrypted_span_on_disk(&self, disk_offset: u64, len: usize) -> Option<Span> {
+        let area = self.area_on_disk();
+        let start = disk_offset.max(area.start);
+        let end = disk_offset.saturating_add(len as u64).min(area.end);
+        if start >= end {
+            return None;
+        }
+        let position = self.position_of_disk_offset(start)?;
+        Some(Span {
+            start: (start - disk_offset) as usize,
+            end: (end - disk_offset) as usize,
+            first_unit: self.unit_number(position),
+        })
+    }
+
+    /// Checks a Dump_Write's or Dump_Read's DiskByteOffset and ByteCount against the data unit
+    /// and a buffer of `capacity` bytes, and places it. The only place these rules are checked.
+    pub fn check_transfer(
+        &self,
+        offset: i64,
+        byte_count: u32,
+        capacity: usize,
+    ) -> Result<Transfer, Fault> {
+        let unit = self.data_unit.bytes();
+        if byte_count as usize > capacity {
+            return Err(Fault::TransferTooLarge {
+                byte_count,
+                capacity,
+            });
+        }
+        let position = u64::try_from(offset)
+            .ok()
+            .and_then(|offset| self.position_of_partition_offset(offset))
+            .filter(|position| position.checked_add(byte_count.into()).is_some())
+            .ok_or(Fault::OffsetOutOfRange {
+                offset: offset as u64,
+                byte_count,
+            })?;
+        if !self.is_unit_aligned(position) {
+            return Err(Fault::OffsetMisaligned {
+                offset: position,
+                data_unit: unit,
+            });
+        }
+        if !(byte_count as usize).is_multiple_of(unit) {
+            return Err(Fault::LengthMisaligned {
+                byte_count,
+                data_unit: unit,
+            });
+        }
+        // INVARIANT: checked above: whole data units from a data unit boundary, within the
+        // capacity, without overflow.
+        Ok(Transfer {
+            len: byte_count as usize,
+            span: self.encrypted_span(position, byte_count as usize),
+            data_unit: self.data_unit,
+        })
+    }
+}
+
+/// A transfer of the dump path, checked and placed: its length, and which of its bytes are
+/// encrypted under which data unit numbers.
+///
+/// # Invariants
+/// `len` is a whole number of data units no larger than the buffer it was checked against,
+/// and `span`, if any, lies within `len` and starts and ends on data unit boundaries (the
+/// area's bounds are data unit multiples, checked by the configuration parser).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    len: usize,
+    span: Option<Span>,
+    data_unit: DataUnit,
+}
+
+impl Transfer {
+    /// ByteCount, in bytes.
+    pub const fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the transfer has no bytes.
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The encrypted part, if any.
+    pub const fn span(&self) -> Option<&Span> {
+        self.span.as_ref()
+    }
+
+    /// Dump_Write: copies `source` to `destination`, encrypting the part inside the area.
+    /// Both are `len()` bytes long.
+    pub fn encrypt(
+        &self,
+        cipher: &XtsAes256,
+        source: &[u8],
+        destination: &mut [u8],
+    ) -> Result<(), Fault> {
+        let misfit = self.misfit();
+        if source.len() != self.len || destination.len() != self.len {
+            return Err(misfit);
+        }
+        let Some(span) = &self.span else {
+            destination.copy_from_slice(source);
+            return Ok(());
+        };
+        let (head, rest) = destination.split_at_mut(span.start);
+        let (inside, tail) = rest.split_at_mut(span.end - span.start);
+        let (source_head, source_rest) = source.split_at(span.start);
+        let (source_inside, source_tail) = source_rest.split_at(span.end - span.start);
+        head.copy_from_slice(source_head);
+        tail.copy_from_slice(source_tail);
+        cipher
+            .encrypt_units(self.data_unit, span.first_unit, source_inside, inside)
+            .map_err(|_| misfit)
+    }
+
+    /// Dump_Read: decrypts the part of `data` inside the area in place. `data` is `len()`
+    /// bytes long.
+    pub fn decrypt_in_place(&self, cipher: &XtsAes256, data: &mut [u8]) -> Result<(), Fault> {
+        let misfit = self.misfit();
+        if data.len() != self.len {
+            return Err(misfit);
+        }
+        let Some(span) = &self.span else {
+            return Ok(());
+        };
+        let inside = data.get_mut(span.start..span.end).ok_or(misfit)?;
+        cipher
+            .decrypt_units_in_place(self.data_unit, span.first_unit, inside)
+            .map_err(|_| misfit)
+    }
+
+    /// The fault for data that does not fit the transfer. By the type invariant and the
+    /// callers' checks it cannot happen; it is reported rather than trusted.
+    const fn misfit(&self) -> Fault {
+        Fault::LengthMisaligned {
+            byte_count: self.len as u32,
+            data_unit: self.data_unit.bytes(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UNIT: DataUnit = DataUnit::Bytes512;
+
+    fn geometry(area: Range<u64>, tweak_base: TweakBase, partition_start: u64) -> Geometry {
+        Geometry::new(
+            UNIT,
+            Area {
+                start: area.start,
+                end: area.end,
+            },
+            tweak_base,
+            partition_start,
+        )
+    }
+
+    #[test]
+    fn area_intersection_at_the_boundaries() {
+        let area = Area {
+            start: 1024,
+            end: 4096,
+        };
+        assert_eq!(area.intersect(0, 1024), None);
+        assert_eq!(area.intersect(0, 1536), Some(1024..1536));
+        assert_eq!(area.intersect(1024, 512), Some(0..512));
+        assert_eq!(area.intersect(3584, 1024), Some(0..512));
+        assert_eq!(area.intersect(4096, 512), None);
+        assert_eq!(area.intersect(0, 8192), Some(1024..4096));
+        assert_eq!(
+            Area::WHOLE_DISK.intersect(u64::MAX - 512, 512),
+            Some(0..512)
+        );
+    }
+
+    #[test]
+    fn the_three_coordinates() {
+        let partition = geometry(0..u64::MAX, TweakBase::Partition, 0x10_0000);
+        assert_eq!(partition.origin(), 0);
+        assert_eq!(partition.position_of_partition_offset(0x200), Some(0x200));
+        assert_eq!(partition.position_of_disk_offset(0x10_0200), Some(0x200));
+        assert_eq!(partition.position_of_disk_offset(0x0f_ffff), None);
+
+        let disk = geometry(0..u64::MAX, TweakBase::Disk, 0x10_0000);
+        assert_eq!(disk.origin(), 0x10_0000);
+        assert_eq!(disk.position_of_partition_offset(0x200), Some(0x10_0200));
+        assert_eq!(disk.position_of_disk_offset(0x10_0200), Some(0x10_0200));
+        assert_eq!(disk.position_of_disk_offset(0x200), Some(0x200));
+        assert_eq!(disk.position_of_partition_offset(u64::MAX), None);
+    }
+
+    #[test]
+    fn the_area_on_disk() {
+        let partition = geometry(0x1000..0x3000, TweakBase::Partition, 0x10_0000);
+        assert_eq!(partition.area_on_disk(), 0x10_1000..0x10_3000);
+        let disk = geometry(0x1000..0x3000, TweakBase::Disk, 0x10_0000);
+        assert_eq!(disk.area_on_disk(), 0x1000..0x3000);
+        let open = geometry(0..u64::MAX, TweakBase::Partition, 0x10_0000);
+        assert_eq!(open.area_on_disk(), 0x10_0000..u64::MAX);
+    }
+
+    #[test]
+    fn spans_name_the_unit_of_their_first_byte() {
+        let g = geometry(0x1000..0x3000, TweakBase::Disk, 0x800);
+        // A run from tweak position 0x600 to 0x1600: encrypted from 0x1000 (unit 8).
+        assert_eq!(
+            g.encrypted_span(0x600, 0x1000),
+            Some(Span {
+                start: 0xa00,
+                end: 0x1000,
+                first_unit: 8
+            })
+        );
+        assert_eq!(g.encrypted_span(0x3000, 0x200), None);
+        assert_eq!(g.encrypted_span(0, 0x1000), None);
+        // The same bytes seen from the disk (disk-absolute: the same numbers).
+        assert_eq!(
+            g.encrypted_span_on_disk(0x600, 0x1000),
+            g.encrypted_span(0x600, 0x1000)
+        );
+        // Partition-relative, partition at 0x800: tweak position = disk offset − 0x800.
+        let p = geometry(0x1000..0x3000, TweakBase::Partition, 0x800);
+        assert_eq!(
+            p.encrypted_span_on_disk(0, 0x2000),
+            Some(Span {
+                start: 0x1800,
+                end: 0x2000,
+                first_unit: 8
+            })
+        );
+        assert_eq!(p.encrypted_span_on_disk(0, 0x1800), None);
+    }
+
+    #[test]
+    fn transfers_are_checked_in_order_of_the_table() {
+        let g = geometry(0..u64::MAX, TweakBase::Partition, 0);
+        assert_eq!(
+            g.check_transfer(0, 4097, 4096),
+            Err(Fault::TransferTooLarge {
+                byte_count: 4097,
+                capacity: 4096
+            })
+        );
+        assert_eq!(
+            g.check_transfer(-512, 512, 4096),
+            Err(Fault::OffsetOutOfRange {
+                offset: (-512i64) as u64,
+                byte_count: 512
+            })
+        );
+        assert_eq!(
+            g.check_transfer(i64::MAX - 510, 512, 4096),
+            Err(Fault::OffsetMisaligned {
+                offset: (i64::MAX - 510) as u64,
+                data_unit: 512
+            })
+        );
+        assert_eq!(
+            g.check_transfer(100, 512, 4096),
+            Err(Fault::OffsetMisaligned {
+                offset: 100,
+                data_unit: 512
+            })
+        );
+        assert_eq!(
+            g.check_transfer(512, 100, 4096),
+            Err(Fault::LengthMisaligned {
+                byte_count: 100,
+                data_unit: 512
+            })
+        );
+        let transfer = g.check_transfer(1024, 4096, 4096).unwrap();
+        assert_eq!(transfer.len(), 4096);
+        assert_eq!(
+            transfer.span(),
+            Some(&Span {
+                start: 0,
+                end: 4096,
+                first_unit: 2
+            })
+        );
+        assert!(g.check_transfer(0, 0, 4096).unwrap().is_empty());
+    }
+
+    #[test]
+    fn disk_tweaks_move_the_offset_before_it_is_checked() {
+        let g = geometry(0..u64::MAX, TweakBase::Disk, 0x100);
+        assert_eq!(
+            g.check_transfer(0, 512, 4096),
+            Err(Fault::OffsetMisaligned {
+                offset: 0x100,
+                data_unit: 512
+            })
+        );
+        let top = geometry(0..u64::MAX, TweakBase::Disk, u64::MAX - 1023);
+        assert_eq!(
+            top.check_transfer(512, 1024, 4096),
+            Err(Fault::OffsetOutOfRange {
+                offset: 512,
+                byte_count: 1024
+            })
+        );
+        assert!(top.check_transfer(0, 512, 4096).is_ok());
+    }
+}

@@ -1,0 +1,272 @@
+//! One loaded instance: the stack it serves, where it is in the protocol, and its policy.
+//!
+//! The driver keeps one [`Instance`] per loaded copy and asks it, at every callback, what the
+//! callback may do. The instance is generic over what the encrypt policy needs (`E`: the
+//! driver's key schedules and secondary buffer), so the decisions are made here, in safe code,
+//! and the driver only carries them out.
+
+use crate::config::Policy;
+use crate::fault::Fault;
+
+/// `DumpTypeCrashdump`.
+pub const DUMP_TYPE_CRASHDUMP: u32 = 1;
+/// `DumpTypeHibernation`.
+pub const DUMP_TYPE_HIBERNATION: u32 = 2;
+
+/// The stack an instance was loaded into (`FILTER_DUMP_TYPE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DumpType {
+    /// The crash dump stack (`DumpTypeCrashdump`, 1).
+    CrashDump,
+    /// The hibernation stack (`DumpTypeHibernation`, 2).
+    Hibernation,
+}
+
+impl DumpType {
+    /// The dump type of a `FILTER_DUMP_TYPE` value; `None` for DumpTypeUndefined (0) and
+    /// anything unknown.
+    pub const fn from_raw(value: u32) -> Option<Self> {
+        match value {
+            DUMP_TYPE_CRASHDUMP => Some(Self::CrashDump),
+            DUMP_TYPE_HIBERNATION => Some(Self::Hibernation),
+            _ => None,
+        }
+    }
+
+    /// The `FILTER_DUMP_TYPE` value.
+    pub const fn raw(self) -> u32 {
+        match self {
+            Self::CrashDump => DUMP_TYPE_CRASHDUMP,
+            Self::Hibernation => DUMP_TYPE_HIBERNATION,
+        }
+    }
+}
+
+/// Where an instance is in the protocol: Loaded → Started → Finished (→ Started again for a
+/// new dump). Unloading ends the instance itself, so there is no Unloaded state to check: a
+/// callback with an unloaded context fails the driver's context lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// DriverEntry succeeded; no dump has started.
+    Loaded = 0,
+    /// Dump_Start succeeded.
+    Started = 1,
+    /// Dump_Finish came after a start.
+    Finished = 2,
+}
+
+/// The policy, with what it needs.
+#[derive(Debug)]
+pub enum Action<E> {
+    /// Every callback succeeds; the MDL and offset are never touched.
+    Passthrough,
+    /// Blocks inside the area are written encrypted, and decrypted when read back.
+    Encrypt(E),
+    /// Dump_Start fails; a write anyway is a bug check.
+    Refuse,
+}
+
+/// What Dump_Start answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartOutcome {
+    /// STATUS_SUCCESS: the dump may be written.
+    Proceed,
+    /// STATUS_ACCESS_DENIED: the policy refuses dumps of this stack.
+    Refused,
+}
+
+/// One loaded copy of the filter.
+#[derive(Debug)]
+pub struct Instance<E> {
+    dump_type: DumpType,
+    state: State,
+    action: Action<E>,
+}
+
+impl<E> Instance<E> {
+    /// A freshly loaded instance.
+    pub const fn new(dump_type: DumpType, action: Action<E>) -> Self {
+        Self {
+            dump_type,
+            state: State::Loaded,
+            action,
+        }
+    }
+
+    /// The stack it was loaded into.
+    pub const fn dump_type(&self) -> DumpType {
+        self.dump_type
+    }
+
+    /// Where it is in the protocol.
+    pub const fn state(&self) -> State {
+        self.state
+    }
+
+    /// Its policy.
+    pub const fn policy(&self) -> Policy {
+        match self.action {
+            Action::Passthrough => Policy::Passthrough,
+            Action::Encrypt(_) => Policy::Encrypt,
+            Action::Refuse => Policy::Refuse,
+        }
+    }
+
+    /// Checks the dump type the system's extension names against the one loaded.
+    pub fn check_dump_type(&self, found: u32) -> Result<(), Fault> {
+        if found == self.dump_type.raw() {
+            Ok(())
+        } else {
+            Err(Fault::DumpTypeMismatch {
+                loaded: self.dump_type.raw(),
+                found,
+            })
+        }
+    }
+
+    /// Dump_Start. HIGH_LEVEL.
+    pub fn start(&mut self) -> StartOutcome {
+        if let Action::Refuse = self.action {
+            return StartOutcome::Refused;
+        }
+        self.state = State::Started;
+        StartOutcome::Proceed
+    }
+
+    /// Dump_Write: what the write goes through. `None`: leave the write untouched
+    /// (passthrough). `offset` reads DiskByteOffset, for the fault of a refused write.
+    /// HIGH_LEVEL.
+    pub fn write(
+        &mut self,
+        offset: impl FnOnce() -> Result<i64, Fault>,
+    ) -> Result<Option<&mut E>, Fault> {
+        match &mut self.action {
+            Action::Passthrough => Ok(None),
+            Action::Refuse => Err(Fault::WriteRefused {
+                offset: offset()? as u64,
+            }),
+            Action::Encrypt(_) if self.state != State::Started => Err(Fault::OutOfOrder {
+                state: self.state as u64,
+            }),
+            Action::Encrypt(encryption) => Ok(Some(encryption)),
+        }
+    }
+
+    /// Dump_Read: what decrypts the data read. `None`: hand it on untouched (passthrough,
+    /// and refuse, which let nothing of its own reach the disk). A read before any dump
+    /// started has nothing of this instance's to read back. HIGH_LEVEL.
+    pub fn read(&mut self) -> Result<Option<&mut E>, Fault> {
+        match &mut self.action {
+            Action::Passthrough | Action::Refuse => Ok(None),
+            Action::Encrypt(_) if self.state == State::Loaded => Err(Fault::OutOfOrder {
+                state: self.state as u64,
+            }),
+            Action::Encrypt(encryption) => Ok(Some(encryption)),
+        }
+    }
+
+    /// Dump_Finish: what to wipe, if anything. HIGH_LEVEL.
+    pub fn finish(&mut self) -> Option<&mut E> {
+        if self.state == State::Started {
+            self.state = State::Finished;
+        }
+        match &mut self.action {
+            Action::Encrypt(encryption) => Some(encryption),
+            Action::Passthrough | Action::Refuse => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offset() -> Result<i64, Fault> {
+        Ok(0x4000)
+    }
+
+    fn null_offset() -> Result<i64, Fault> {
+        Err(Fault::NullArgument { argument: 2 })
+    }
+
+    #[test]
+    fn dump_types_are_the_filter_dump_type_values() {
+        assert_eq!(DumpType::from_raw(0), None);
+        assert_eq!(DumpType::from_raw(1), Some(DumpType::CrashDump));
+        assert_eq!(DumpType::from_raw(2), Some(DumpType::Hibernation));
+        assert_eq!(DumpType::from_raw(3), None);
+        assert_eq!(DumpType::CrashDump.raw(), 1);
+        assert_eq!(DumpType::Hibernation.raw(), 2);
+    }
+
+    #[test]
+    fn encrypt_follows_the_protocol() {
+        let mut instance = Instance::new(DumpType::Hibernation, Action::Encrypt(7u8));
+        assert_eq!(instance.policy(), Policy::Encrypt);
+        assert_eq!(instance.state(), State::Loaded);
+        assert_eq!(
+            instance.write(offset).unwrap_err(),
+            Fault::OutOfOrder { state: 0 }
+        );
+        assert_eq!(instance.read().unwrap_err(), Fault::OutOfOrder { state: 0 });
+        assert_eq!(instance.finish().copied(), Some(7));
+        assert_eq!(instance.state(), State::Loaded, "a finish without a start");
+        assert_eq!(instance.start(), StartOutcome::Proceed);
+        assert_eq!(instance.state(), State::Started);
+        assert_eq!(instance.write(offset).unwrap().copied(), Some(7));
+        assert_eq!(instance.read().unwrap().copied(), Some(7));
+        assert_eq!(instance.finish().copied(), Some(7));
+        assert_eq!(instance.state(), State::Finished);
+        assert_eq!(
+            instance.write(offset).unwrap_err(),
+            Fault::OutOfOrder { state: 2 }
+        );
+        assert_eq!(instance.read().unwrap().copied(), Some(7), "resume");
+        assert_eq!(instance.start(), StartOutcome::Proceed, "a second dump");
+        assert_eq!(instance.state(), State::Started);
+    }
+
+    #[test]
+    fn passthrough_touches_nothing_in_any_state() {
+        let mut instance = Instance::new(DumpType::CrashDump, Action::<u8>::Passthrough);
+        assert_eq!(instance.policy(), Policy::Passthrough);
+        assert_eq!(instance.write(null_offset).unwrap(), None);
+        assert_eq!(instance.read().unwrap(), None);
+        assert_eq!(instance.start(), StartOutcome::Proceed);
+        assert_eq!(instance.write(null_offset).unwrap(), None);
+        assert_eq!(instance.finish(), None);
+        assert_eq!(instance.state(), State::Finished);
+    }
+
+    #[test]
+    fn refuse_fails_the_start_and_bug_checks_a_write() {
+        let mut instance = Instance::new(DumpType::CrashDump, Action::<u8>::Refuse);
+        assert_eq!(instance.policy(), Policy::Refuse);
+        assert_eq!(instance.start(), StartOutcome::Refused);
+        assert_eq!(instance.state(), State::Loaded);
+        assert_eq!(
+            instance.write(offset).unwrap_err(),
+            Fault::WriteRefused { offset: 0x4000 }
+        );
+        assert_eq!(
+            instance.write(null_offset).unwrap_err(),
+            Fault::NullArgument { argument: 2 }
+        );
+        assert_eq!(instance.read().unwrap(), None);
+        assert_eq!(instance.finish(), None);
+    }
+
+    #[test]
+    fn the_dump_type_must_match() {
+        let instance = Instance::new(DumpType::Hibernation, Action::<u8>::Passthrough);
+        assert_eq!(instance.dump_type(), DumpType::Hibernation);
+        assert_eq!(instance.check_dump_type(2), Ok(()));
+        assert_eq!(
+            instance.check_dump_type(1),
+            Err(Fault::DumpTypeMismatch {
+                loaded: 2,
+                found: 1
+            })
+        );
+    }
+}
