@@ -12,6 +12,10 @@
 //! - **checked** (`checked_*`): `crashdmp_sim::stack::load` and `LoadedFilter::write`/`read`,
 //!   which also copy the extension and check the guard bytes and the kernel's counters after
 //!   every call. The difference is the simulator's checking, not the filter.
+#![expect(
+    missing_docs,
+    reason = "criterion_group! makes an undocumented public function"
+)]
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -149,7 +153,7 @@ fn bench_writes(c: &mut Criterion, name: &str, setup: Setup) {
                 let mut offset = black_box(OFFSET);
                 let status = lean.write_unchecked(&mut offset, transfer.reset());
                 assert_eq!(status, 0);
-            })
+            });
         });
     }
     group.finish();
@@ -175,7 +179,7 @@ fn dump_read(c: &mut Criterion) {
                 let mut offset = black_box(OFFSET);
                 let status = lean.read_unchecked(&mut offset, &mut transfer.mdl);
                 assert_eq!(status, Some(0));
-            })
+            });
         });
     }
     group.finish();
@@ -195,7 +199,7 @@ fn checked_path(c: &mut Criterion) {
                 let mut offset = black_box(OFFSET);
                 let status = writer.write(0, &mut offset, transfer.reset());
                 assert_eq!(status.expect("Dump_Write"), 0);
-            })
+            });
         });
     }
     group.finish();
@@ -208,7 +212,7 @@ fn checked_path(c: &mut Criterion) {
                 let mut offset = black_box(OFFSET);
                 let status = reader.read(0, &mut offset, &mut transfer.mdl);
                 assert_eq!(status.expect("has Dump_Read").expect("Dump_Read"), 0);
-            })
+            });
         });
     }
     group.finish();

@@ -3,6 +3,10 @@
 //! Which AES backend runs is the `aes` crate's run-time choice (AES-NI when the CPU has it).
 //! Built with `RUSTFLAGS="--cfg aes_force_soft"` (as `scripts/bench-report.sh` does, in a
 //! separate target directory) the same benchmarks measure the constant-time software backend.
+#![expect(
+    missing_docs,
+    reason = "criterion_group! makes an undocumented public function"
+)]
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -41,8 +45,8 @@ fn transform(c: &mut Criterion) {
             group.bench_function(BenchmarkId::from_parameter(name), |b| {
                 b.iter(|| {
                     xts.encrypt_units(unit, black_box(0x4_0000), black_box(&plain), &mut out)
-                        .expect("whole units")
-                })
+                        .expect("whole units");
+                });
             });
         }
         group.finish();
@@ -54,8 +58,8 @@ fn transform(c: &mut Criterion) {
             group.bench_function(BenchmarkId::from_parameter(name), |b| {
                 b.iter(|| {
                     xts.decrypt_units_in_place(unit, black_box(0x4_0000), black_box(&mut buffer))
-                        .expect("whole units")
-                })
+                        .expect("whole units");
+                });
             });
         }
         group.finish();
@@ -74,8 +78,8 @@ fn transform(c: &mut Criterion) {
                     black_box(&cipher),
                     &mut out,
                 )
-                .expect("whole units")
-            })
+                .expect("whole units");
+            });
         });
     }
     group.finish();
@@ -94,8 +98,8 @@ fn memcpy(c: &mut Criterion) {
         group.bench_function(BenchmarkId::from_parameter(name), |b| {
             b.iter(|| {
                 to.as_mut_slice()
-                    .copy_from_slice(black_box(from.as_slice()))
-            })
+                    .copy_from_slice(black_box(from.as_slice()));
+            });
         });
     }
     group.finish();

@@ -10,7 +10,16 @@
 //!
 //! The C spellings are kept here on purpose: this file mirrors the headers. The rest of the
 //! driver uses Rust names. Only x86_64 is laid out (docs/design.md, "The ABI").
-#![allow(non_camel_case_types, non_snake_case, non_upper_case_globals)]
+#![expect(
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    reason = "the C spellings of the headers this file mirrors"
+)]
+#![expect(
+    missing_docs,
+    reason = "each item is the header's item of the same name; the headers are its documentation"
+)]
 
 use core::ffi::c_void;
 use core::mem::{offset_of, size_of};

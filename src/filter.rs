@@ -10,6 +10,16 @@
 //! FILTER_INITIALIZATION_DATA.DumpData; the system gives it back in FILTER_EXTENSION.DumpData.
 //! Before trusting it, every callback looks it up in [`LIVE`], so a callback with a context
 //! that was never loaded or is already unloaded is a documented bug check, not a wild read.
+// The dump path: no indexing that could panic, no panics, no unwraps (tests aside).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used
+    )
+)]
 
 use core::ffi::c_void;
 use core::ptr::{null_mut, NonNull};

@@ -8,6 +8,16 @@
 //! `MmGetSystemAddressForMdlSafe` and `MmGetMdlPfnArray` are macros in wdm.h; their fast
 //! paths are written out here (MappedSystemVa when the MDL is mapped, the PFN array right
 //! after the header). The slow path, mapping the pages, is not allowed at HIGH_LEVEL.
+// The dump path: no indexing that could panic, no panics, no unwraps (tests aside).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used
+    )
+)]
 
 use core::marker::PhantomData;
 use core::mem::size_of;

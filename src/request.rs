@@ -10,6 +10,16 @@
 //! comes out carries the proof. A [`CheckedWrite`] holds the caller's data as `&[u8]` (no
 //! safe code can write into a Dump_Write caller's buffer), the secondary buffer's bytes to
 //! fill, and PFNs that fit the caller's MDL; committing it cannot fail.
+// The dump path: no indexing that could panic, no panics, no unwraps (tests aside).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used
+    )
+)]
 
 use core::marker::PhantomData;
 use core::ptr::NonNull;

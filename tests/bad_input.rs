@@ -131,7 +131,7 @@ fn negative_offset_and_null_arguments() {
     );
     let mut offset = 0i64;
     // SAFETY: null pointers are what is tested; the non-null one is live.
-    let result = unsafe { filter.write_raw(&mut offset, std::ptr::null_mut()) };
+    let result = unsafe { filter.write_raw(&raw mut offset, std::ptr::null_mut()) };
     expect_bug_check(result, [0x08, 3, 0, WRITE]);
     // SAFETY: as above.
     let result = unsafe { filter.write_raw(std::ptr::null_mut(), mdl.as_ptr()) };

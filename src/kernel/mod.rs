@@ -53,8 +53,11 @@ impl Passive {
 /// The running Windows version, as `RtlGetVersion` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct OsVersion {
+    /// dwMajorVersion.
     pub major: u32,
+    /// dwMinorVersion.
     pub minor: u32,
+    /// dwBuildNumber.
     pub build: u32,
 }
 
@@ -66,6 +69,7 @@ impl OsVersion {
         build: 0,
     };
 
+    /// Whether the dump stack knows Dump_Read (Windows 8 and later).
     pub fn supports_dump_read(self) -> bool {
         (self.major, self.minor) >= (Self::WINDOWS_8.major, Self::WINDOWS_8.minor)
     }

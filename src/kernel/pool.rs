@@ -33,7 +33,7 @@ impl<T> PoolBox<T> {
             assert!(
                 align_of::<T>() <= 16,
                 "pool blocks are 16-byte aligned on x64"
-            )
+            );
         };
         let Some(block) = allocate_context(passive, size_of::<T>()) else {
             return Err(out_of_memory);

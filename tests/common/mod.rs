@@ -1,5 +1,8 @@
 //! What the integration tests share: a simulated machine with dumpcrypt's configuration.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "shared by every test binary; each uses a different part of it"
+)]
 
 use crashdmp_sim::machine::{Machine, MachineConfig};
 use crashdmp_sim::ntoskrnl::{self, Environment, RegistryValue};

@@ -21,6 +21,11 @@ pub const MAX_VALUE_LEN: usize = KEY_LEN;
 
 /// The values of the Parameters key the driver reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[expect(
+    missing_docs,
+    reason = "each variant is the registry value of its name; the README's configuration \
+              table and docs/design.md give their meaning"
+)]
 pub enum ValueName {
     CrashDumpPolicy,
     HibernationPolicy,
@@ -32,6 +37,7 @@ pub enum ValueName {
 }
 
 impl ValueName {
+    /// Every value, in the order the kernel boundary reads them.
     pub const ALL: [ValueName; 7] = [
         Self::CrashDumpPolicy,
         Self::HibernationPolicy,
@@ -42,6 +48,7 @@ impl ValueName {
         Self::TweakBase,
     ];
 
+    /// The value's name in the registry.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::CrashDumpPolicy => "CrashDumpPolicy",
@@ -71,6 +78,7 @@ impl ValueName {
 /// One registry value as read: its type, its full length, and its first bytes.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RawValue {
+    /// Its registry type (`REG_DWORD`, …).
     pub value_type: u32,
     /// The value's length in the registry, which may exceed what is kept in `data`.
     pub len: usize,
@@ -129,22 +137,27 @@ impl RegistryValues {
         }
     }
 
+    /// Records a value as read.
     pub fn set(&mut self, name: ValueName, value: RawValue) {
         self.values[name.index()] = Some(value);
     }
 
+    /// Records a `REG_DWORD`.
     pub fn set_dword(&mut self, name: ValueName, value: u32) {
         self.set(name, RawValue::new(REG_DWORD, 4, &value.to_le_bytes()));
     }
 
+    /// Records a `REG_QWORD`.
     pub fn set_qword(&mut self, name: ValueName, value: u64) {
         self.set(name, RawValue::new(REG_QWORD, 8, &value.to_le_bytes()));
     }
 
+    /// Records a `REG_BINARY`.
     pub fn set_binary(&mut self, name: ValueName, bytes: &[u8]) {
         self.set(name, RawValue::new(REG_BINARY, bytes.len(), bytes));
     }
 
+    /// The value read for `name`, if the key has it.
     pub fn get(&self, name: ValueName) -> Option<&RawValue> {
         self.values[name.index()].as_ref()
     }
@@ -162,6 +175,7 @@ pub enum Policy {
 }
 
 impl Policy {
+    /// The policy of a `CrashDumpPolicy`/`HibernationPolicy` value.
     pub const fn from_dword(value: u32) -> Option<Self> {
         match value {
             0 => Some(Self::Passthrough),
@@ -171,6 +185,7 @@ impl Policy {
         }
     }
 
+    /// Its registry value.
     pub const fn as_dword(self) -> u32 {
         match self {
             Self::Passthrough => 0,
@@ -183,11 +198,17 @@ impl Policy {
 /// A validated configuration.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Config {
+    /// `CrashDumpPolicy`.
     pub crash_dump_policy: Policy,
+    /// `HibernationPolicy`.
     pub hibernation_policy: Policy,
+    /// `Key`: data key ‖ tweak key, halves distinct.
     pub key: Option<[u8; KEY_LEN]>,
+    /// `DataUnitSize`.
     pub data_unit: DataUnit,
+    /// `EncryptedAreaStart`, `EncryptedAreaEnd`, in tweak positions.
     pub area: Area,
+    /// `TweakBase`.
     pub tweak_base: TweakBase,
 }
 
@@ -215,6 +236,10 @@ impl Drop for Config {
 /// Why a configuration was refused. DriverEntry turns any of these into
 /// `STATUS_BAD_CONFIGURATION`; the CLI prints them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[expect(
+    missing_docs,
+    reason = "the fields are the offending value and the value's name, as Display prints them"
+)]
 pub enum ConfigError {
     /// A value has another registry type than its schema's.
     WrongType { name: ValueName, found: u32 },
@@ -581,7 +606,7 @@ mod tests {
                     v.set(
                         ValueName::DataUnitSize,
                         RawValue::new(REG_DWORD, 2, &[0, 2]),
-                    )
+                    );
                 },
                 ConfigError::WrongLength {
                     name: ValueName::DataUnitSize,
@@ -600,7 +625,7 @@ mod tests {
                     v.set(
                         ValueName::EncryptedAreaStart,
                         RawValue::new(REG_QWORD, 4, &[0; 4]),
-                    )
+                    );
                 },
                 ConfigError::WrongLength {
                     name: ValueName::EncryptedAreaStart,

@@ -4,6 +4,16 @@
 //! plaintext or garbage on disk stops the machine instead: `KeBugCheckEx` with
 //! [`BUGCHECK_CODE`] and parameters that say which rule, with what values, in which callback.
 //! The README's bug check table is generated from the same list ([`Rule::TABLE`]).
+// The dump path: no indexing that could panic, no panics, no unwraps (tests aside).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used
+    )
+)]
 
 /// dumpcrypt's bug check code: 'DCRY'.
 pub const BUGCHECK_CODE: u32 = u32::from_be_bytes(*b"DCRY");
@@ -14,15 +24,24 @@ pub const BUGCHECK_CODE: u32 = u32::from_be_bytes(*b"DCRY");
 pub enum Callback {
     /// Outside any callback (a panic).
     None = 0,
+    /// Dump_Start.
     Start = 1,
+    /// Dump_Write.
     Write = 2,
+    /// Dump_Read.
     Read = 3,
+    /// Dump_Finish.
     Finish = 4,
+    /// Dump_Unload.
     Unload = 5,
 }
 
 /// A rule of the dump path broken by what the dump stack handed over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[expect(
+    missing_docs,
+    reason = "the fields are bug check parameters 2 and 3, named in the rule table below"
+)]
 pub enum Fault {
     /// ByteCount exceeds the secondary buffer (MaxPagesPerWrite pages).
     TransferTooLarge { byte_count: u32, capacity: usize },

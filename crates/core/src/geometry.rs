@@ -16,6 +16,16 @@
 //! all the arithmetic; [`Geometry::check_transfer`] turns a Dump_Write's or Dump_Read's
 //! offset and length into a [`Transfer`], the one place where the dump path's size and
 //! alignment rules are checked.
+// The dump path: no indexing that could panic, no panics, no unwraps (tests aside).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used
+    )
+)]
 
 use core::ops::Range;
 

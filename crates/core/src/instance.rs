@@ -4,6 +4,16 @@
 //! callback may do. The instance is generic over what the encrypt policy needs (`E`: the
 //! driver's key schedules and secondary buffer), so the decisions are made here, in safe code,
 //! and the driver only carries them out.
+// The dump path: no indexing that could panic, no panics, no unwraps (tests aside).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used
+    )
+)]
 
 use crate::config::Policy;
 use crate::fault::Fault;

@@ -336,8 +336,8 @@ impl Machine {
     /// Transfers for one file: runs of its extents, each at most MaxPagesPerWrite pages, some
     /// shortened by whole sectors so that their last page is short.
     fn plan(&mut self, which: DumpFile) -> Vec<(u64, u64, usize)> {
-        let max_bytes = self.config.max_pages_per_write as u64 * PAGE_SIZE as u64;
-        let sector = self.config.sector_size as u64;
+        let max_bytes = u64::from(self.config.max_pages_per_write) * PAGE_SIZE as u64;
+        let sector = u64::from(self.config.sector_size);
         let extents = self.file(which).extents.clone();
         let mut transfers = Vec::new();
         for extent in extents {
@@ -614,7 +614,7 @@ fn fill_memory(memory: &mut [u8], rng: &mut Rng) {
                 .zip(TEXT.iter().cycle().skip(index % TEXT.len()))
                 .for_each(|(b, t)| *b = *t),
             3 => page.chunks_mut(8).enumerate().for_each(|(i, word)| {
-                word.copy_from_slice(&((index as u64) << 20 | i as u64).to_le_bytes())
+                word.copy_from_slice(&((index as u64) << 20 | i as u64).to_le_bytes());
             }),
             _ => page
                 .chunks_mut(8)

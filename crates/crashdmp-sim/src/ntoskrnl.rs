@@ -232,7 +232,7 @@ fn enter(service: Service) {
             kernel
                 .counters
                 .violations
-                .push(format!("{service:?} called at HIGH_LEVEL"))
+                .push(format!("{service:?} called at HIGH_LEVEL"));
         });
         ke_bug_check_ex(
             DRIVER_VERIFIER_DETECTED_VIOLATION,
@@ -341,7 +341,7 @@ pub fn mm_allocate_contiguous_node_memory(size: usize, protect: u32) -> *mut u8 
             kernel
                 .counters
                 .violations
-                .push(format!("contiguous memory with protection {protect:#x}"))
+                .push(format!("contiguous memory with protection {protect:#x}"));
         });
     }
     allocate(Kind::Contiguous, size, PAGE_SIZE)

@@ -174,7 +174,7 @@ fn a_filter_that_is_not_critical_is_caught() {
 fn allocating_at_high_level_is_a_bug_check() {
     match run(Misdeed::AllocatesInStart, (10, 0, 26100)) {
         Err(SimError::BugCheck { bug_check, .. }) => {
-            assert_eq!(bug_check.code, ntoskrnl::DRIVER_VERIFIER_DETECTED_VIOLATION)
+            assert_eq!(bug_check.code, ntoskrnl::DRIVER_VERIFIER_DETECTED_VIOLATION);
         }
         other => panic!("{other:?}"),
     }

@@ -26,6 +26,16 @@
 //!
 //! Two `core::hint::black_box` calls in [`group`] are optimization barriers for the register
 //! allocator and scheduler, not for correctness (see there and docs/performance.md).
+// The dump path: no indexing that could panic, no panics, no unwraps (tests aside).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used
+    )
+)]
 
 use core::arch::x86_64::{
     __m128i, _mm_add_epi64, _mm_aesdec_si128, _mm_aesdeclast_si128, _mm_aesenc_si128,
@@ -282,6 +292,10 @@ impl UnitTweaks {
             self.ready = cipher::<false>(tweak_schedule, numbers, &[_mm_setzero_si128(); LANES]);
             self.used = 0;
         }
+        #[expect(
+            clippy::indexing_slicing,
+            reason = "an index modulo LANES is below LANES"
+        )]
         let tweak = self.ready[self.used % LANES];
         self.used += 1;
         tweak

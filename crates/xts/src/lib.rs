@@ -21,6 +21,16 @@
 //! geometry (`dumpcrypt-core`) call it through the safe [`XtsAes256`].
 #![no_std]
 #![deny(unsafe_code)]
+// The dump path: no indexing that could panic, no panics, no unwraps (tests aside).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used
+    )
+)]
 
 #[cfg(test)]
 extern crate std;
@@ -39,11 +49,14 @@ pub const KEY_LEN: usize = 64;
 /// Size of the unit that shares one tweak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataUnit {
+    /// 512 bytes: one sector of most disks, and what disk-encryption products use.
     Bytes512,
+    /// 4096 bytes: one sector of a 4Kn disk.
     Bytes4096,
 }
 
 impl DataUnit {
+    /// The data unit of `bytes` bytes, if it is 512 or 4096.
     pub const fn from_bytes(bytes: u32) -> Option<Self> {
         match bytes {
             512 => Some(Self::Bytes512),
@@ -52,6 +65,7 @@ impl DataUnit {
         }
     }
 
+    /// Its size in bytes.
     pub const fn bytes(self) -> usize {
         match self {
             Self::Bytes512 => 512,
@@ -66,9 +80,17 @@ pub enum XtsError {
     /// The data key and the tweak key are equal (IEEE 1619 forbids it).
     KeyHalvesEqual,
     /// The length is not a whole number of data units.
-    PartialDataUnit { len: usize },
+    PartialDataUnit {
+        /// The length given.
+        len: usize,
+    },
     /// Source and destination differ in length.
-    LengthMismatch { source: usize, destination: usize },
+    LengthMismatch {
+        /// The source's length.
+        source: usize,
+        /// The destination's length.
+        destination: usize,
+    },
 }
 
 /// An expanded XTS-AES-256 key, with the backend chosen for this processor.

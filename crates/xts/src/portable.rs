@@ -6,6 +6,16 @@
 //! read once and ciphertext is written straight to the destination. The caller has checked the
 //! lengths (equal, whole data units).
 #![forbid(unsafe_code)]
+// The dump path: no indexing that could panic, no panics, no unwraps (tests aside).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used
+    )
+)]
 
 use aes::cipher::consts::U16;
 use aes::cipher::generic_array::GenericArray;
@@ -44,7 +54,7 @@ impl Portable {
         destination: &mut [u8],
     ) {
         self.transform(unit, first_unit, Some(source), destination, |blocks| {
-            self.data.encrypt_blocks_inout(blocks)
+            self.data.encrypt_blocks_inout(blocks);
         });
     }
 
@@ -56,7 +66,7 @@ impl Portable {
         buffer: &mut [u8],
     ) {
         self.transform(unit, first_unit, None, buffer, |blocks| {
-            self.data.decrypt_blocks_inout(blocks)
+            self.data.decrypt_blocks_inout(blocks);
         });
     }
 
@@ -69,7 +79,7 @@ impl Portable {
         destination: &mut [u8],
     ) {
         self.transform(unit, first_unit, Some(source), destination, |blocks| {
-            self.data.decrypt_blocks_inout(blocks)
+            self.data.decrypt_blocks_inout(blocks);
         });
     }
 
@@ -87,14 +97,17 @@ impl Portable {
     ) {
         let mut tweaks = Tweaks::new(&self.tweak, unit, first_unit);
         let mut mask = [0u8; CHUNK];
-        for (index, out) in dst.chunks_exact_mut(CHUNK).enumerate() {
-            let out: &mut [u8; CHUNK] = out.try_into().expect("whole chunk");
+        // Whole data units are whole chunks: nothing is left over.
+        let (outputs, _) = dst.as_chunks_mut::<CHUNK>();
+        let inputs = src.map(|src| src.as_chunks::<CHUNK>().0);
+        for (index, out) in outputs.iter_mut().enumerate() {
             tweaks.fill(&mut mask);
-            match src {
-                Some(src) => {
-                    let input: &[u8; CHUNK] = src[index * CHUNK..(index + 1) * CHUNK]
-                        .try_into()
-                        .expect("whole chunk");
+            match inputs {
+                Some(inputs) => {
+                    // The caller checked that source and destination are as long.
+                    let Some(input) = inputs.get(index) else {
+                        return;
+                    };
                     for ((out, input), mask) in out.iter_mut().zip(input).zip(&mask) {
                         *out = input ^ mask;
                     }
@@ -151,7 +164,12 @@ impl<'a> Tweaks<'a> {
                 self.cipher.encrypt_blocks(&mut self.first);
                 self.ready = 0;
             }
-            self.current = u128::from_le_bytes(self.first[self.ready].into());
+            #[expect(
+                clippy::indexing_slicing,
+                reason = "`ready` is below LANES here: it is reset to 0 when it reaches LANES"
+            )]
+            let first = self.first[self.ready];
+            self.current = u128::from_le_bytes(first.into());
             self.ready += 1;
             self.chunks_left = self.chunks_per_unit;
         }
