@@ -16,6 +16,9 @@ pub enum Shape {
     OffsetInPage,
     /// Neither flag: the pages are not mapped (a filter cannot read them at HIGH_LEVEL).
     Unmapped,
+    /// MDL_SOURCE_IS_NONPAGED_POOL with MappedSystemVa null: nonpaged pool is mapped in
+    /// system space, so the data is at StartVa + ByteOffset. Not in [`Shape::WELL_FORMED`].
+    NonpagedPoolNullVa,
 }
 
 impl Shape {
@@ -67,7 +70,9 @@ impl SimMdl {
         let slots = pages + extra_slots;
         let mut this = Self::with_slots(slots);
         let (flags, start_va) = match shape {
-            Shape::NonpagedPool => (mdl::SOURCE_IS_NONPAGED_POOL, address & !(PAGE_SIZE - 1)),
+            Shape::NonpagedPool | Shape::NonpagedPoolNullVa => {
+                (mdl::SOURCE_IS_NONPAGED_POOL, address & !(PAGE_SIZE - 1))
+            }
             Shape::MappedElsewhere => {
                 (mdl::MAPPED_TO_SYSTEM_VA | mdl::PAGES_LOCKED, decoy as usize)
             }
@@ -82,7 +87,7 @@ impl SimMdl {
             size: (mdl::HEADER + slots * mdl::PFN_SIZE) as i16,
             flags,
             process: 0,
-            mapped_system_va: if shape == Shape::Unmapped {
+            mapped_system_va: if matches!(shape, Shape::Unmapped | Shape::NonpagedPoolNullVa) {
                 0
             } else {
                 address as u64
