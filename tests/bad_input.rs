@@ -5,7 +5,7 @@ mod common;
 
 use aes::cipher::KeyInit;
 use common::*;
-use crashdmp_sim::layout::extension;
+use crashdmp_sim::layout::{extension, mdl as mdl_layout};
 use crashdmp_sim::mdl::{Shape, SimMdl};
 use crashdmp_sim::memory::Pages;
 use crashdmp_sim::ntoskrnl::{self, Service, Stop};
@@ -13,6 +13,7 @@ use crashdmp_sim::stack::{Load, LoadedFilter, SimError, CRASHDUMP, HIBERNATION};
 
 const DCRY: u32 = 0x4443_5259;
 const WRITE: u64 = 2;
+const READ: u64 = 3;
 
 const STATUS_INVALID_PARAMETER: i32 = 0xC000_000D_u32 as i32;
 const STATUS_BAD_CONFIGURATION: i32 = 0xC000_0346_u32 as i32;
@@ -48,16 +49,26 @@ fn expect_load_failure(status: i32) {
 
 /// An encrypting crash instance, started, and a source buffer of pattern bytes.
 fn started() -> (LoadedFilter, Pages) {
-    boot(Some(Parameters::encrypt_both()), WINDOWS_11);
-    let mut filter = loaded(CRASHDUMP, 16);
+    (
+        started_with(Parameters::encrypt_both(), CRASHDUMP, 16),
+        pattern(20 * 4096, 0),
+    )
+}
+
+/// An instance of `dump_type` with these Parameters on Windows 11, started.
+fn started_with(parameters: Parameters, dump_type: u32, max_pages: u32) -> LoadedFilter {
+    boot(Some(parameters), WINDOWS_11);
+    let mut filter = loaded(dump_type, max_pages);
     assert_eq!(filter.start().unwrap(), 0);
-    let mut source = Pages::new(20 * 4096);
-    source
-        .as_mut_slice()
-        .iter_mut()
-        .enumerate()
-        .for_each(|(i, b)| *b = (i * 7 % 251) as u8);
-    (filter, source)
+    filter
+}
+
+/// Dump_Read of `mdl` at `offset`.
+fn read(filter: &mut LoadedFilter, offset: i64, mdl: &mut SimMdl) -> Result<i32, SimError> {
+    let mut offset = offset;
+    filter
+        .read(0, &mut offset, mdl)
+        .expect("the filter has Dump_Read")
 }
 
 fn mdl_for(source: &Pages, offset_in: usize, len: u32, shape: Shape) -> SimMdl {
@@ -309,5 +320,140 @@ fn each_mdl_shape_is_encrypted_from_mapped_system_va() {
         "the source was never written"
     );
     filter.finish().unwrap();
+    filter.unload().unwrap();
+}
+
+/// A write whose length is not a whole number of data units is refused even where no byte
+/// of it is encrypted: wholly before or after the area, for both data units.
+#[test]
+fn a_partial_data_unit_outside_the_area_is_length_misaligned() {
+    for (unit, offset, len) in [
+        (512u32, 0x1000i64, 0x300u32),
+        (512, 0x30_0000, 0x2100),
+        (4096, 0x8000, 0x1200),
+        (4096, 0x30_0000, 0x3e00),
+    ] {
+        // The area is [1 MiB, 2 MiB) of the partition.
+        let parameters = Parameters::encrypt_both()
+            .dword("DataUnitSize", unit)
+            .qword("EncryptedAreaStart", 0x10_0000)
+            .qword("EncryptedAreaEnd", 0x20_0000);
+        let mut filter = started_with(parameters, CRASHDUMP, 16);
+        let source = pattern(5 * 4096, 1);
+        let mut mdl = mdl_for(&source, 0, len, Shape::NonpagedPool);
+        expect_bug_check(
+            write(&mut filter, offset, &mut mdl),
+            [0x03, u64::from(len), u64::from(unit), WRITE],
+        );
+        filter.unload().unwrap();
+    }
+}
+
+/// MappedSystemVa is trusted only when MDL_MAPPED_TO_SYSTEM_VA or
+/// MDL_SOURCE_IS_NONPAGED_POOL says it maps the data: without either flag, a non-null
+/// MappedSystemVa pointing at readable data is NotMapped, and the MDL is left as it was.
+#[test]
+fn an_unflagged_mdl_with_a_readable_mapped_system_va_is_not_mapped() {
+    let (mut filter, source) = started();
+    let others = !(mdl_layout::MAPPED_TO_SYSTEM_VA | mdl_layout::SOURCE_IS_NONPAGED_POOL);
+    for flags in [
+        0,
+        mdl_layout::PAGES_LOCKED,
+        mdl_layout::PAGES_LOCKED | mdl_layout::PARTIAL,
+        others,
+    ] {
+        let mut mdl = mdl_for(&source, 0x1000, 2 * 4096, Shape::Unmapped);
+        let mut header = mdl.header();
+        header.flags = flags;
+        header.mapped_system_va = source.as_slice()[0x1000..].as_ptr() as u64;
+        mdl.set_header(header);
+        let pfns: Vec<u64> = (0..mdl.slots()).map(|slot| mdl.pfn(slot)).collect();
+        expect_bug_check(
+            write(&mut filter, 0x4000, &mut mdl),
+            [0x04, u64::from(flags), header.mapped_system_va, WRITE],
+        );
+        assert_eq!(
+            mdl.header(),
+            header,
+            "flags {flags:#x}: the MDL was changed"
+        );
+        assert!(
+            (0..mdl.slots()).all(|slot| mdl.pfn(slot) == pfns[slot]),
+            "flags {flags:#x}: the PFNs were changed"
+        );
+    }
+    filter.unload().unwrap();
+}
+
+/// Dump_Finish ends the dump: a write after it is OutOfOrder with state 2 (finished), until
+/// Dump_Start begins the next dump.
+#[test]
+fn a_write_after_dump_finish_is_out_of_order() {
+    let (mut filter, source) = started();
+    let mut mdl = mdl_for(&source, 0, 4096, Shape::NonpagedPool);
+    assert_eq!(write(&mut filter, 0, &mut mdl).unwrap(), 0);
+    assert_eq!(filter.finish().unwrap(), 0);
+    let mut mdl = mdl_for(&source, 0, 4096, Shape::NonpagedPool);
+    expect_bug_check(write(&mut filter, 0x1000, &mut mdl), [0x07, 2, 0, WRITE]);
+    assert_eq!(filter.start().unwrap(), 0);
+    assert_eq!(write(&mut filter, 0x1000, &mut mdl).unwrap(), 0);
+    filter.unload().unwrap();
+}
+
+/// An encrypting hibernation instance (MaxPagesPerWrite 8) that has written its image, as a
+/// resume finds it, and a buffer of "ciphertext" to read into.
+fn resuming() -> (LoadedFilter, Pages) {
+    let mut filter = started_with(Parameters::encrypt_both(), HIBERNATION, 8);
+    assert_eq!(filter.finish().unwrap(), 0);
+    (filter, pattern(12 * 4096, 2))
+}
+
+/// Every bad Dump_Read on an encrypting instance bug checks with its rule and P4 = 3, and
+/// decrypts nothing in place; a good read after them is decrypted.
+#[test]
+fn every_bad_dump_read_bug_checks() {
+    let (mut filter, buffer) = resuming();
+    let before = buffer.as_slice().to_vec();
+    let mut mdl = mdl_for(&buffer, 0, 9 * 4096, Shape::NonpagedPool);
+    expect_bug_check(
+        read(&mut filter, 0, &mut mdl),
+        [0x01, 9 * 4096, 8 * 4096, READ],
+    );
+    let mut mdl = mdl_for(&buffer, 0, 4096, Shape::MappedElsewhere);
+    expect_bug_check(
+        read(&mut filter, 0x1100, &mut mdl),
+        [0x02, 0x1100, 512, READ],
+    );
+    let mut mdl = mdl_for(&buffer, 0x200, 0x300, Shape::OffsetInPage);
+    expect_bug_check(
+        read(&mut filter, 0x1000, &mut mdl),
+        [0x03, 0x300, 512, READ],
+    );
+    // Unmapped, although MappedSystemVa points at the data.
+    let mut mdl = mdl_for(&buffer, 0, 2 * 4096, Shape::Unmapped);
+    let mut header = mdl.header();
+    header.mapped_system_va = buffer.as_ptr() as u64;
+    mdl.set_header(header);
+    expect_bug_check(
+        read(&mut filter, 0, &mut mdl),
+        [
+            0x04,
+            u64::from(mdl_layout::PAGES_LOCKED),
+            buffer.as_ptr() as u64,
+            READ,
+        ],
+    );
+    assert!(
+        buffer.as_slice() == before.as_slice(),
+        "a refused read decrypted in place"
+    );
+    let mut mdl = mdl_for(&buffer, 0x2000, 2 * 4096, Shape::NonpagedPool);
+    assert_eq!(read(&mut filter, 0x4000, &mut mdl).unwrap(), 0);
+    let mut expected = before[0x2000..0x4000].to_vec();
+    oracle().decrypt_area(&mut expected, 512, 0x4000 / 512, |n: u128| n.to_le_bytes());
+    assert!(
+        buffer.as_slice()[0x2000..0x4000] == expected[..],
+        "a good read is decrypted"
+    );
     filter.unload().unwrap();
 }
