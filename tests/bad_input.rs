@@ -5,11 +5,13 @@ mod common;
 
 use aes::cipher::KeyInit;
 use common::*;
-use crashdmp_sim::layout::{extension, mdl as mdl_layout};
+use crashdmp_sim::layout::{extension, init, mdl as mdl_layout};
 use crashdmp_sim::mdl::{Shape, SimMdl};
 use crashdmp_sim::memory::Pages;
 use crashdmp_sim::ntoskrnl::{self, Service, Stop};
-use crashdmp_sim::stack::{Load, LoadedFilter, SimError, CRASHDUMP, HIBERNATION};
+use crashdmp_sim::stack::{
+    Load, LoadedFilter, SimError, CRASHDUMP, HIBERNATION, UNKNOWN_SYSTEM_FLAG,
+};
 
 const DCRY: u32 = 0x4443_5259;
 const WRITE: u64 = 2;
@@ -455,5 +457,102 @@ fn every_bad_dump_read_bug_checks() {
         buffer.as_slice()[0x2000..0x4000] == expected[..],
         "a good read is decrypted"
     );
+    filter.unload().unwrap();
+}
+
+/// NEW BEHAVIOUR (the driver does not check this yet; fails until it does): a Dump_Read on
+/// an instance that was loaded but never started (state 0) is OutOfOrder, P2 = 0, P4 = 3,
+/// and nothing is decrypted.
+#[test]
+fn a_dump_read_before_dump_start_is_out_of_order() {
+    boot(Some(Parameters::encrypt_both()), WINDOWS_11);
+    let mut filter = loaded(HIBERNATION, 8);
+    let buffer = pattern(2 * 4096, 3);
+    let before = buffer.as_slice().to_vec();
+    let mut mdl = mdl_for(&buffer, 0, 2 * 4096, Shape::NonpagedPool);
+    expect_bug_check(read(&mut filter, 0x4000, &mut mdl), [0x07, 0, 0, READ]);
+    assert!(buffer.as_slice() == before.as_slice(), "decrypted in place");
+    filter.unload().unwrap();
+}
+
+/// NEW BEHAVIOUR (fails until DriverEntry ORs DUMP_FILTER_CRITICAL into Flags instead of
+/// assigning it): a Flags bit the system set before DriverEntry is still set after it, on
+/// both OS generations, both stacks, and when DriverEntry fails. The simulator reports a
+/// cleared bit as a broken rule.
+#[test]
+fn driver_entry_keeps_the_flags_the_system_set() {
+    for os_version in [WINDOWS_11, WINDOWS_7] {
+        for (parameters, succeeds) in [
+            (Parameters::encrypt_both(), true),
+            (Parameters::default().dword("CrashDumpPolicy", 9), false),
+        ] {
+            let mut environment = environment(Some(parameters), os_version);
+            environment.system_filter_flags = UNKNOWN_SYSTEM_FLAG;
+            for dump_type in [CRASHDUMP, HIBERNATION] {
+                ntoskrnl::boot(environment.clone());
+                let (flags, status) = match load(dump_type, 16) {
+                    Ok(Load::Loaded(mut filter)) => {
+                        filter.unload().unwrap();
+                        (filter.view.flags, 0)
+                    }
+                    Ok(Load::Failed { status, init }) => (init.flags, status),
+                    Err(error) => panic!("{os_version:?}, dump type {dump_type}: {error}"),
+                };
+                assert_eq!(status == 0, succeeds, "status {status:#x}");
+                assert_eq!(
+                    flags & (UNKNOWN_SYSTEM_FLAG | init::DUMP_FILTER_CRITICAL),
+                    UNKNOWN_SYSTEM_FLAG | init::DUMP_FILTER_CRITICAL,
+                    "Flags {flags:#x}"
+                );
+            }
+        }
+    }
+}
+
+/// NEW BEHAVIOUR (fails until the driver reads such MDLs at StartVa + ByteOffset; today it
+/// bug checks NotMapped): an MDL with MDL_SOURCE_IS_NONPAGED_POOL and a null MappedSystemVa
+/// describes nonpaged pool, which is mapped in system space at StartVa + ByteOffset. Its
+/// data is encrypted from there, and the secondary buffer holds the XTS-AES-256 of it.
+#[test]
+fn a_nonpaged_pool_mdl_without_mapped_system_va_is_read_at_start_va() {
+    let (mut filter, source) = started();
+    let before = source.as_slice().to_vec();
+    for (offset_in, len, disk_offset) in [
+        (0, 3 * 4096, 0x20_0000i64),
+        (0x600, 2 * 4096 + 512, 0x30_0000),
+        (0x1e00, 1024, 0x40_0400),
+    ] {
+        let mut mdl = mdl_for(&source, offset_in, len, Shape::NonpagedPoolNullVa);
+        let header = mdl.header();
+        assert_eq!(header.mapped_system_va, 0);
+        assert_eq!(header.flags, mdl_layout::SOURCE_IS_NONPAGED_POOL);
+        assert_eq!(
+            header.start_va + u64::from(header.byte_offset),
+            source.as_slice()[offset_in..].as_ptr() as u64
+        );
+        assert_eq!(write(&mut filter, disk_offset, &mut mdl).unwrap(), 0);
+        let after = mdl.header();
+        assert_eq!(
+            (after.byte_count, after.flags, after.size),
+            (header.byte_count, header.flags, header.size)
+        );
+        let mut expected = before[offset_in..offset_in + len as usize].to_vec();
+        oracle().encrypt_area(&mut expected, 512, disk_offset as u128 / 512, |n: u128| {
+            n.to_le_bytes()
+        });
+        assert!(
+            mdl.gather_by_va().unwrap() == expected,
+            "at {disk_offset:#x}"
+        );
+        assert!(
+            mdl.gather_by_pfn().unwrap() == expected,
+            "at {disk_offset:#x}"
+        );
+    }
+    assert!(
+        source.as_slice() == before.as_slice(),
+        "the source was written"
+    );
+    filter.finish().unwrap();
     filter.unload().unwrap();
 }
