@@ -195,7 +195,11 @@ fn clearing_flags_the_system_set_is_caught() {
         assert!(broken.contains("cleared Flags bits"), "{broken}");
     }
     // With no system bits set there is nothing to clear.
-    run(Misdeed::ClearsSystemFlags, (10, 0, 26100)).unwrap();
+    let environment = Environment {
+        system_filter_flags: 0,
+        ..Environment::default()
+    };
+    run_in(Misdeed::ClearsSystemFlags, environment).unwrap();
 }
 
 #[test]
