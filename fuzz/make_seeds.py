@@ -157,12 +157,16 @@ def dump_protocol_seeds():
         [load("hibernation", 8), start(), write(0, offset_units(16), mdl(1, 64, start_va=1)),
          finish(), read(0, offset_units(16), mdl(0, 64)),
          read(0, offset_units(40), mdl(2, 16, data_offset=0x400)), unload()])
+    # The partition starts at 1 MiB (page 256) and the area is in disk coordinates (pages 259
+    # to 265): the first two writes cut its start, the third lies inside, the fourth cuts its
+    # end; the last is misaligned for the 4096-byte unit.
     yield "area_4096_disk_tweaks", protocol(
-        "11", structured(crash=1, unit=4096, start=pages(3), end=pages(9), tweak=1),
+        "11", structured(crash=1, unit=4096, start=pages(259), end=pages(265), tweak=1),
         partition_sectors(2048), 3,
         [load("crash", 4), start(), write(0, offset_units(0), mdl(0, 32)),
          write(0, offset_units(16), mdl(0, 32)), write(0, offset_units(40), mdl(1, 24)),
-         write(0, offset_units(4), mdl(0, 8)), finish(), unload()])
+         write(0, offset_units(56), mdl(0, 32)), write(0, offset_units(4), mdl(0, 8)), finish(),
+         unload()])
     yield "windows7", protocol(
         "7", structured(crash=1, hibernation=1), partition_sectors(0), 4,
         [load("crash", 8), load("hibernation", 8), start(0), start(1),

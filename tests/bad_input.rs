@@ -5,14 +5,17 @@ mod common;
 
 use aes::cipher::KeyInit;
 use common::*;
-use crashdmp_sim::layout::extension;
+use crashdmp_sim::layout::{extension, init, mdl as mdl_layout};
 use crashdmp_sim::mdl::{Shape, SimMdl};
 use crashdmp_sim::memory::Pages;
 use crashdmp_sim::ntoskrnl::{self, Service, Stop};
-use crashdmp_sim::stack::{Load, LoadedFilter, SimError, CRASHDUMP, HIBERNATION};
+use crashdmp_sim::stack::{
+    Load, LoadedFilter, SimError, CRASHDUMP, HIBERNATION, UNKNOWN_SYSTEM_FLAG,
+};
 
 const DCRY: u32 = 0x4443_5259;
 const WRITE: u64 = 2;
+const READ: u64 = 3;
 
 const STATUS_INVALID_PARAMETER: i32 = 0xC000_000D_u32 as i32;
 const STATUS_BAD_CONFIGURATION: i32 = 0xC000_0346_u32 as i32;
@@ -48,16 +51,26 @@ fn expect_load_failure(status: i32) {
 
 /// An encrypting crash instance, started, and a source buffer of pattern bytes.
 fn started() -> (LoadedFilter, Pages) {
-    boot(Some(Parameters::encrypt_both()), WINDOWS_11);
-    let mut filter = loaded(CRASHDUMP, 16);
+    (
+        started_with(Parameters::encrypt_both(), CRASHDUMP, 16),
+        pattern(20 * 4096, 0),
+    )
+}
+
+/// An instance of `dump_type` with these Parameters on Windows 11, started.
+fn started_with(parameters: Parameters, dump_type: u32, max_pages: u32) -> LoadedFilter {
+    boot(Some(parameters), WINDOWS_11);
+    let mut filter = loaded(dump_type, max_pages);
     assert_eq!(filter.start().unwrap(), 0);
-    let mut source = Pages::new(20 * 4096);
-    source
-        .as_mut_slice()
-        .iter_mut()
-        .enumerate()
-        .for_each(|(i, b)| *b = (i * 7 % 251) as u8);
-    (filter, source)
+    filter
+}
+
+/// Dump_Read of `mdl` at `offset`.
+fn read(filter: &mut LoadedFilter, offset: i64, mdl: &mut SimMdl) -> Result<i32, SimError> {
+    let mut offset = offset;
+    filter
+        .read(0, &mut offset, mdl)
+        .expect("the filter has Dump_Read")
 }
 
 fn mdl_for(source: &Pages, offset_in: usize, len: u32, shape: Shape) -> SimMdl {
@@ -315,6 +328,238 @@ fn each_mdl_shape_is_encrypted_from_mapped_system_va() {
         source.as_slice(),
         before.as_slice(),
         "the source was never written"
+    );
+    filter.finish().unwrap();
+    filter.unload().unwrap();
+}
+
+/// A write whose length is not a whole number of data units is refused even where no byte
+/// of it is encrypted: wholly before or after the area, for both data units.
+#[test]
+fn a_partial_data_unit_outside_the_area_is_length_misaligned() {
+    for (unit, offset, len) in [
+        (512u32, 0x1000i64, 0x300u32),
+        (512, 0x30_0000, 0x2100),
+        (4096, 0x8000, 0x1200),
+        (4096, 0x30_0000, 0x3e00),
+    ] {
+        // The area is [1 MiB, 2 MiB) of the partition.
+        let parameters = Parameters::encrypt_both()
+            .dword("DataUnitSize", unit)
+            .qword("EncryptedAreaStart", 0x10_0000)
+            .qword("EncryptedAreaEnd", 0x20_0000);
+        let mut filter = started_with(parameters, CRASHDUMP, 16);
+        let source = pattern(5 * 4096, 1);
+        let mut mdl = mdl_for(&source, 0, len, Shape::NonpagedPool);
+        expect_bug_check(
+            write(&mut filter, offset, &mut mdl),
+            [0x03, u64::from(len), u64::from(unit), WRITE],
+        );
+        filter.unload().unwrap();
+    }
+}
+
+/// MappedSystemVa is trusted only when MDL_MAPPED_TO_SYSTEM_VA or
+/// MDL_SOURCE_IS_NONPAGED_POOL says it maps the data: without either flag, a non-null
+/// MappedSystemVa pointing at readable data is NotMapped, and the MDL is left as it was.
+#[test]
+fn an_unflagged_mdl_with_a_readable_mapped_system_va_is_not_mapped() {
+    let (mut filter, source) = started();
+    let others = !(mdl_layout::MAPPED_TO_SYSTEM_VA | mdl_layout::SOURCE_IS_NONPAGED_POOL);
+    for flags in [
+        0,
+        mdl_layout::PAGES_LOCKED,
+        mdl_layout::PAGES_LOCKED | mdl_layout::PARTIAL,
+        others,
+    ] {
+        let mut mdl = mdl_for(&source, 0x1000, 2 * 4096, Shape::Unmapped);
+        let mut header = mdl.header();
+        header.flags = flags;
+        header.mapped_system_va = source.as_slice()[0x1000..].as_ptr() as u64;
+        mdl.set_header(header);
+        let pfns: Vec<u64> = (0..mdl.slots()).map(|slot| mdl.pfn(slot)).collect();
+        expect_bug_check(
+            write(&mut filter, 0x4000, &mut mdl),
+            [0x04, u64::from(flags), header.mapped_system_va, WRITE],
+        );
+        assert_eq!(
+            mdl.header(),
+            header,
+            "flags {flags:#x}: the MDL was changed"
+        );
+        assert!(
+            (0..mdl.slots()).all(|slot| mdl.pfn(slot) == pfns[slot]),
+            "flags {flags:#x}: the PFNs were changed"
+        );
+    }
+    filter.unload().unwrap();
+}
+
+/// Dump_Finish ends the dump: a write after it is OutOfOrder with state 2 (finished), until
+/// Dump_Start begins the next dump.
+#[test]
+fn a_write_after_dump_finish_is_out_of_order() {
+    let (mut filter, source) = started();
+    let mut mdl = mdl_for(&source, 0, 4096, Shape::NonpagedPool);
+    assert_eq!(write(&mut filter, 0, &mut mdl).unwrap(), 0);
+    assert_eq!(filter.finish().unwrap(), 0);
+    let mut mdl = mdl_for(&source, 0, 4096, Shape::NonpagedPool);
+    expect_bug_check(write(&mut filter, 0x1000, &mut mdl), [0x07, 2, 0, WRITE]);
+    assert_eq!(filter.start().unwrap(), 0);
+    assert_eq!(write(&mut filter, 0x1000, &mut mdl).unwrap(), 0);
+    filter.unload().unwrap();
+}
+
+/// An encrypting hibernation instance (MaxPagesPerWrite 8) that has written its image, as a
+/// resume finds it, and a buffer of "ciphertext" to read into.
+fn resuming() -> (LoadedFilter, Pages) {
+    let mut filter = started_with(Parameters::encrypt_both(), HIBERNATION, 8);
+    assert_eq!(filter.finish().unwrap(), 0);
+    (filter, pattern(12 * 4096, 2))
+}
+
+/// Every bad Dump_Read on an encrypting instance bug checks with its rule and P4 = 3, and
+/// decrypts nothing in place; a good read after them is decrypted.
+#[test]
+fn every_bad_dump_read_bug_checks() {
+    let (mut filter, buffer) = resuming();
+    let before = buffer.as_slice().to_vec();
+    let mut mdl = mdl_for(&buffer, 0, 9 * 4096, Shape::NonpagedPool);
+    expect_bug_check(
+        read(&mut filter, 0, &mut mdl),
+        [0x01, 9 * 4096, 8 * 4096, READ],
+    );
+    let mut mdl = mdl_for(&buffer, 0, 4096, Shape::MappedElsewhere);
+    expect_bug_check(
+        read(&mut filter, 0x1100, &mut mdl),
+        [0x02, 0x1100, 512, READ],
+    );
+    let mut mdl = mdl_for(&buffer, 0x200, 0x300, Shape::OffsetInPage);
+    expect_bug_check(
+        read(&mut filter, 0x1000, &mut mdl),
+        [0x03, 0x300, 512, READ],
+    );
+    // Unmapped, although MappedSystemVa points at the data.
+    let mut mdl = mdl_for(&buffer, 0, 2 * 4096, Shape::Unmapped);
+    let mut header = mdl.header();
+    header.mapped_system_va = buffer.as_ptr() as u64;
+    mdl.set_header(header);
+    expect_bug_check(
+        read(&mut filter, 0, &mut mdl),
+        [
+            0x04,
+            u64::from(mdl_layout::PAGES_LOCKED),
+            buffer.as_ptr() as u64,
+            READ,
+        ],
+    );
+    assert!(
+        buffer.as_slice() == before.as_slice(),
+        "a refused read decrypted in place"
+    );
+    let mut mdl = mdl_for(&buffer, 0x2000, 2 * 4096, Shape::NonpagedPool);
+    assert_eq!(read(&mut filter, 0x4000, &mut mdl).unwrap(), 0);
+    let mut expected = before[0x2000..0x4000].to_vec();
+    oracle().decrypt_area(&mut expected, 512, 0x4000 / 512, |n: u128| n.to_le_bytes());
+    assert!(
+        buffer.as_slice()[0x2000..0x4000] == expected[..],
+        "a good read is decrypted"
+    );
+    filter.unload().unwrap();
+}
+
+/// NEW BEHAVIOUR (the driver does not check this yet; fails until it does): a Dump_Read on
+/// an instance that was loaded but never started (state 0) is OutOfOrder, P2 = 0, P4 = 3,
+/// and nothing is decrypted.
+#[test]
+fn a_dump_read_before_dump_start_is_out_of_order() {
+    boot(Some(Parameters::encrypt_both()), WINDOWS_11);
+    let mut filter = loaded(HIBERNATION, 8);
+    let buffer = pattern(2 * 4096, 3);
+    let before = buffer.as_slice().to_vec();
+    let mut mdl = mdl_for(&buffer, 0, 2 * 4096, Shape::NonpagedPool);
+    expect_bug_check(read(&mut filter, 0x4000, &mut mdl), [0x07, 0, 0, READ]);
+    assert!(buffer.as_slice() == before.as_slice(), "decrypted in place");
+    filter.unload().unwrap();
+}
+
+/// NEW BEHAVIOUR (fails until DriverEntry ORs DUMP_FILTER_CRITICAL into Flags instead of
+/// assigning it): a Flags bit the system set before DriverEntry is still set after it, on
+/// both OS generations, both stacks, and when DriverEntry fails. The simulator reports a
+/// cleared bit as a broken rule.
+#[test]
+fn driver_entry_keeps_the_flags_the_system_set() {
+    for os_version in [WINDOWS_11, WINDOWS_7] {
+        for (parameters, succeeds) in [
+            (Parameters::encrypt_both(), true),
+            (Parameters::default().dword("CrashDumpPolicy", 9), false),
+        ] {
+            let mut environment = environment(Some(parameters), os_version);
+            environment.system_filter_flags = UNKNOWN_SYSTEM_FLAG;
+            for dump_type in [CRASHDUMP, HIBERNATION] {
+                ntoskrnl::boot(environment.clone());
+                let (flags, status) = match load(dump_type, 16) {
+                    Ok(Load::Loaded(mut filter)) => {
+                        filter.unload().unwrap();
+                        (filter.view.flags, 0)
+                    }
+                    Ok(Load::Failed { status, init }) => (init.flags, status),
+                    Err(error) => panic!("{os_version:?}, dump type {dump_type}: {error}"),
+                };
+                assert_eq!(status == 0, succeeds, "status {status:#x}");
+                assert_eq!(
+                    flags & (UNKNOWN_SYSTEM_FLAG | init::DUMP_FILTER_CRITICAL),
+                    UNKNOWN_SYSTEM_FLAG | init::DUMP_FILTER_CRITICAL,
+                    "Flags {flags:#x}"
+                );
+            }
+        }
+    }
+}
+
+/// NEW BEHAVIOUR (fails until the driver reads such MDLs at StartVa + ByteOffset; today it
+/// bug checks NotMapped): an MDL with MDL_SOURCE_IS_NONPAGED_POOL and a null MappedSystemVa
+/// describes nonpaged pool, which is mapped in system space at StartVa + ByteOffset. Its
+/// data is encrypted from there, and the secondary buffer holds the XTS-AES-256 of it.
+#[test]
+fn a_nonpaged_pool_mdl_without_mapped_system_va_is_read_at_start_va() {
+    let (mut filter, source) = started();
+    let before = source.as_slice().to_vec();
+    for (offset_in, len, disk_offset) in [
+        (0, 3 * 4096, 0x20_0000i64),
+        (0x600, 2 * 4096 + 512, 0x30_0000),
+        (0x1e00, 1024, 0x40_0400),
+    ] {
+        let mut mdl = mdl_for(&source, offset_in, len, Shape::NonpagedPoolNullVa);
+        let header = mdl.header();
+        assert_eq!(header.mapped_system_va, 0);
+        assert_eq!(header.flags, mdl_layout::SOURCE_IS_NONPAGED_POOL);
+        assert_eq!(
+            header.start_va + u64::from(header.byte_offset),
+            source.as_slice()[offset_in..].as_ptr() as u64
+        );
+        assert_eq!(write(&mut filter, disk_offset, &mut mdl).unwrap(), 0);
+        let after = mdl.header();
+        assert_eq!(
+            (after.byte_count, after.flags, after.size),
+            (header.byte_count, header.flags, header.size)
+        );
+        let mut expected = before[offset_in..offset_in + len as usize].to_vec();
+        oracle().encrypt_area(&mut expected, 512, disk_offset as u128 / 512, |n: u128| {
+            n.to_le_bytes()
+        });
+        assert!(
+            mdl.gather_by_va().unwrap() == expected,
+            "at {disk_offset:#x}"
+        );
+        assert!(
+            mdl.gather_by_pfn().unwrap() == expected,
+            "at {disk_offset:#x}"
+        );
+    }
+    assert!(
+        source.as_slice() == before.as_slice(),
+        "the source was written"
     );
     filter.finish().unwrap();
     filter.unload().unwrap();

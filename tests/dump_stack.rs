@@ -5,7 +5,9 @@
 mod common;
 
 use common::*;
-use crashdmp_sim::machine::{DumpFile, Machine, MachineConfig};
+use crashdmp_sim::machine::{DumpFile, Extent, Machine, MachineConfig};
+use crashdmp_sim::mdl::{Shape, SimMdl};
+use crashdmp_sim::memory::Pages;
 use crashdmp_sim::ntoskrnl;
 use crashdmp_sim::stack::{CRASHDUMP, HIBERNATION};
 
@@ -217,4 +219,185 @@ fn both_stacks_load_side_by_side_and_reload() {
     reloaded.unload().unwrap();
     check_image(&mut machine, DumpFile::Crash, 0..u64::MAX, 0, 512);
     assert_eq!(ntoskrnl::counters().outstanding, 0);
+}
+
+/// Disk-absolute tweaks with the partition at a non-zero offset that is not a multiple of the
+/// data unit's larger sibling (63 sectors for 512, 1 MiB + 12 KiB for 4096), and an area
+/// whose bounds fall inside writes. Each write, read back by PFN and by MappedSystemVa, is
+/// checked data unit by data unit against `xts-mode`: a unit inside the area is the
+/// XTS-AES-256 of the source under unit number (partition offset + disk offset) / unit, every
+/// other unit is the source.
+#[test]
+fn disk_absolute_tweaks_with_an_area_that_cuts_through_writes() {
+    for (unit, partition) in [(512u64, 63 * 512u64), (4096, 0x10_3000)] {
+        // In disk coordinates, as the tweaks: one unit past the partition's 16 KiB, and one
+        // unit past its 64 KiB.
+        let area = partition + 0x4000 + unit..partition + 0x1_0000 + unit;
+        let parameters = Parameters::encrypt_both()
+            .dword("TweakBase", 1)
+            .dword("DataUnitSize", unit as u32)
+            .qword("EncryptedAreaStart", area.start)
+            .qword("EncryptedAreaEnd", area.end);
+        let mut environment = environment(Some(parameters), WINDOWS_11);
+        environment.partition_offset = Ok(partition);
+        ntoskrnl::boot(environment);
+        let mut filter = loaded(CRASHDUMP, 16);
+        assert_eq!(filter.start().unwrap(), 0);
+        let source = pattern(18 * 4096, 4);
+        let decoy = Pages::new(4096);
+        let oracle = oracle();
+        let mut cut = 0;
+        // (partition offset, bytes, where the data starts in `source`, shape)
+        for (offset, len, at, shape) in [
+            (0x0000u64, 0x2000usize, 0usize, Shape::NonpagedPool), // before the area
+            (0x3000, 0x4000, 0x1000, Shape::MappedElsewhere),      // cuts its start
+            (0x8000, 0x4000, 0x600, Shape::OffsetInPage),          // inside it
+            (0xE000, 0x6000, 0, Shape::NonpagedPool),              // cuts its end
+            (0x1_8000, 0x2000, 0x200, Shape::OffsetInPage),        // after it
+            (0x4000, 0xE000, 0x800, Shape::MappedElsewhere),       // holds both bounds
+        ] {
+            let plain = &source.as_slice()[at..at + len];
+            let mut mdl = SimMdl::describe(plain.as_ptr(), len as u32, shape, 0, decoy.as_ptr());
+            let mut disk_offset = offset as i64;
+            assert_eq!(filter.write(0, &mut disk_offset, &mut mdl).unwrap(), 0);
+            let written = mdl.gather_by_va().unwrap();
+            assert!(
+                mdl.gather_by_pfn().unwrap() == written,
+                "PFNs and VA differ"
+            );
+            let (mut inside, mut outside) = (0, 0);
+            for (k, (got, plain)) in written
+                .chunks(unit as usize)
+                .zip(plain.chunks(unit as usize))
+                .enumerate()
+            {
+                let disk = partition + offset + k as u64 * unit;
+                if area.start <= disk && disk + unit <= area.end {
+                    let mut expected = plain.to_vec();
+                    oracle.encrypt_sector(&mut expected, u128::from(disk / unit).to_le_bytes());
+                    assert!(
+                        got == expected,
+                        "unit {unit} at disk byte {disk:#x}: ciphertext"
+                    );
+                    inside += 1;
+                } else {
+                    assert!(
+                        got == plain,
+                        "unit {unit} at disk byte {disk:#x}: plaintext"
+                    );
+                    outside += 1;
+                }
+            }
+            cut += usize::from(inside > 0 && outside > 0);
+        }
+        assert_eq!(cut, 3, "three writes are cut by the area's bounds");
+        filter.finish().unwrap();
+        filter.unload().unwrap();
+    }
+}
+
+/// The same through the simulated crash dump stack: disk-absolute tweaks, the partition at
+/// 63 sectors, an area from inside the first extent of the dump file to inside its last.
+#[test]
+fn disk_absolute_tweaks_and_an_area_cutting_the_crash_dump_on_the_image() {
+    const PARTITION: u64 = 63 * 512;
+    let config = MachineConfig {
+        memory: 3 * MIB,
+        max_pages_per_write: 16,
+        partition_offset: PARTITION,
+        seed: 21,
+        ..MachineConfig::default()
+    };
+    let mut machine = Machine::new(config, None, None).unwrap();
+    let (first, last) = outer_extents(&machine.crash_file.extents);
+    // In disk coordinates: 25 sectors into the first extent, 23 before the end of the last.
+    let start = PARTITION + first.partition_offset + 0x3200;
+    let end = PARTITION + last.partition_offset + last.len - 0x2e00;
+    let parameters = Parameters::encrypt_both()
+        .dword("TweakBase", 1)
+        .qword("EncryptedAreaStart", start)
+        .qword("EncryptedAreaEnd", end);
+    let mut environment = environment(Some(parameters), WINDOWS_11);
+    environment.partition_offset = Ok(PARTITION);
+    ntoskrnl::boot(environment);
+    let mut filter = loaded(CRASHDUMP, 16);
+    let report = machine.dump(&mut filter, DumpFile::Crash).unwrap();
+    filter.unload().unwrap();
+    assert!(report.bytes_changed > 0 && report.bytes_changed < report.bytes);
+    let inside = check_image(&mut machine, DumpFile::Crash, start..end, PARTITION, 512);
+    assert_eq!(inside, report.bytes_changed);
+    assert_eq!(inside, machine.crash_file.len - 0x3200 - 0x2e00);
+}
+
+/// The first and the last extent of a file on the partition, each long enough for the area
+/// bounds the tests put inside them.
+fn outer_extents(extents: &[Extent]) -> (Extent, Extent) {
+    let mut extents = extents.to_vec();
+    extents.sort_by_key(|e| e.partition_offset);
+    let (first, last) = (extents[0], *extents.last().unwrap());
+    assert!(first.len > 0x4000 && last.len > 0x4000, "{extents:?}");
+    (first, last)
+}
+
+/// Resume with an area covering only part of the hibernation file: the machine's resume
+/// hands on what was hibernated, and so do reads of 8 KiB chunks whose bounds differ from
+/// the writes' (two of them cut by the area's bounds); on the image the bytes inside the area
+/// are ciphertext that `xts-mode` decrypts to the reference, and those outside plaintext.
+#[test]
+fn resume_with_an_area_covering_part_of_the_hibernation_file() {
+    let mut machine = machine(4 * MIB, 8, 22);
+    let partition = machine.config().partition_offset;
+    let (first, last) = outer_extents(&machine.hibernation_file.extents);
+    let start = first.partition_offset + 0x3200;
+    let end = last.partition_offset + last.len - 0x2e00;
+    boot(
+        Some(
+            Parameters::encrypt_both()
+                .qword("EncryptedAreaStart", start)
+                .qword("EncryptedAreaEnd", end),
+        ),
+        WINDOWS_11,
+    );
+    let mut filter = loaded(HIBERNATION, 8);
+    let report = machine.dump(&mut filter, DumpFile::Hibernation).unwrap();
+    assert!(report.bytes_changed > 0 && report.bytes_changed < report.bytes);
+    let resume = machine.resume(&mut filter).unwrap();
+    assert!(resume.filtered);
+    assert_eq!(resume.bytes, machine.hibernation_file.len);
+
+    const CHUNK: usize = 0x2000;
+    let mut buffer = Pages::new(CHUNK);
+    let mut expected = vec![0u8; CHUNK];
+    let mut cut = 0;
+    for extent in machine.hibernation_file.extents.clone() {
+        for done in (0..extent.len).step_by(CHUNK) {
+            let len = CHUNK.min((extent.len - done) as usize);
+            let at = extent.partition_offset + done;
+            let data = &mut buffer.as_mut_slice()[..len];
+            machine.read_disk(partition + at, data).unwrap();
+            let mut mdl = SimMdl::describe(
+                data.as_ptr(),
+                len as u32,
+                Shape::NonpagedPool,
+                0,
+                std::ptr::null(),
+            );
+            let mut offset = at as i64;
+            assert_eq!(filter.read(0, &mut offset, &mut mdl).unwrap().unwrap(), 0);
+            let expected = &mut expected[..len];
+            machine.file_content(DumpFile::Hibernation, extent.file_offset + done, expected);
+            assert!(
+                buffer.as_slice()[..len] == *expected,
+                "read at partition offset {at:#x}"
+            );
+            let range = at..at + len as u64;
+            cut += usize::from(range.contains(&start) && start != at)
+                + usize::from(range.contains(&end) && end != at);
+        }
+    }
+    assert_eq!(cut, 2, "the area's bounds fall inside reads");
+    filter.unload().unwrap();
+    let inside = check_image(&mut machine, DumpFile::Hibernation, start..end, 0, 512);
+    assert_eq!(inside, report.bytes_changed);
+    assert_eq!(inside, machine.hibernation_file.len - 0x3200 - 0x2e00);
 }

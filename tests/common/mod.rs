@@ -54,6 +54,11 @@ impl Parameters {
 
 /// Boots the simulated kernel with these Parameters (None: no Parameters key at all).
 pub fn boot(parameters: Option<Parameters>, os_version: (u32, u32, u32)) {
+    ntoskrnl::boot(environment(parameters, os_version));
+}
+
+/// What [`boot`] boots: for tests that change more of the machine before booting it.
+pub fn environment(parameters: Option<Parameters>, os_version: (u32, u32, u32)) -> Environment {
     let mut environment = Environment {
         os_version,
         ..Environment::default()
@@ -65,7 +70,28 @@ pub fn boot(parameters: Option<Parameters>, os_version: (u32, u32, u32)) {
     }
     let key = key();
     environment.secrets = vec![key[..32].to_vec(), key[32..].to_vec()];
-    ntoskrnl::boot(environment);
+    environment
+}
+
+/// The independent XTS-AES-256 (the `xts-mode` crate) with [`key`].
+pub fn oracle() -> xts_mode::Xts128<aes::Aes256> {
+    use aes::cipher::KeyInit;
+    let key = key();
+    xts_mode::Xts128::new(
+        aes::Aes256::new_from_slice(&key[..32]).unwrap(),
+        aes::Aes256::new_from_slice(&key[32..]).unwrap(),
+    )
+}
+
+/// Pages of pattern bytes (different in every 512-byte unit).
+pub fn pattern(len: usize, seed: u8) -> crashdmp_sim::memory::Pages {
+    let mut pages = crashdmp_sim::memory::Pages::new(len);
+    pages
+        .as_mut_slice()
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, b)| *b = (i * 7 % 251) as u8 ^ (i >> 9) as u8 ^ seed);
+    pages
 }
 
 pub const WINDOWS_11: (u32, u32, u32) = (10, 0, 26100);

@@ -16,14 +16,18 @@ pub enum Shape {
     OffsetInPage,
     /// Neither flag: the pages are not mapped (a filter cannot read them at HIGH_LEVEL).
     Unmapped,
+    /// MDL_SOURCE_IS_NONPAGED_POOL with MappedSystemVa null: nonpaged pool is mapped in
+    /// system space, so the data is at StartVa + ByteOffset.
+    NonpagedPoolNullVa,
 }
 
 impl Shape {
     /// The shapes a well-formed dump uses, in the order the simulator rotates through them.
-    pub const WELL_FORMED: [Shape; 3] = [
+    pub const WELL_FORMED: [Shape; 4] = [
         Shape::NonpagedPool,
         Shape::MappedElsewhere,
         Shape::OffsetInPage,
+        Shape::NonpagedPoolNullVa,
     ];
 }
 
@@ -67,7 +71,9 @@ impl SimMdl {
         let slots = pages + extra_slots;
         let mut this = Self::with_slots(slots);
         let (flags, start_va) = match shape {
-            Shape::NonpagedPool => (mdl::SOURCE_IS_NONPAGED_POOL, address & !(PAGE_SIZE - 1)),
+            Shape::NonpagedPool | Shape::NonpagedPoolNullVa => {
+                (mdl::SOURCE_IS_NONPAGED_POOL, address & !(PAGE_SIZE - 1))
+            }
             Shape::MappedElsewhere => {
                 (mdl::MAPPED_TO_SYSTEM_VA | mdl::PAGES_LOCKED, decoy as usize)
             }
@@ -82,7 +88,7 @@ impl SimMdl {
             size: (mdl::HEADER + slots * mdl::PFN_SIZE) as i16,
             flags,
             process: 0,
-            mapped_system_va: if shape == Shape::Unmapped {
+            mapped_system_va: if matches!(shape, Shape::Unmapped | Shape::NonpagedPoolNullVa) {
                 0
             } else {
                 address as u64
@@ -200,7 +206,8 @@ impl SimMdl {
     }
 
     /// The data as a storage driver that copies by CPU sees it: ByteCount bytes at
-    /// MappedSystemVa.
+    /// MappedSystemVa, or, for nonpaged pool without one, at StartVa + ByteOffset (nonpaged
+    /// pool is mapped in system space at its own address).
     pub fn gather_by_va(&self) -> Result<Vec<u8>, String> {
         let mut out = vec![0u8; self.header().byte_count as usize];
         self.gather_by_va_into(&mut out)?;
@@ -215,7 +222,13 @@ impl SimMdl {
             header.byte_count as usize,
             "a buffer of ByteCount bytes"
         );
-        let address = header.mapped_system_va as usize;
+        let nonpaged_without_va =
+            header.mapped_system_va == 0 && header.flags & mdl::SOURCE_IS_NONPAGED_POOL != 0;
+        let address = if nonpaged_without_va {
+            (header.start_va + u64::from(header.byte_offset)) as usize
+        } else {
+            header.mapped_system_va as usize
+        };
         let len = out.len();
         if !memory::is_mapped(address, len) {
             return Err(format!(

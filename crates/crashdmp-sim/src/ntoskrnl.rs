@@ -102,6 +102,10 @@ pub struct Environment {
     pub fail_service: Option<(Service, NtStatus)>,
     /// Byte strings that must not be left in memory the filter frees.
     pub secrets: Vec<Vec<u8>>,
+    /// Bits the system has already set in FILTER_INITIALIZATION_DATA.Flags when it calls
+    /// DriverEntry (such as [`crate::stack::UNKNOWN_SYSTEM_FLAG`]). A filter must keep them,
+    /// ORing its own flags in; [`crate::stack::load`] reports one that clears any.
+    pub system_filter_flags: u32,
 }
 
 impl Default for Environment {
@@ -113,6 +117,7 @@ impl Default for Environment {
             fail_allocation: None,
             fail_service: None,
             secrets: Vec::new(),
+            system_filter_flags: crate::stack::UNKNOWN_SYSTEM_FLAG,
         }
     }
 }

@@ -185,6 +185,10 @@ fn read_view(bytes: &[u8], os_has_read: bool) -> InitView {
     }
 }
 
+/// A FILTER_INITIALIZATION_DATA.Flags bit no header defines: one the system may set before
+/// DriverEntry, for [`ntoskrnl::Environment::system_filter_flags`].
+pub const UNKNOWN_SYSTEM_FLAG: u32 = 0x8000_0000;
+
 /// Whether the simulated OS is Windows 8 or later (version-2 structures, Dump_Read).
 pub fn os_has_read() -> bool {
     let (major, minor, _) = ntoskrnl::environment().os_version;
@@ -192,8 +196,9 @@ pub fn os_has_read() -> bool {
 }
 
 /// Loads a filter into a stack of `dump_type`, as crashdmp.sys does: lays out the
-/// structures for the running OS version, pre-fills MaxPagesPerWrite, calls DriverEntry at
-/// PASSIVE_LEVEL, and checks what the filter filled in.
+/// structures for the running OS version, pre-fills MaxPagesPerWrite and the environment's
+/// system Flags bits, calls DriverEntry at PASSIVE_LEVEL, and checks what the filter filled
+/// in.
 pub fn load(
     entry: DriverEntry,
     dump_type: u32,
@@ -233,6 +238,8 @@ pub fn load(
         init::MAX_PAGES_PER_WRITE,
         max_pages_per_write,
     );
+    let system_flags = ntoskrnl::environment().system_filter_flags;
+    put(init_data.bytes_mut(), init::FLAGS, system_flags);
     let ext_before = ext.bytes().to_vec();
     let outstanding_before = ntoskrnl::counters().outstanding;
 
@@ -257,6 +264,15 @@ pub fn load(
     }
     if view.flags & init::DUMP_FILTER_CRITICAL == 0 {
         return Err(SimError::rule(call, "did not set DUMP_FILTER_CRITICAL"));
+    }
+    if view.flags & system_flags != system_flags {
+        return Err(SimError::rule(
+            call,
+            format!(
+                "cleared Flags bits the system had set ({system_flags:#x} before, {:#x} after)",
+                view.flags
+            ),
+        ));
     }
     if status != 0 {
         return Ok(Load::Failed { status, init: view });

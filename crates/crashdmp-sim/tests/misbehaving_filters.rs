@@ -14,6 +14,7 @@ enum Misdeed {
     None,
     WritesDumpReadOnWindows7,
     NotCritical,
+    ClearsSystemFlags,
     AllocatesInStart,
     ChangesMdlFlags,
     PointsVaElsewhere,
@@ -57,6 +58,14 @@ unsafe extern "C-unwind" fn entry(_extension: *mut c_void, init_data: *mut c_voi
     } else {
         1
     };
+    // SAFETY: the simulator lays out at least the version-1 structure, Flags included.
+    let system: u32 = unsafe { peek(init_data, init::FLAGS) };
+    // A well-behaved filter ORs its flags into the ones the system set.
+    let flags = if misdeed() == Misdeed::ClearsSystemFlags {
+        critical
+    } else {
+        system | critical
+    };
     // SAFETY: the simulator lays out at least the version-1 structure; DumpRead
     // is written on Windows 8 and later only, unless the misdeed is to write it anyway.
     unsafe {
@@ -67,7 +76,7 @@ unsafe extern "C-unwind" fn entry(_extension: *mut c_void, init_data: *mut c_voi
         );
     }
     // SAFETY: as above.
-    unsafe { poke(init_data, init::FLAGS, critical) };
+    unsafe { poke(init_data, init::FLAGS, flags) };
     // SAFETY: as above.
     unsafe { poke(init_data, init::DUMP_START, start as *const () as usize) };
     // SAFETY: as above.
@@ -120,16 +129,19 @@ unsafe extern "C-unwind" fn write(_extension: *mut u8, _offset: *mut i64, mdl_pt
     0
 }
 
-fn boot(os_version: (u32, u32, u32)) {
-    ntoskrnl::boot(Environment {
-        os_version,
-        ..Environment::default()
-    });
+fn run(misdeed: Misdeed, os_version: (u32, u32, u32)) -> Result<(), SimError> {
+    run_in(
+        misdeed,
+        Environment {
+            os_version,
+            ..Environment::default()
+        },
+    )
 }
 
-fn run(misdeed: Misdeed, os_version: (u32, u32, u32)) -> Result<(), SimError> {
+fn run_in(misdeed: Misdeed, environment: Environment) -> Result<(), SimError> {
     MISDEED.with(|cell| cell.set(misdeed));
-    boot(os_version);
+    ntoskrnl::boot(environment);
     let disk = DiskInfo {
         bytes_per_sector: 512,
         disk_size: 1 << 30,
@@ -168,6 +180,26 @@ fn writing_past_the_windows_7_structure_is_caught() {
 #[test]
 fn a_filter_that_is_not_critical_is_caught() {
     assert!(rule(run(Misdeed::NotCritical, (10, 0, 26100))).contains("DUMP_FILTER_CRITICAL"));
+}
+
+#[test]
+fn clearing_flags_the_system_set_is_caught() {
+    for os_version in [(10, 0, 26100), (6, 1, 7601)] {
+        let environment = Environment {
+            os_version,
+            system_filter_flags: stack::UNKNOWN_SYSTEM_FLAG,
+            ..Environment::default()
+        };
+        run_in(Misdeed::None, environment.clone()).unwrap();
+        let broken = rule(run_in(Misdeed::ClearsSystemFlags, environment));
+        assert!(broken.contains("cleared Flags bits"), "{broken}");
+    }
+    // With no system bits set there is nothing to clear.
+    let environment = Environment {
+        system_filter_flags: 0,
+        ..Environment::default()
+    };
+    run_in(Misdeed::ClearsSystemFlags, environment).unwrap();
 }
 
 #[test]

@@ -1,0 +1,274 @@
+//! Fuzz target: arbitrary registry values into `Config::parse`.
+//!
+//! Types, lengths and contents are arbitrary (biased towards the schema's types and to values
+//! near the valid ones). Parsing must never panic; every configuration it accepts must be
+//! valid by DESIGN.md §5 and hold exactly the values given; and it must accept exactly what
+//! an independent reading of §5 (below) accepts.
+//!
+//! Shared by the cargo-fuzz target (`fuzz/fuzz_targets/config.rs`) and `cargo test`
+//! (`tests/fuzz_seeds.rs`, which replays the committed seeds in `fuzz/seeds/config`): both
+//! call [`run`] with the raw input bytes.
+
+use arbitrary::{Arbitrary, Unstructured};
+use dumpcrypt_core::config::{
+    Config, Policy, RawValue, RegistryValues, ValueName, REG_BINARY, REG_DWORD, REG_QWORD,
+};
+use dumpcrypt_core::geometry::{Area, TweakBase};
+use dumpcrypt_xts::{DataUnit, KEY_LEN};
+
+#[derive(Debug, Arbitrary)]
+enum ValueType {
+    Binary,
+    Dword,
+    Qword,
+    /// REG_SZ, REG_MULTI_SZ and the like, or nonsense.
+    Other(u32),
+}
+
+#[derive(Debug, Arbitrary)]
+enum Content {
+    /// A DWORD near the valid ones.
+    SmallDword(u8),
+    DataUnit(bool, i8),
+    Dword(u32),
+    /// A QWORD that is a multiple of 512 (sometimes of 4096).
+    AlignedQword(u32, bool),
+    Qword(u64),
+    /// 64 bytes from a pattern: the halves differ unless `equal`.
+    Key {
+        seed: u8,
+        equal: bool,
+    },
+    Bytes(Vec<u8>),
+}
+
+#[derive(Debug, Arbitrary)]
+struct Value {
+    value_type: ValueType,
+    content: Content,
+    /// The length the registry reports, when it differs from the bytes given (a value
+    /// longer than the driver keeps is recorded by length only).
+    claimed_len: Option<u16>,
+}
+
+#[derive(Debug, Arbitrary)]
+struct Input {
+    key_present: bool,
+    values: [Option<Value>; 7],
+}
+
+/// One value as both the parser and the model see it: type, full length, kept bytes.
+struct Raw {
+    value_type: u32,
+    len: usize,
+    bytes: Vec<u8>,
+}
+
+fn raw(value: &Value) -> Raw {
+    let value_type = match value.value_type {
+        ValueType::Binary => REG_BINARY,
+        ValueType::Dword => REG_DWORD,
+        ValueType::Qword => REG_QWORD,
+        ValueType::Other(other) => other,
+    };
+    let bytes = match &value.content {
+        Content::SmallDword(n) => u32::from(*n % 4).to_le_bytes().to_vec(),
+        Content::DataUnit(large, delta) => {
+            let base: i64 = if *large { 4096 } else { 512 };
+            ((base + i64::from(*delta) % 2) as u32)
+                .to_le_bytes()
+                .to_vec()
+        }
+        Content::Dword(n) => n.to_le_bytes().to_vec(),
+        Content::AlignedQword(n, page) => {
+            let unit = if *page { 4096 } else { 512 };
+            (u64::from(*n) * unit).to_le_bytes().to_vec()
+        }
+        Content::Qword(n) => n.to_le_bytes().to_vec(),
+        Content::Key { seed, equal } => {
+            let mut key: Vec<u8> = (0..KEY_LEN as u8)
+                .map(|i| i.wrapping_mul(37).wrapping_add(*seed))
+                .collect();
+            if *equal {
+                let (data_key, tweak_key) = key.split_at_mut(KEY_LEN / 2);
+                tweak_key.copy_from_slice(data_key);
+            }
+            key
+        }
+        Content::Bytes(bytes) => bytes.clone(),
+    };
+    let len = value.claimed_len.map_or(bytes.len(), usize::from);
+    Raw {
+        value_type,
+        len,
+        bytes,
+    }
+}
+
+/// What §5 says, read independently of `config.rs`: `None` for a refused configuration.
+struct Expected {
+    crash_dump_policy: Policy,
+    hibernation_policy: Policy,
+    key: Option<[u8; KEY_LEN]>,
+    data_unit: DataUnit,
+    area: Area,
+    tweak_base: TweakBase,
+}
+
+fn model(present: bool, raws: &[Option<Raw>; 7]) -> Option<Expected> {
+    if !present {
+        return Some(Expected {
+            crash_dump_policy: Policy::Passthrough,
+            hibernation_policy: Policy::Passthrough,
+            key: None,
+            data_unit: DataUnit::Bytes512,
+            area: Area::WHOLE_DISK,
+            tweak_base: TweakBase::Partition,
+        });
+    }
+    // The bytes the registry holds, if the driver could have kept all of them: the value's
+    // first `len` bytes (zeros past what was given, as RawValue keeps them).
+    let full = |raw: &Raw| -> Option<Vec<u8>> {
+        (raw.len <= KEY_LEN).then(|| {
+            let mut bytes = raw.bytes.clone();
+            bytes.resize(KEY_LEN.max(bytes.len()), 0);
+            bytes.truncate(raw.len);
+            bytes
+        })
+    };
+    let number = |index: usize, value_type: u32, width: usize| -> Result<Option<u64>, ()> {
+        match &raws[index] {
+            None => Ok(None),
+            Some(raw) if raw.value_type != value_type || raw.len != width => Err(()),
+            Some(raw) => {
+                let bytes = full(raw).ok_or(())?;
+                let mut wide = [0u8; 8];
+                wide[..width].copy_from_slice(&bytes);
+                Ok(Some(u64::from_le_bytes(wide)))
+            }
+        }
+    };
+    let dword = |name: ValueName| number(name as usize, REG_DWORD, 4);
+    let qword = |name: ValueName| number(name as usize, REG_QWORD, 8);
+    let policy = |value: Option<u64>| match value {
+        None | Some(0) => Some(Policy::Passthrough),
+        Some(1) => Some(Policy::Encrypt),
+        Some(2) => Some(Policy::Refuse),
+        Some(_) => None,
+    };
+    let crash_dump_policy = policy(dword(ValueName::CrashDumpPolicy).ok()?)?;
+    let hibernation_policy = policy(dword(ValueName::HibernationPolicy).ok()?)?;
+    let data_unit = match dword(ValueName::DataUnitSize).ok()? {
+        None | Some(512) => DataUnit::Bytes512,
+        Some(4096) => DataUnit::Bytes4096,
+        Some(_) => return None,
+    };
+    let tweak_base = match dword(ValueName::TweakBase).ok()? {
+        None | Some(0) => TweakBase::Partition,
+        Some(1) => TweakBase::Disk,
+        Some(_) => return None,
+    };
+    let start = qword(ValueName::EncryptedAreaStart).ok()?.unwrap_or(0);
+    let end = qword(ValueName::EncryptedAreaEnd).ok()?.unwrap_or(u64::MAX);
+    let unit = data_unit.bytes() as u64;
+    if start >= end || start % unit != 0 || (end != u64::MAX && end % unit != 0) {
+        return None;
+    }
+    let key = match &raws[ValueName::Key as usize] {
+        None => None,
+        Some(raw) if raw.value_type != REG_BINARY || raw.len != KEY_LEN => return None,
+        Some(raw) => {
+            let bytes = full(raw)?;
+            let key: [u8; KEY_LEN] = bytes.try_into().ok()?;
+            if key[..KEY_LEN / 2] == key[KEY_LEN / 2..] {
+                return None;
+            }
+            Some(key)
+        }
+    };
+    let encrypts = crash_dump_policy == Policy::Encrypt || hibernation_policy == Policy::Encrypt;
+    if encrypts && key.is_none() {
+        return None;
+    }
+    Some(Expected {
+        crash_dump_policy,
+        hibernation_policy,
+        key,
+        data_unit,
+        area: Area { start, end },
+        tweak_base,
+    })
+}
+
+/// §5's rules, checked on what the parser returned.
+fn assert_valid(config: &Config) {
+    let unit = config.data_unit.bytes() as u64;
+    assert!(unit == 512 || unit == 4096, "data unit {unit}");
+    assert!(config.area.start < config.area.end, "{:?}", config.area);
+    assert_eq!(config.area.start % unit, 0, "{:?}", config.area);
+    assert!(
+        config.area.end == u64::MAX || config.area.end.is_multiple_of(unit),
+        "{:?}",
+        config.area
+    );
+    if let Some(key) = &config.key {
+        assert_eq!(key.len(), KEY_LEN);
+        assert_ne!(key[..KEY_LEN / 2], key[KEY_LEN / 2..], "equal key halves");
+    }
+    let encrypts =
+        config.crash_dump_policy == Policy::Encrypt || config.hibernation_policy == Policy::Encrypt;
+    assert!(!encrypts || config.key.is_some(), "encrypt without a key");
+    for policy in [config.crash_dump_policy, config.hibernation_policy] {
+        assert_eq!(Policy::from_dword(policy.as_dword()), Some(policy));
+    }
+}
+
+/// Decodes `data` as libfuzzer-sys decodes the input of a typed target (too short for
+/// `Input`'s size hint, or not decodable: rejected), then checks it. Returns whether `data`
+/// was an input; panics when the oracle fails.
+pub fn run(data: &[u8]) -> bool {
+    if data.len() < <Input as Arbitrary>::size_hint(0).0 {
+        return false;
+    }
+    let Ok(input) = Input::arbitrary_take_rest(Unstructured::new(data)) else {
+        return false;
+    };
+    check(input);
+    true
+}
+
+fn check(input: Input) {
+    let raws: [Option<Raw>; 7] = std::array::from_fn(|i| input.values[i].as_ref().map(raw));
+    let mut values = if input.key_present {
+        RegistryValues::present()
+    } else {
+        RegistryValues::default()
+    };
+    for (name, raw) in ValueName::ALL.into_iter().zip(&raws) {
+        assert_eq!(ValueName::ALL[name as usize], name);
+        if let Some(raw) = raw {
+            values.set(name, RawValue::new(raw.value_type, raw.len, &raw.bytes));
+        }
+    }
+    let parsed = Config::parse(&values);
+    // Deterministic, and the error (or configuration) prints without panicking.
+    assert_eq!(parsed, Config::parse(&values));
+    let _ = format!("{parsed:?}");
+    if let Err(error) = &parsed {
+        let _ = error.to_string();
+    }
+    match (parsed, model(input.key_present, &raws)) {
+        (Ok(config), Some(expected)) => {
+            assert_valid(&config);
+            assert_eq!(config.crash_dump_policy, expected.crash_dump_policy);
+            assert_eq!(config.hibernation_policy, expected.hibernation_policy);
+            assert!(config.key == expected.key, "a different key");
+            assert_eq!(config.data_unit, expected.data_unit);
+            assert_eq!(config.area, expected.area);
+            assert_eq!(config.tweak_base, expected.tweak_base);
+        }
+        (Ok(config), None) => panic!("accepted what §5 refuses: {config:?}"),
+        (Err(error), Some(_)) => panic!("refused a valid configuration: {error}"),
+        (Err(_), None) => {}
+    }
+}
