@@ -455,16 +455,16 @@ fn check_outcome(call: Call, result: Result<i32, SimError>, expected: &Expected,
             assert_eq!(
                 status, *want,
                 "{call}: status {status:#x}, expected {want:#x}"
-            )
+            );
         }
         (Ok(status), Expected::NonZeroStatus) => {
-            assert_ne!(status, 0, "{call}: succeeded where it must fail")
+            assert_ne!(status, 0, "{call}: succeeded where it must fail");
         }
         (Ok(status), Expected::BugCheck(rules)) => {
             panic!("{call}: returned {status:#x} where a bug check ({rules:x?}) was due")
         }
         (Err(SimError::BugCheck { bug_check, .. }), expected) => {
-            check_bug_check(call, bug_check, expected, callback)
+            check_bug_check(call, bug_check, expected, callback);
         }
         (Err(error), _) => panic!("{error}"),
     }
@@ -941,7 +941,7 @@ impl World {
         let offset_ptr: *mut i64 = if null_offset {
             std::ptr::null_mut()
         } else {
-            &mut offset_cell
+            &raw mut offset_cell
         };
         let mdl_ptr = if null_mdl {
             std::ptr::null_mut()
@@ -1072,7 +1072,7 @@ impl World {
         let offset_ptr: *mut i64 = if null_offset {
             std::ptr::null_mut()
         } else {
-            &mut offset_cell
+            &raw mut offset_cell
         };
         let mdl_ptr = if null_mdl {
             std::ptr::null_mut()
