@@ -2,10 +2,37 @@
 //! between the two kernel-mode builds.
 //!
 //! - `wdk` (shipping, Windows host): linked against the WDK's `ntoskrnl.lib`, which
-//!   wdk-build puts on the linker's path; the declarations are checked against wdk-sys's.
+//!   wdk-build puts on the linker's path.
 //! - `cross` (Linux): bound by `raw-dylib` to `ntoskrnl.exe`, so no import library is needed.
 //!
 //! All are `extern "system"`, which on x64 is the one Windows calling convention.
+//!
+//! # What checks them
+//!
+//! Neither build compares these declarations with Microsoft's headers. CI compares them with
+//! mingw-w64's DDK headers instead, an independent reading of the same interfaces:
+//! `scripts/check-ntoskrnl.sh` has `scripts/check_ntoskrnl.py` translate this file into C
+//! that mingw-w64's gcc must compile after `<ntddk.h>` and `<ntdddisk.h>`, in which
+//!
+//! - each routine below is redeclared with the C types its Rust types name, so that another
+//!   parameter count, parameter type (down to a pointee's `const`) or return type than the
+//!   header's is an error, as is `!` where the header has no noreturn, or the reverse;
+//! - each structure here, and `abi.rs`'s `MDL`, must have the header's size and alignment,
+//!   and each field the offset and size of the header's field of that name;
+//! - each constant here, and `abi.rs`'s `STATUS_*` and `MDL_*`, must have the header's value;
+//! - each type alias must have the size, alignment and signedness of the C type of its name,
+//!   or be the C enum or union its doc names.
+//!
+//! Hence the C spellings: a Rust type in a signature stands for one C type only (`u32` for
+//! `ULONG`, `u8` `UCHAR`, `usize` `ULONG_PTR`, `*mut IRP` `IRP *`, an alias or structure for
+//! the C type of its name), and the headers' enums are aliases named after them, not `u32`.
+//!
+//! What mingw-w64's headers lack is checked less. They do not declare
+//! `MmAllocateContiguousNodeMemory`: its return type and parameters but the fifth (`Protect`)
+//! are compared with `MmAllocateContiguousMemorySpecifyCacheNode`'s, documented alike. They
+//! do not define `abi.rs`'s `STATUS_BAD_CONFIGURATION`. Their `MDL` does not name
+//! `AllocationProcessorNumber` and `Reserved`, which are only checked to lie in its padding.
+//! The script fails once the headers gain any of these, so that the check can be tightened.
 #![allow(non_snake_case, non_camel_case_types, clippy::upper_case_acronyms)]
 
 use core::ffi::c_void;
