@@ -2,10 +2,37 @@
 //! between the two kernel-mode builds.
 //!
 //! - `wdk` (shipping, Windows host): linked against the WDK's `ntoskrnl.lib`, which
-//!   wdk-build puts on the linker's path; the declarations are checked against wdk-sys's.
+//!   wdk-build puts on the linker's path.
 //! - `cross` (Linux): bound by `raw-dylib` to `ntoskrnl.exe`, so no import library is needed.
 //!
 //! All are `extern "system"`, which on x64 is the one Windows calling convention.
+//!
+//! # What checks them
+//!
+//! Neither build compares these declarations with Microsoft's headers. CI compares them with
+//! mingw-w64's DDK headers instead, an independent reading of the same interfaces:
+//! `scripts/check-ntoskrnl.sh` has `scripts/check_ntoskrnl.py` translate this file into C
+//! that mingw-w64's gcc must compile after `<ntddk.h>` and `<ntdddisk.h>`, in which
+//!
+//! - each routine below is redeclared with the C types its Rust types name, so that another
+//!   parameter count, parameter type (down to a pointee's `const`) or return type than the
+//!   header's is an error, as is `!` where the header has no noreturn, or the reverse;
+//! - each structure here, and `abi.rs`'s `MDL`, must have the header's size and alignment,
+//!   and each field the offset and size of the header's field of that name;
+//! - each constant here, and `abi.rs`'s `STATUS_*` and `MDL_*`, must have the header's value;
+//! - each type alias must have the size, alignment and signedness of the C type of its name,
+//!   or be the C enum or union its doc names.
+//!
+//! Hence the C spellings: a Rust type in a signature stands for one C type only (`u32` for
+//! `ULONG`, `u8` `UCHAR`, `usize` `ULONG_PTR`, `*mut IRP` `IRP *`, an alias or structure for
+//! the C type of its name), and the headers' enums are aliases named after them, not `u32`.
+//!
+//! What mingw-w64's headers lack is checked less. They do not declare
+//! `MmAllocateContiguousNodeMemory`: its return type and parameters but the fifth (`Protect`)
+//! are compared with `MmAllocateContiguousMemorySpecifyCacheNode`'s, documented alike. They
+//! do not define `abi.rs`'s `STATUS_BAD_CONFIGURATION`. Their `MDL` does not name
+//! `AllocationProcessorNumber` and `Reserved`, which are only checked to lie in its padding.
+//! The script fails once the headers gain any of these, so that the check can be tightened.
 #![allow(non_snake_case, non_camel_case_types, clippy::upper_case_acronyms)]
 
 use core::ffi::c_void;
@@ -14,7 +41,35 @@ use crate::abi::{MDL, NTSTATUS};
 
 pub type HANDLE = *mut c_void;
 pub type SIZE_T = u64;
+pub type ACCESS_MASK = u32;
+/// `KPROCESSOR_MODE`, a `CCHAR`.
+pub type KPROCESSOR_MODE = i8;
+pub type NODE_REQUIREMENT = u32;
+/// `LARGE_INTEGER`, the C `union _LARGE_INTEGER`: 8 bytes, read here as its `QuadPart`.
+pub type LARGE_INTEGER = i64;
+/// `PHYSICAL_ADDRESS`, the C `union _LARGE_INTEGER`: passed by value in a register, as an
+/// `i64` is.
 pub type PHYSICAL_ADDRESS = i64;
+/// `POOL_TYPE`, the C `enum _POOL_TYPE` (an `int` to Windows' compilers).
+pub type POOL_TYPE = i32;
+/// `KEY_VALUE_INFORMATION_CLASS`, the C `enum _KEY_VALUE_INFORMATION_CLASS`.
+pub type KEY_VALUE_INFORMATION_CLASS = i32;
+/// `EVENT_TYPE`, the C `enum _EVENT_TYPE`.
+pub type EVENT_TYPE = i32;
+/// `KWAIT_REASON`, the C `enum _KWAIT_REASON`.
+pub type KWAIT_REASON = i32;
+
+/// `DEVICE_OBJECT`, opaque: only pointers to it are handled.
+#[repr(C)]
+pub struct DEVICE_OBJECT {
+    _opaque: [u8; 0],
+}
+
+/// `IRP`, opaque: only pointers to it are handled.
+#[repr(C)]
+pub struct IRP {
+    _opaque: [u8; 0],
+}
 
 /// `UNICODE_STRING`.
 #[repr(C)]
@@ -49,7 +104,8 @@ pub struct RTL_OSVERSIONINFOW {
 /// `IO_STATUS_BLOCK`.
 #[repr(C)]
 pub struct IO_STATUS_BLOCK {
-    pub Status: usize,
+    /// In a union with a pointer, which makes the 8 bytes before `Information`.
+    pub Status: NTSTATUS,
     pub Information: usize,
 }
 
@@ -76,25 +132,26 @@ const _: () = {
     assert!(core::mem::offset_of!(PARTITION_INFORMATION_EX, StartingOffset) == 8);
 };
 
-pub const NON_PAGED_POOL: i32 = 0;
-/// `NonPagedPoolNx` (Windows 8 and later).
-pub const NON_PAGED_POOL_NX: i32 = 512;
+/// `POOL_TYPE::NonPagedPool`.
+pub const NON_PAGED_POOL: POOL_TYPE = 0;
+/// `POOL_TYPE::NonPagedPoolNx` (Windows 8 and later).
+pub const NON_PAGED_POOL_NX: POOL_TYPE = 512;
 pub const PAGE_READWRITE: u32 = 0x04;
-pub const MM_ANY_NODE_OK: u32 = 0x8000_0000;
-pub const KEY_READ: u32 = 0x0002_0019;
+pub const MM_ANY_NODE_OK: NODE_REQUIREMENT = 0x8000_0000;
+pub const KEY_READ: ACCESS_MASK = 0x0002_0019;
 pub const OBJ_CASE_INSENSITIVE: u32 = 0x40;
 pub const OBJ_KERNEL_HANDLE: u32 = 0x200;
 /// `KEY_VALUE_INFORMATION_CLASS::KeyValuePartialInformation`.
-pub const KEY_VALUE_PARTIAL_INFORMATION: u32 = 2;
+pub const KEY_VALUE_PARTIAL_INFORMATION: KEY_VALUE_INFORMATION_CLASS = 2;
 pub const STATUS_BUFFER_OVERFLOW: NTSTATUS = 0x8000_0005_u32 as i32;
 pub const STATUS_PENDING: NTSTATUS = 0x103;
 pub const IOCTL_DISK_GET_PARTITION_INFO_EX: u32 = 0x0007_0048;
 /// `EVENT_TYPE::NotificationEvent`.
-pub const NOTIFICATION_EVENT: u32 = 0;
+pub const NOTIFICATION_EVENT: EVENT_TYPE = 0;
 /// `KWAIT_REASON::Executive`.
-pub const EXECUTIVE: u32 = 0;
+pub const EXECUTIVE: KWAIT_REASON = 0;
 /// `KPROCESSOR_MODE::KernelMode`.
-pub const KERNEL_MODE: i8 = 0;
+pub const KERNEL_MODE: KPROCESSOR_MODE = 0;
 
 #[cfg_attr(
     feature = "cross",
@@ -103,7 +160,7 @@ pub const KERNEL_MODE: i8 = 0;
 #[cfg_attr(not(feature = "cross"), link(name = "ntoskrnl"))]
 unsafe extern "system" {
     pub fn RtlGetVersion(info: *mut RTL_OSVERSIONINFOW) -> NTSTATUS;
-    pub fn ExAllocatePoolWithTag(pool_type: i32, size: SIZE_T, tag: u32) -> *mut c_void;
+    pub fn ExAllocatePoolWithTag(pool_type: POOL_TYPE, size: SIZE_T, tag: u32) -> *mut c_void;
     pub fn ExFreePoolWithTag(p: *mut c_void, tag: u32);
     pub fn MmAllocateContiguousNodeMemory(
         size: SIZE_T,
@@ -111,7 +168,7 @@ unsafe extern "system" {
         highest: PHYSICAL_ADDRESS,
         boundary: PHYSICAL_ADDRESS,
         protect: u32,
-        preferred_node: u32,
+        preferred_node: NODE_REQUIREMENT,
     ) -> *mut c_void;
     pub fn MmFreeContiguousMemory(base: *mut c_void);
     pub fn IoAllocateMdl(
@@ -119,28 +176,28 @@ unsafe extern "system" {
         length: u32,
         secondary_buffer: u8,
         charge_quota: u8,
-        irp: *mut c_void,
+        irp: *mut IRP,
     ) -> *mut MDL;
     pub fn MmBuildMdlForNonPagedPool(mdl: *mut MDL);
     pub fn IoFreeMdl(mdl: *mut MDL);
     pub fn ZwOpenKey(
         key: *mut HANDLE,
-        desired_access: u32,
-        attributes: *const OBJECT_ATTRIBUTES,
+        desired_access: ACCESS_MASK,
+        attributes: *mut OBJECT_ATTRIBUTES,
     ) -> NTSTATUS;
     pub fn ZwQueryValueKey(
         key: HANDLE,
-        name: *const UNICODE_STRING,
-        class: u32,
+        name: *mut UNICODE_STRING,
+        class: KEY_VALUE_INFORMATION_CLASS,
         information: *mut c_void,
         length: u32,
         result_length: *mut u32,
     ) -> NTSTATUS;
     pub fn ZwClose(handle: HANDLE) -> NTSTATUS;
-    pub fn KeInitializeEvent(event: *mut KEVENT, event_type: u32, state: u8);
+    pub fn KeInitializeEvent(event: *mut KEVENT, event_type: EVENT_TYPE, state: u8);
     pub fn IoBuildDeviceIoControlRequest(
         code: u32,
-        device: *mut c_void,
+        device: *mut DEVICE_OBJECT,
         input: *mut c_void,
         input_length: u32,
         output: *mut c_void,
@@ -148,14 +205,14 @@ unsafe extern "system" {
         internal: u8,
         event: *mut KEVENT,
         io_status: *mut IO_STATUS_BLOCK,
-    ) -> *mut c_void;
-    pub fn IofCallDriver(device: *mut c_void, irp: *mut c_void) -> NTSTATUS;
+    ) -> *mut IRP;
+    pub fn IofCallDriver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS;
     pub fn KeWaitForSingleObject(
         object: *mut c_void,
-        wait_reason: u32,
-        wait_mode: i8,
+        wait_reason: KWAIT_REASON,
+        wait_mode: KPROCESSOR_MODE,
         alertable: u8,
-        timeout: *mut i64,
+        timeout: *mut LARGE_INTEGER,
     ) -> NTSTATUS;
     pub fn KeBugCheckEx(code: u32, p1: usize, p2: usize, p3: usize, p4: usize) -> !;
 }

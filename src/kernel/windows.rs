@@ -85,7 +85,7 @@ struct PartialInformation {
 /// Reads the Parameters key. PASSIVE_LEVEL.
 pub fn read_parameters(_passive: &Passive) -> Result<RegistryValues, NTSTATUS> {
     let path = unicode_string(&PARAMETERS_PATH_UTF16);
-    let attributes = OBJECT_ATTRIBUTES {
+    let mut attributes = OBJECT_ATTRIBUTES {
         Length: size_of::<OBJECT_ATTRIBUTES>() as u32,
         RootDirectory: null_mut(),
         ObjectName: &path,
@@ -95,7 +95,7 @@ pub fn read_parameters(_passive: &Passive) -> Result<RegistryValues, NTSTATUS> {
     };
     let mut key: HANDLE = null_mut();
     // SAFETY: `key` and `attributes` (and the name it points to) live across the call.
-    let status = unsafe { ZwOpenKey(&mut key, KEY_READ, &attributes) };
+    let status = unsafe { ZwOpenKey(&mut key, KEY_READ, &mut attributes) };
     if status == STATUS_OBJECT_NAME_NOT_FOUND {
         return Ok(RegistryValues::default());
     }
@@ -111,7 +111,7 @@ pub fn read_parameters(_passive: &Passive) -> Result<RegistryValues, NTSTATUS> {
 fn read_values(key: HANDLE) -> Result<RegistryValues, NTSTATUS> {
     let mut values = RegistryValues::present();
     for (name, wide) in ValueName::ALL.into_iter().zip(VALUE_NAMES) {
-        let name_string = unicode_string(wide);
+        let mut name_string = unicode_string(wide);
         // SAFETY: plain data; all zeros is valid.
         let mut information: PartialInformation = unsafe { zeroed() };
         let mut result_length = 0u32;
@@ -120,7 +120,7 @@ fn read_values(key: HANDLE) -> Result<RegistryValues, NTSTATUS> {
         let status = unsafe {
             ZwQueryValueKey(
                 key,
-                &name_string,
+                &mut name_string,
                 KEY_VALUE_PARTIAL_INFORMATION,
                 (&mut information as *mut PartialInformation).cast::<c_void>(),
                 size_of::<PartialInformation>() as u32,
@@ -158,6 +158,7 @@ pub unsafe fn partition_offset(_passive: &Passive, device: *mut c_void) -> Resul
     if device.is_null() {
         return Err(crate::abi::STATUS_INVALID_PARAMETER);
     }
+    let device = device.cast::<DEVICE_OBJECT>();
     // SAFETY: plain data; all zeros is valid (the event is initialized below).
     let mut event: KEVENT = unsafe { zeroed() };
     // SAFETY: as above.
@@ -198,7 +199,7 @@ pub unsafe fn partition_offset(_passive: &Passive, device: *mut c_void) -> Resul
                 null_mut(),
             )
         };
-        status = io_status.Status as u32 as i32;
+        status = io_status.Status;
     }
     if status < 0 {
         return Err(status);
