@@ -33,7 +33,11 @@
 //! do not define `abi.rs`'s `STATUS_BAD_CONFIGURATION`. Their `MDL` does not name
 //! `AllocationProcessorNumber` and `Reserved`, which are only checked to lie in its padding.
 //! The script fails once the headers gain any of these, so that the check can be tightened.
-#![allow(non_snake_case, non_camel_case_types, clippy::upper_case_acronyms)]
+#![expect(
+    non_snake_case,
+    non_camel_case_types,
+    reason = "the C spellings of the headers these declarations mirror"
+)]
 
 use core::ffi::c_void;
 
@@ -223,7 +227,7 @@ unsafe extern "system" {
 #[cfg(feature = "cross")]
 #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
 unsafe extern "C" {
-    #[allow(
+    #[expect(
         dead_code,
         reason = "referenced by the compiler's stack probes, not by name"
     )]
