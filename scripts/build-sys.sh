@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Cross-builds the kernel-mode driver image, dumpcrypt.sys, on Linux (DESIGN.md §6, build 2).
+# Cross-builds the kernel-mode driver image, dumpcrypt.sys, on Linux (docs/design.md, "Three builds").
 #
 #   scripts/build-sys.sh [release|debug ...]     (default: release debug)
 #

@@ -2,8 +2,8 @@
 //!
 //! Types, lengths and contents are arbitrary (biased towards the schema's types and to values
 //! near the valid ones). Parsing must never panic; every configuration it accepts must be
-//! valid by DESIGN.md §5 and hold exactly the values given; and it must accept exactly what
-//! an independent reading of §5 (below) accepts.
+//! valid by the schema in docs/design.md and hold exactly the values given; and it must accept exactly what
+//! an independent reading of the schema (below) accepts.
 //!
 //! Shared by the cargo-fuzz target (`fuzz/fuzz_targets/config.rs`) and `cargo test`
 //! (`tests/fuzz_seeds.rs`, which replays the committed seeds in `fuzz/seeds/config`): both
@@ -105,7 +105,7 @@ fn raw(value: &Value) -> Raw {
     }
 }
 
-/// What §5 says, read independently of `config.rs`: `None` for a refused configuration.
+/// What the schema says, read independently of `config.rs`: `None` for a refused configuration.
 struct Expected {
     crash_dump_policy: Policy,
     hibernation_policy: Policy,
@@ -200,7 +200,7 @@ fn model(present: bool, raws: &[Option<Raw>; 7]) -> Option<Expected> {
     })
 }
 
-/// §5's rules, checked on what the parser returned.
+/// The schema's rules, checked on what the parser returned.
 fn assert_valid(config: &Config) {
     let unit = config.data_unit.bytes() as u64;
     assert!(unit == 512 || unit == 4096, "data unit {unit}");
@@ -267,7 +267,7 @@ fn check(input: Input) {
             assert_eq!(config.area, expected.area);
             assert_eq!(config.tweak_base, expected.tweak_base);
         }
-        (Ok(config), None) => panic!("accepted what §5 refuses: {config:?}"),
+        (Ok(config), None) => panic!("accepted what the schema refuses: {config:?}"),
         (Err(error), Some(_)) => panic!("refused a valid configuration: {error}"),
         (Err(_), None) => {}
     }

@@ -662,7 +662,7 @@ impl World {
             DumpTypeSpec::Crash => stack::CRASHDUMP,
             DumpTypeSpec::Hibernation => stack::HIBERNATION,
             // A first u16 of 4 (IO_TYPE_DRIVER) is how DriverEntry tells a service start
-            // from a dump stack load (DESIGN.md §2): such a "dump type" is a DRIVER_OBJECT to
+            // from a dump stack load (docs/design.md): such a "dump type" is a DRIVER_OBJECT to
             // it, refused untouched. No dump stack passes one; keep to the distinguishable.
             DumpTypeSpec::Other(other) if other & 0xFFFF == 4 => other ^ 0x10,
             DumpTypeSpec::Other(other) => other,

@@ -6,10 +6,10 @@
 //!
 //! Each function says the IRQL it may run at. Only [`bug_check`] is allowed in the dump path
 //! (Dump_Start, Dump_Write, Dump_Read, Dump_Finish run at HIGH_LEVEL); everything else is for
-//! DriverEntry and Dump_Unload. The types carry that rule: a service that needs PASSIVE_LEVEL
-//! takes a [`Passive`] token, which only [`Passive::scope`] makes (an `unsafe fn` whose
-//! `# Safety` is the IRQL) and which DriverEntry and Dump_Unload alone call; the frees, which
-//! run from `Drop`, are `unsafe fn`s with the IRQL in their `# Safety`. The host
+//! DriverEntry, and the frees for Dump_Unload. The types carry that rule: a service that
+//! needs PASSIVE_LEVEL takes a [`Passive`] token, which only [`Passive::scope`] makes (an
+//! `unsafe fn` whose `# Safety` is the IRQL) and which DriverEntry alone calls; the frees,
+//! which run from `Drop`, are `unsafe fn`s with the IRQL in their `# Safety`. The host
 //! implementation also enforces the rule at run time: a PASSIVE-only service called while the
 //! simulator holds HIGH_LEVEL is a bug check there.
 
@@ -30,8 +30,7 @@ mod windows;
 #[cfg(not(feature = "host"))]
 pub use windows::*;
 
-/// Proof that the code runs at PASSIVE_LEVEL, lent for the length of one DriverEntry or
-/// Dump_Unload. It cannot be copied, sent to another thread or kept past [`Passive::scope`].
+/// Proof that the code runs at PASSIVE_LEVEL, lent for the length of one DriverEntry. It cannot be copied, sent to another thread or kept past [`Passive::scope`].
 #[derive(Debug)]
 pub struct Passive {
     _not_send: PhantomData<*const ()>,
@@ -41,8 +40,7 @@ impl Passive {
     /// Runs `body` with a token.
     ///
     /// # Safety
-    /// The caller runs at PASSIVE_LEVEL (DriverEntry, Dump_Unload), and stays there until
-    /// `body` returns.
+    /// The caller runs at PASSIVE_LEVEL (DriverEntry), and stays there until `body` returns.
     pub unsafe fn scope<R>(body: impl FnOnce(&Passive) -> R) -> R {
         body(&Passive {
             _not_send: PhantomData,

@@ -2,7 +2,7 @@
 module plays ntoskrnl, the registry and the crash dump stack around it.
 
 The dump stack's structures are laid out here from this file's own reading of ntdddump.h and
-wdm.h (DESIGN.md §1), independently of the driver's abi.rs and of crashdmp-sim. Every
+wdm.h (docs/design.md, "The ABI"), independently of the driver's abi.rs and of crashdmp-sim. Every
 ntoskrnl routine the image imports is served by a hook of ours, so that what the driver
 calls, with what, and from which callback, is recorded; nothing is left to speakeasy's
 stand-ins. Conventions of this emulated machine:
@@ -55,7 +55,7 @@ MDL_PARTIAL = 0x10
 
 
 # ---------------------------------------------------------------------------------------------
-# The ABI, x64 (LLP64): our own layout, checked against the offsets DESIGN.md §1 lists.
+# The ABI, x64 (LLP64): our own layout, checked against the offsets docs/design.md lists.
 
 
 class DISK_GEOMETRY(ctypes.Structure):
@@ -198,7 +198,7 @@ def registry_values(crash=None, hibernation=None, key=None, data_unit=None, area
 class Machine:
     """One emulated machine with dumpcrypt.sys loaded (one image copy)."""
 
-    # What each callback may call (DESIGN.md §2): the dump path runs at HIGH_LEVEL, where only
+    # What each callback may call (docs/design.md): the dump path runs at HIGH_LEVEL, where only
     # KeBugCheckEx is allowed; Dump_Unload runs below DISPATCH_LEVEL and only frees.
     ALLOWED = {
         "DriverEntry": {"RtlGetVersion", "ExAllocatePoolWithTag", "ExFreePoolWithTag",

@@ -10,7 +10,7 @@
 //! - the tweaks doubled (× α in GF(2^128)) in XMM registers with SSE2 ([`double`]);
 //! - the first tweaks of eight data units encrypted together, eight in flight.
 //!
-//! **XMM only** (DESIGN.md §2: the YMM/ZMM state is not saved at HIGH_LEVEL). The functions
+//! **XMM only** (docs/design.md: the YMM/ZMM state is not saved at HIGH_LEVEL). The functions
 //! that use AES-NI enable `aes` and `sse2` (baseline on x86_64) and nothing else, so the
 //! compiler can only emit legacy-SSE encodings on `xmm0`–`xmm15`: no VEX, no EVEX
 //! (scripts/test-sys.sh checks the driver image for them). Nothing here allocates or panics.
