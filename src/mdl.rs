@@ -91,25 +91,23 @@ impl<'a, K> Mdl<'a, K> {
     /// (nonpaged pool lives in system space at its own address).
     fn mapped_address(&self) -> Result<NonNull<u8>, Fault> {
         let header = self.header();
-        let flags = header.MdlFlags;
+        let mapped = header.MdlFlags & MDL_MAPPED_TO_SYSTEM_VA != 0;
+        let nonpaged = header.MdlFlags & MDL_SOURCE_IS_NONPAGED_POOL != 0;
         let not_mapped = Fault::NotMapped {
-            flags: flags as u16,
+            flags: header.MdlFlags as u16,
             mapped_system_va: header.MappedSystemVa as usize,
         };
-        if flags & (MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL) == 0 {
-            return Err(not_mapped);
+        match NonNull::new(header.MappedSystemVa.cast::<u8>()) {
+            Some(address) if mapped || nonpaged => Ok(address),
+            None if nonpaged => {
+                let address = header
+                    .StartVa
+                    .cast::<u8>()
+                    .wrapping_add(header.ByteOffset as usize);
+                NonNull::new(address).ok_or(not_mapped)
+            }
+            _ => Err(not_mapped),
         }
-        if let Some(address) = NonNull::new(header.MappedSystemVa.cast::<u8>()) {
-            return Ok(address);
-        }
-        if flags & MDL_SOURCE_IS_NONPAGED_POOL == 0 {
-            return Err(not_mapped);
-        }
-        let address = header
-            .StartVa
-            .cast::<u8>()
-            .wrapping_add(header.ByteOffset as usize);
-        NonNull::new(address).ok_or(not_mapped)
     }
 }
 
@@ -210,13 +208,15 @@ impl SecondaryBuffer {
     /// Its first `len` bytes, writable, and the PFNs of the pages they span; `None` when
     /// `len` exceeds the buffer.
     pub(crate) fn prefix(&mut self, len: usize) -> Option<(&mut [u8], &[PFN_NUMBER])> {
+        if len > self.len {
+            return None;
+        }
         let pages = len.div_ceil(PAGE_SIZE);
         let first_slot = self.mdl.as_ptr().wrapping_add(1).cast::<PFN_NUMBER>();
-        // SAFETY: by the type invariant the MDL describes the `len` page-aligned bytes, so
-        // `self.len / PAGE_SIZE` PFN slots follow its header, filled at build time and never
-        // written since; they are not part of `bytes`.
-        let pfns = unsafe { core::slice::from_raw_parts(first_slot, self.len / PAGE_SIZE) };
-        let pfns = pfns.get(..pages)?;
+        // SAFETY: by the type invariant the MDL describes the `self.len` page-aligned bytes,
+        // so `self.len / PAGE_SIZE` >= `pages` PFN slots follow its header, filled at build
+        // time and never written since; they are not part of `bytes`.
+        let pfns = unsafe { core::slice::from_raw_parts(first_slot, pages) };
         let bytes = self.bytes().get_mut(..len)?;
         Some((bytes, pfns))
     }
@@ -243,5 +243,55 @@ impl Drop for SecondaryBuffer {
         unsafe { kernel::free_mdl(self.mdl) };
         // SAFETY: as above.
         unsafe { kernel::free_contiguous(self.memory) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crashdmp_sim::ntoskrnl::{self, Environment};
+
+    fn buffer(pages: u32) -> SecondaryBuffer {
+        ntoskrnl::boot(Environment::default());
+        // SAFETY: a test at PASSIVE_LEVEL: the simulated kernel holds no raised IRQL.
+        unsafe { Passive::scope(|passive| SecondaryBuffer::allocate(passive, pages)) }.unwrap()
+    }
+
+    #[test]
+    fn overlap_is_any_shared_byte() {
+        let buffer = buffer(2);
+        let start = buffer.address().as_ptr() as usize;
+        let end = start + buffer.len();
+        assert_eq!(buffer.len(), 2 * PAGE_SIZE);
+        assert!(!buffer.overlaps(start - 16, 16), "just before");
+        assert!(buffer.overlaps(start - 16, 17), "its first byte");
+        assert!(buffer.overlaps(end - 1, 1), "its last byte");
+        assert!(!buffer.overlaps(end, 16), "just after");
+        assert!(buffer.overlaps(start - 16, 3 * PAGE_SIZE), "around it");
+        assert!(
+            !buffer.overlaps(usize::MAX - 1, 16),
+            "at the top, saturating"
+        );
+    }
+
+    #[test]
+    fn a_prefix_spans_its_pages() {
+        let mut buffer = buffer(3);
+        let (bytes, pfns) = buffer.prefix(PAGE_SIZE + 1).unwrap();
+        assert_eq!((bytes.len(), pfns.len()), (PAGE_SIZE + 1, 2));
+        let first = pfns[0];
+        assert_eq!(pfns[1], first + 1, "contiguous memory");
+        let (bytes, pfns) = buffer.prefix(3 * PAGE_SIZE).unwrap();
+        assert_eq!((bytes.len(), pfns.len()), (3 * PAGE_SIZE, 3));
+        assert_eq!(
+            buffer.prefix(0).map(|(b, p)| (b.len(), p.len())),
+            Some((0, 0))
+        );
+        assert!(buffer.prefix(3 * PAGE_SIZE + 1).is_none());
+        assert_eq!(
+            buffer.address().as_ptr() as usize >> 12,
+            first as usize,
+            "host PFNs are addresses >> 12"
+        );
     }
 }

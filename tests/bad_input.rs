@@ -20,6 +20,7 @@ const READ: u64 = 3;
 const STATUS_INVALID_PARAMETER: i32 = 0xC000_000D_u32 as i32;
 const STATUS_BAD_CONFIGURATION: i32 = 0xC000_0346_u32 as i32;
 const STATUS_NOT_SUPPORTED: i32 = 0xC000_00BB_u32 as i32;
+const STATUS_INSUFFICIENT_RESOURCES: i32 = 0xC000_009A_u32 as i32;
 
 fn expect_bug_check(result: Result<i32, SimError>, parameters: [u64; 4]) {
     match result {
@@ -214,6 +215,30 @@ fn max_pages_per_write_zero_and_undefined_dump_types() {
     }
 }
 
+/// A MaxPagesPerWrite whose buffer would not fit an MDL's 32-bit ByteCount (4 GiB and more)
+/// is refused with STATUS_INSUFFICIENT_RESOURCES before any contiguous memory is asked for;
+/// the largest that fits is asked for.
+#[test]
+fn a_secondary_buffer_larger_than_an_mdl_can_describe_is_refused() {
+    use crashdmp_sim::ntoskrnl::Service;
+    boot(Some(Parameters::encrypt_both()), WINDOWS_11);
+    let contiguous_requests = || {
+        ntoskrnl::counters()
+            .calls
+            .iter()
+            .filter(|(service, _)| *service == Service::MmAllocateContiguousNodeMemory)
+            .count()
+    };
+    for pages in [0x10_0000, u32::MAX] {
+        match load(CRASHDUMP, pages).unwrap() {
+            Load::Failed { status, .. } => assert_eq!(status, STATUS_INSUFFICIENT_RESOURCES),
+            Load::Loaded(_) => panic!("loaded with {pages} pages"),
+        }
+        assert_eq!(contiguous_requests(), 0, "{pages} pages were asked for");
+        assert_eq!(ntoskrnl::counters().outstanding, 0);
+    }
+}
+
 #[test]
 fn invalid_configurations_fail_driver_entry() {
     for parameters in [
@@ -392,6 +417,29 @@ fn an_unflagged_mdl_with_a_readable_mapped_system_va_is_not_mapped() {
             "flags {flags:#x}: the PFNs were changed"
         );
     }
+    filter.unload().unwrap();
+}
+
+/// A mapped MDL (MDL_MAPPED_TO_SYSTEM_VA, not nonpaged pool) whose MappedSystemVa is null has
+/// no mapping to read: NotMapped, even though StartVa + ByteOffset points at readable data.
+/// Only nonpaged pool may be read at StartVa + ByteOffset.
+#[test]
+fn a_mapped_mdl_without_mapped_system_va_is_not_mapped() {
+    let (mut filter, source) = started();
+    let mut mdl = mdl_for(&source, 0x1000, 4096, Shape::OffsetInPage);
+    let mut header = mdl.header();
+    assert_eq!(
+        header.flags & mdl_layout::SOURCE_IS_NONPAGED_POOL,
+        0,
+        "a mapped MDL, not nonpaged pool"
+    );
+    header.mapped_system_va = 0;
+    mdl.set_header(header);
+    expect_bug_check(
+        write(&mut filter, 0x4000, &mut mdl),
+        [0x04, u64::from(header.flags), 0, WRITE],
+    );
+    assert_eq!(mdl.header(), header, "the MDL was changed");
     filter.unload().unwrap();
 }
 

@@ -678,8 +678,136 @@ mod tests {
     #[test]
     fn the_key_is_never_printed() {
         let config = Config::parse(&encrypting()).unwrap();
-        let text = std::format!("{config:?} {:?}", encrypting());
+        let text = std::format!("{config:?}");
         assert!(!text.contains("1, 2, 3"), "{text}");
-        assert!(text.contains("<64 bytes>"));
+        assert!(text.contains("key: Some(\"<64 bytes>\")"), "{text}");
+        assert!(text.contains("crash_dump_policy: Encrypt"), "{text}");
+        let values = std::format!("{:?}", encrypting());
+        assert!(!values.contains("1, 2, 3"), "{values}");
+        assert!(
+            values.contains("RawValue { value_type: 3, len: 64, .. }"),
+            "{values}"
+        );
+    }
+
+    /// What the CLI prints for each refusal: the sentences, written out.
+    #[test]
+    fn refusals_read_as_sentences() {
+        let cases = [
+            (
+                ConfigError::WrongType {
+                    name: ValueName::Key,
+                    found: REG_DWORD,
+                },
+                "Key has registry type 4, expected 3",
+            ),
+            (
+                ConfigError::WrongLength {
+                    name: ValueName::TweakBase,
+                    len: 2,
+                },
+                "TweakBase is 2 bytes long",
+            ),
+            (
+                ConfigError::UnknownPolicy {
+                    name: ValueName::HibernationPolicy,
+                    value: 7,
+                },
+                "HibernationPolicy is 7; it must be 0 (passthrough), 1 (encrypt) or 2 (refuse)",
+            ),
+            (
+                ConfigError::KeyMissing,
+                "a policy is encrypt but there is no Key value",
+            ),
+            (
+                ConfigError::KeyLength { len: 32 },
+                "Key is 32 bytes; it must be 64",
+            ),
+            (
+                ConfigError::KeyHalvesEqual,
+                "the two halves of Key (data key and tweak key) are equal",
+            ),
+            (
+                ConfigError::DataUnitSize { value: 1024 },
+                "DataUnitSize is 1024; it must be 512 or 4096",
+            ),
+            (
+                ConfigError::UnknownTweakBase { value: 2 },
+                "TweakBase is 2; it must be 0 (partition) or 1 (disk)",
+            ),
+            (
+                ConfigError::EmptyArea {
+                    start: 0x2000,
+                    end: 0x1000,
+                },
+                "the encrypted area 0x2000..0x1000 is empty (start must be below end)",
+            ),
+            (
+                ConfigError::AreaMisaligned {
+                    start: 0x100,
+                    end: 0x1000,
+                    data_unit: 512,
+                },
+                "the encrypted area 0x100..0x1000 does not start and end on a 512-byte data unit",
+            ),
+        ];
+        for (error, sentence) in cases {
+            assert_eq!(std::format!("{error}"), sentence);
+        }
+    }
+
+    #[test]
+    fn registry_encodings() {
+        assert_eq!((REG_BINARY, REG_DWORD, REG_QWORD), (3, 4, 11));
+        for (policy, dword) in [
+            (Policy::Passthrough, 0),
+            (Policy::Encrypt, 1),
+            (Policy::Refuse, 2),
+        ] {
+            assert_eq!(policy.as_dword(), dword);
+            assert_eq!(Policy::from_dword(dword), Some(policy));
+        }
+        assert_eq!(Policy::from_dword(3), None);
+        let names: std::vec::Vec<_> = ValueName::ALL.iter().map(|name| name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "CrashDumpPolicy",
+                "HibernationPolicy",
+                "Key",
+                "DataUnitSize",
+                "EncryptedAreaStart",
+                "EncryptedAreaEnd",
+                "TweakBase"
+            ]
+        );
+        let types: std::vec::Vec<_> = ValueName::ALL
+            .iter()
+            .map(|name| name.expected_type())
+            .collect();
+        assert_eq!(types, [4, 4, 3, 4, 11, 11, 4]);
+    }
+
+    #[test]
+    fn the_policy_and_geometry_of_a_stack() {
+        let mut values = encrypting();
+        values.set_dword(ValueName::HibernationPolicy, 2);
+        values.set_dword(ValueName::TweakBase, 1);
+        values.set_qword(ValueName::EncryptedAreaStart, 0x1000);
+        let config = Config::parse(&values).unwrap();
+        assert_eq!(config.policy(DumpType::CrashDump), Policy::Encrypt);
+        assert_eq!(config.policy(DumpType::Hibernation), Policy::Refuse);
+        let geometry = config.geometry(0x10_0000);
+        assert_eq!(geometry.origin(), 0x10_0000);
+        assert_eq!(geometry.partition_start(), 0x10_0000);
+        assert_eq!(geometry.tweak_base(), TweakBase::Disk);
+        assert_eq!(geometry.data_unit(), DataUnit::Bytes512);
+        assert_eq!(
+            geometry.area(),
+            Area {
+                start: 0x1000,
+                end: u64::MAX
+            }
+        );
     }
 }

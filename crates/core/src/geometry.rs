@@ -387,6 +387,31 @@ mod tests {
     }
 
     #[test]
+    fn tweak_bases_in_the_registry_and_the_tools() {
+        assert_eq!(TweakBase::from_dword(0), Some(TweakBase::Partition));
+        assert_eq!(TweakBase::from_dword(1), Some(TweakBase::Disk));
+        assert_eq!(TweakBase::from_dword(2), None);
+        assert_eq!(TweakBase::Partition.as_dword(), 0);
+        assert_eq!(TweakBase::Disk.as_dword(), 1);
+        assert_eq!(TweakBase::Partition.name(), "partition");
+        assert_eq!(TweakBase::Disk.name(), "disk");
+    }
+
+    #[test]
+    fn unit_numbers_and_alignment() {
+        let g = geometry(0..u64::MAX, TweakBase::Partition, 0);
+        assert_eq!(g.unit_number(0), 0);
+        assert_eq!(g.unit_number(511), 0);
+        assert_eq!(g.unit_number(512), 1);
+        assert_eq!(g.unit_number(u64::MAX), u64::MAX / 512);
+        assert!(g.is_unit_aligned(0) && g.is_unit_aligned(1024));
+        assert!(!g.is_unit_aligned(1) && !g.is_unit_aligned(513));
+        let big = Geometry::new(DataUnit::Bytes4096, Area::WHOLE_DISK, TweakBase::Disk, 0);
+        assert_eq!(big.unit_number(8191), 1);
+        assert!(!big.is_unit_aligned(512));
+    }
+
+    #[test]
     fn the_three_coordinates() {
         let partition = geometry(0..u64::MAX, TweakBase::Partition, 0x10_0000);
         assert_eq!(partition.origin(), 0);
@@ -484,6 +509,7 @@ mod tests {
         );
         let transfer = g.check_transfer(1024, 4096, 4096).unwrap();
         assert_eq!(transfer.len(), 4096);
+        assert!(!transfer.is_empty());
         assert_eq!(
             transfer.span(),
             Some(&Span {

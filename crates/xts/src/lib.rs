@@ -367,6 +367,21 @@ mod tests {
     }
 
     #[test]
+    fn keys_are_never_printed() {
+        let xts = XtsAes256::new(&ieee_key()).unwrap();
+        assert_eq!(std::format!("{xts:?}"), "XtsAes256 { .. }");
+    }
+
+    #[test]
+    fn data_units() {
+        assert_eq!(DataUnit::from_bytes(512), Some(DataUnit::Bytes512));
+        assert_eq!(DataUnit::from_bytes(4096), Some(DataUnit::Bytes4096));
+        assert_eq!(DataUnit::from_bytes(1024), None);
+        assert_eq!(DataUnit::Bytes512.bytes(), 512);
+        assert_eq!(DataUnit::Bytes4096.bytes(), 4096);
+    }
+
+    #[test]
     fn refuses_equal_halves_and_partial_units() {
         assert_eq!(
             XtsAes256::new(&[7u8; KEY_LEN]).unwrap_err(),
