@@ -2,36 +2,37 @@
 //! driver's own parser, and writes it as a `.reg` file (any OS) or, on Windows, into the
 //! registry; `--show` prints the configuration a machine has, the key only by fingerprint.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use dumpcrypt_core::config::{Policy, ValueName};
 use dumpcrypt_core::geometry::TweakBase;
 
-use crate::files::create_secret;
 use crate::options::{read_key, CliError, PolicyArg, TransformArgs};
+use crate::output::{self, Output, Rules};
 use crate::parameters::{describe, Data, Settings, Value, PARAMETERS_SUBKEY};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// What the crash dump stack does with what it writes.
-    #[arg(long, value_enum, default_value = "passthrough")]
-    pub crash_policy: PolicyArg,
+    /// What the crash dump stack does with what it writes. Default: passthrough.
+    #[arg(long, value_enum)]
+    pub crash_policy: Option<PolicyArg>,
     /// What the hibernation stack does. `encrypt` only where a pre-boot component decrypts
-    /// what the boot loader reads; otherwise resume fails and Windows boots fresh.
-    #[arg(long, value_enum, default_value = "passthrough")]
-    pub hibernation_policy: PolicyArg,
+    /// what the boot loader reads; otherwise resume fails and Windows boots fresh. Default:
+    /// passthrough.
+    #[arg(long, value_enum)]
+    pub hibernation_policy: Option<PolicyArg>,
     /// Key file: 64 raw bytes (`dumpcrypt keygen`). Required when a policy is encrypt.
     #[arg(long)]
     pub key: Option<PathBuf>,
     #[command(flatten)]
     pub transform: TransformArgs,
-    /// Write the configuration as a `.reg` file (for `reg import` on the target machine). It
-    /// holds the key: it is created readable by its owner only.
+    /// Write the configuration as a `.reg` file (for `reg import` on the target machine): a
+    /// new file (owner-only: it holds the key), a device or FIFO, or `-` for standard output
+    /// (not a terminal when it holds a key, unless --force).
     #[arg(long, value_name = "FILE")]
     pub reg_out: Option<PathBuf>,
-    /// Replace an existing --reg-out file.
+    /// Replace an existing --reg-out file; write a key to a terminal.
     #[arg(long)]
     pub force: bool,
     /// Write the configuration into this machine's registry (Windows, as Administrator). It
@@ -39,30 +40,83 @@ pub struct Args {
     /// file or the crash dump settings change).
     #[arg(long)]
     pub apply: bool,
-    /// Print this machine's current configuration, as the driver would read it (Windows).
+    /// Start from this machine's current configuration (Windows): the options not given keep
+    /// their current values, the key included. Refused when the current one is invalid.
+    #[arg(long)]
+    pub update: bool,
+    /// Print this machine's current configuration, as the driver would read it (Windows);
+    /// exit status 1 when the driver would refuse it.
     #[arg(long, conflicts_with_all = [
-        "crash_policy", "hibernation_policy", "key", "area", "data_unit", "tweak_base",
-        "reg_out", "force", "apply",
+        "crash_policy", "hibernation_policy", "key", "area", "data_unit_arg", "tweak_base_arg",
+        "reg_out", "force", "apply", "update",
     ])]
     pub show: bool,
 }
 
+/// The settings the options ask for: the defaults, or (with `--update`) this machine's
+/// current configuration, with every option given put over them.
+fn settings(args: &Args, current: Option<Settings>) -> Result<Settings, CliError> {
+    let mut settings = current.unwrap_or(Settings {
+        crash_dump_policy: Policy::Passthrough,
+        hibernation_policy: Policy::Passthrough,
+        key: None,
+        data_unit: 512,
+        area: None,
+        tweak_base: TweakBase::Partition,
+    });
+    if let Some(policy) = args.crash_policy {
+        settings.crash_dump_policy = policy.into();
+    }
+    if let Some(policy) = args.hibernation_policy {
+        settings.hibernation_policy = policy.into();
+    }
+    if let Some(path) = &args.key {
+        settings.key = Some(read_key(path)?);
+    }
+    if let Some(unit) = args.transform.data_unit_arg {
+        settings.data_unit = unit;
+    }
+    if let Some(area) = &args.transform.area {
+        settings.area = (area.start != 0 || area.end != u64::MAX).then(|| area.clone());
+    }
+    if args.transform.tweak_base_arg.is_some() {
+        settings.tweak_base = args.transform.tweak_base();
+    }
+    Ok(settings)
+}
+
 pub fn run(args: Args) -> Result<ExitCode, CliError> {
     if args.show {
-        print!("{}", registry::show()?);
-        return Ok(ExitCode::SUCCESS);
+        let (text, valid) = registry::show()?;
+        print!("{text}");
+        return Ok(if valid {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
     }
-    if args.apply {
+    if args.apply || args.update {
         registry::available()?;
     }
-    let settings = Settings {
-        crash_dump_policy: args.crash_policy.into(),
-        hibernation_policy: args.hibernation_policy.into(),
-        key: args.key.as_deref().map(read_key).transpose()?,
-        data_unit: args.transform.data_unit,
-        area: args.transform.area.clone(),
-        tweak_base: TweakBase::from(args.transform.tweak_base),
+    // The output's checks come before any work.
+    let mut rules = Rules {
+        option: "--reg-out",
+        streams: true,
+        force: args.force,
+        binary: false,
+        secret: true,
     };
+    let destination = args
+        .reg_out
+        .as_deref()
+        .map(|path| output::resolve(path, &rules))
+        .transpose()?;
+    let current = if args.update {
+        Some(Settings::from_config(&registry::current()?))
+    } else {
+        None
+    };
+    let settings = settings(&args, current)?;
     let encrypts = settings.crash_dump_policy == Policy::Encrypt
         || settings.hibernation_policy == Policy::Encrypt;
     if encrypts && settings.key.is_none() {
@@ -73,44 +127,54 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     }
     let config = settings.validate()?;
     let values = settings.values();
-    print!("{}", describe(&config));
+    // The .reg file may be standard output: then everything for people goes to stderr.
+    let to_stdout = matches!(destination, Some(output::Destination::Stdout));
+    let say = |text: &str| {
+        if to_stdout {
+            eprint!("{text}");
+        } else {
+            print!("{text}");
+        }
+    };
+    say(&describe(&config));
     if settings.hibernation_policy == Policy::Encrypt {
-        println!(
+        say(
             "warning          hibernation encrypt: resume works only where a pre-boot component \
              decrypts what the boot loader reads; otherwise Windows boots fresh and the \
-             session is lost"
+             session is lost\n",
         );
     }
-    if let Some(path) = &args.reg_out {
-        let mut file = create_secret(path, args.force)?;
-        let written = file
-            .write_all(reg_file(&values).as_bytes())
-            .and_then(|()| file.sync_all());
-        if let Err(error) = written {
-            drop(file);
-            let _ = std::fs::remove_file(path);
-            return Err(CliError::file(path, error));
-        }
-        println!(
-            "wrote {}: import it on the target machine with `reg import {}` (as Administrator){}",
-            path.display(),
-            path.file_name().unwrap_or_default().to_string_lossy(),
+    if let Some(destination) = destination {
+        rules.secret = settings.key.is_some();
+        let output = Output::open(destination, &rules, &[])?;
+        let name = output.name().to_string();
+        output.write_all(reg_file(&values).as_bytes())?;
+        output.commit()?;
+        let file_name = args
+            .reg_out
+            .as_deref()
+            .and_then(|path| path.file_name())
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        say(&format!(
+            "wrote {name}: import it on the target machine with `reg import {}` (as Administrator){}\n",
+            if to_stdout { "FILE" } else { &file_name },
             if settings.key.is_some() {
                 "; it holds the key: delete it once imported"
             } else {
                 ""
             }
-        );
+        ));
     }
     if args.apply {
         registry::apply(&values)?;
-        println!(
-            r"applied to HKEY_LOCAL_MACHINE\{PARAMETERS_SUBKEY}: it takes effect when the dump \
-             stack next loads the driver (reboot to be sure)"
-        );
+        say(&format!(
+            "applied to HKEY_LOCAL_MACHINE\\{PARAMETERS_SUBKEY}: it takes effect when the dump \
+             stack next loads the driver (reboot to be sure)\n"
+        ));
     }
     if args.reg_out.is_none() && !args.apply {
-        println!("the configuration is valid; nothing was written (add --reg-out FILE or --apply)");
+        say("the configuration is valid; nothing was written (add --reg-out FILE or --apply)\n");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -222,8 +286,8 @@ mod registry {
         Ok(())
     }
 
-    /// The configuration as the driver would read it at its next load.
-    pub fn show() -> Result<String, CliError> {
+    /// The raw values of the Parameters key, as the driver would read them.
+    fn read_values() -> Result<RegistryValues, CliError> {
         let machine = RegKey::predef(HKEY_LOCAL_MACHINE);
         let mut values = RegistryValues::present();
         match machine.open_subkey_with_flags(PARAMETERS_SUBKEY, KEY_READ) {
@@ -242,15 +306,35 @@ mod registry {
                 }
             }
         }
+        Ok(values)
+    }
+
+    /// The configuration the driver would read at its next load, or why it would refuse it.
+    pub fn current() -> Result<Config, CliError> {
+        Config::parse(&read_values()?).map_err(|problem| {
+            CliError::Usage(format!(
+                "--update: the current configuration is invalid ({problem}); give every option \
+                 without --update to replace it"
+            ))
+        })
+    }
+
+    /// The configuration as the driver would read it at its next load, and whether it is
+    /// valid.
+    pub fn show() -> Result<(String, bool), CliError> {
+        let values = read_values()?;
         let origin = if values.key_present {
             format!(r"HKEY_LOCAL_MACHINE\{PARAMETERS_SUBKEY}")
         } else {
             "no Parameters key: the driver's defaults".to_string()
         };
         match Config::parse(&values) {
-            Ok(config) => Ok(format!("{origin}\n{}", describe(&config))),
-            Err(problem) => Ok(format!(
-                "{origin}\nINVALID: {problem}\nthe driver would fail to load, and the system would write no dump\n"
+            Ok(config) => Ok((format!("{origin}\n{}", describe(&config)), true)),
+            Err(problem) => Ok((
+                format!(
+                    "{origin}\nINVALID: {problem}\nthe driver would fail to load, and the system would write no dump\n"
+                ),
+                false,
             )),
         }
     }
@@ -259,13 +343,15 @@ mod registry {
 /// Other systems have no registry to apply to.
 #[cfg(not(windows))]
 mod registry {
+    use dumpcrypt_core::config::Config;
+
     use crate::options::CliError;
     use crate::parameters::Value;
 
     pub fn available() -> Result<(), CliError> {
         Err(CliError::Usage(
-            "--apply and --show work on the Windows machine being configured; here, write a \
-             .reg file with --reg-out FILE and import it there with `reg import FILE`"
+            "--apply, --update and --show work on the Windows machine being configured; here, \
+             write a .reg file with --reg-out FILE and import it there with `reg import FILE`"
                 .into(),
         ))
     }
@@ -274,8 +360,12 @@ mod registry {
         available()
     }
 
-    pub fn show() -> Result<String, CliError> {
-        available().map(|()| String::new())
+    pub fn current() -> Result<Config, CliError> {
+        available().map(|()| Config::PASSTHROUGH)
+    }
+
+    pub fn show() -> Result<(String, bool), CliError> {
+        available().map(|()| (String::new(), true))
     }
 }
 

@@ -6,34 +6,38 @@
 //! [`XtsAes256::decrypt_units`]), and a writer thread writes finished batches in order. Two
 //! batches of each kind circulate, so memory stays at four batches whatever the image size.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::time::Instant;
 
 use dumpcrypt_core::config::Policy;
-use dumpcrypt_core::geometry::{Geometry, TweakBase};
+use dumpcrypt_core::geometry::Geometry;
 use dumpcrypt_xts::XtsAes256;
 use indicatif::ProgressBar;
 
-use crate::files::{open_input, progress_bar, Output};
+use crate::input::{self, progress_bar, read_full, Input};
 use crate::options::{human, parse_range, parse_size, read_key, CliError, TransformArgs};
-use crate::parameters::Settings;
+use crate::output::{self, Output, Rules};
+use crate::parameters::{describe_transform, Settings};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Key file: the 64 bytes the driver was configured with.
     #[arg(long)]
     pub key: PathBuf,
-    /// The encrypted raw image: a whole disk (with --partition-offset) or the dump partition.
+    /// The encrypted raw image: a whole disk (with --partition-offset) or the dump partition;
+    /// a file, a block device, or a stream (`-` for standard input, a pipe, a FIFO).
     #[arg(long = "in", value_name = "IMAGE")]
     pub input: PathBuf,
-    /// Where to write the decrypted image; `-` for standard output.
+    /// Where to write the decrypted image: a new file, a device or FIFO (written in place),
+    /// or `-` for standard output (not a terminal, unless --force).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+    /// Replace an existing --out file; write to a terminal.
+    #[arg(long)]
+    pub force: bool,
     /// Decrypt only bytes START..END of the image (image offsets); the output holds just
     /// those bytes. Inside the area, both ends must lie on data unit boundaries.
     #[arg(long, value_parser = parse_range)]
@@ -59,47 +63,82 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Checks that every data unit inside the area is whole within `range`.
-    pub fn new(range: Range<u64>, geometry: Geometry) -> Result<Self, CliError> {
+    /// Checks that every data unit inside the area is whole within `range`. `end_known` is
+    /// false for a stream, whose end is checked when it comes ([`Plan::check_end`]).
+    pub fn new(range: Range<u64>, geometry: Geometry, end_known: bool) -> Result<Self, CliError> {
         let area = geometry.area_on_disk();
         let start = range.start.max(area.start);
         let end = range.end.min(area.end);
         let encrypted = if start < end { start..end } else { 0..0 };
-        let bytes = geometry.data_unit().bytes() as u64;
-        let origin = || {
-            let unit_origin = area.start - geometry.area().start;
-            if unit_origin == 0 {
-                "the start of the image".to_string()
-            } else {
-                format!("the partition start ({unit_origin:#x})")
-            }
-        };
-        if !encrypted.is_empty() {
-            // Inside the area, tweak positions exist: the area starts at or after the origin.
-            let position = |offset| geometry.position_of_disk_offset(offset).unwrap_or(0);
-            if !geometry.is_unit_aligned(position(encrypted.start)) {
-                return Err(CliError::Usage(format!(
-                    "--range starts at {:#x}, inside a data unit of the encrypted area: inside \
-                     the area, START must be a multiple of {bytes} from {}",
-                    encrypted.start,
-                    origin()
-                )));
-            }
-            if !geometry.is_unit_aligned(position(encrypted.end)) {
-                return Err(CliError::Usage(format!(
-                    "the data ends at {:#x}, {} bytes into a data unit of the encrypted area: \
-                     a truncated image, or an END that is not a multiple of {bytes} from {}",
-                    encrypted.end,
-                    position(encrypted.end) % bytes,
-                    origin()
-                )));
-            }
-        }
-        Ok(Self {
+        let plan = Self {
             range,
             encrypted,
             geometry,
-        })
+        };
+        if !plan.encrypted.is_empty() {
+            // Inside the area, tweak positions exist: the area starts at or after the origin.
+            if !plan
+                .geometry
+                .is_unit_aligned(plan.position(plan.encrypted.start))
+            {
+                return Err(CliError::Usage(format!(
+                    "--range starts at {:#x}, inside a data unit of the encrypted area: inside \
+                     the area, START must be a multiple of {} from {}",
+                    plan.encrypted.start,
+                    plan.unit(),
+                    plan.origin()
+                )));
+            }
+            if end_known {
+                plan.check_end(plan.range.end)?;
+            }
+        }
+        Ok(plan)
+    }
+
+    fn unit(&self) -> u64 {
+        self.geometry.data_unit().bytes() as u64
+    }
+
+    fn position(&self, offset: u64) -> u64 {
+        self.geometry.position_of_disk_offset(offset).unwrap_or(0)
+    }
+
+    fn origin(&self) -> String {
+        let area = self.geometry.area_on_disk();
+        let unit_origin = area.start - self.geometry.area().start;
+        if unit_origin == 0 {
+            "the start of the image".to_string()
+        } else {
+            format!("the partition start ({unit_origin:#x})")
+        }
+    }
+
+    /// Checks that the data ending at image offset `end` ends no data unit of the area short.
+    pub fn check_end(&self, end: u64) -> Result<(), CliError> {
+        let area = self.geometry.area_on_disk();
+        let last = end.min(area.end);
+        if last <= self.range.start.max(area.start) {
+            return Ok(());
+        }
+        let position = self.position(last);
+        if self.geometry.is_unit_aligned(position) {
+            return Ok(());
+        }
+        Err(CliError::Usage(format!(
+            "the data ends at {last:#x}, {} bytes into a data unit of the encrypted area: \
+             a truncated image, or an END that is not a multiple of {} from {}",
+            position % self.unit(),
+            self.unit(),
+            self.origin()
+        )))
+    }
+
+    /// The bytes of `[start, end)` inside the encrypted area.
+    fn encrypted_within(&self, end: u64) -> u64 {
+        let area = self.geometry.area_on_disk();
+        let (from, to) = (self.range.start.max(area.start), end.min(area.end));
+        to.saturating_sub(from)
     }
 
     /// Snaps an offset down to a data unit boundary when it falls inside the encrypted
@@ -162,61 +201,115 @@ struct Batch {
     buffer: Vec<u8>,
 }
 
+/// The output's rules: a stream or a file, binary.
+fn rules(force: bool) -> Rules {
+    Rules {
+        option: "--out",
+        streams: true,
+        force,
+        binary: true,
+        secret: false,
+    }
+}
+
 pub fn run(args: Args) -> Result<ExitCode, CliError> {
+    // The output first: a refused or unwritable output costs no work.
+    let rules = rules(args.force);
+    let destination = output::resolve(&args.out, &rules)?;
     let mut key = read_key(&args.key)?;
-    let tweak_base = TweakBase::from(args.transform.tweak_base);
     // The driver's own parser checks the area against the data unit.
     let settings = Settings {
         crash_dump_policy: Policy::Encrypt,
         hibernation_policy: Policy::Passthrough,
         key: Some(key),
-        data_unit: args.transform.data_unit,
+        data_unit: args.transform.data_unit(),
         area: args.transform.area.clone(),
-        tweak_base,
+        tweak_base: args.transform.tweak_base(),
     };
     let config = settings.validate()?;
     drop(settings);
     let xts = XtsAes256::new(&key).map_err(|error| CliError::Usage(format!("key: {error:?}")))?;
     key.fill(0);
     std::hint::black_box(&key);
+    check_partition_offset(args.partition_offset)?;
+    let geometry = config.geometry(args.partition_offset);
 
-    let (input, image_len) = open_input(&args.input)?;
-    let range = match args.range.clone() {
-        Some(range) if range.end > image_len => {
-            return Err(CliError::Usage(format!(
-                "--range ends at {:#x}, past the end of {} ({image_len:#x} bytes)",
-                range.end,
-                args.input.display()
-            )))
-        }
-        Some(range) => range,
-        None => 0..image_len,
-    };
-    if range.is_empty() {
-        return Err(CliError::Usage(format!(
-            "{}: the image is empty",
-            args.input.display()
-        )));
+    let output = Output::open(destination, &rules, &[&args.input])?;
+    let mut input = input::open(&args.input, "--in")?;
+    let range = image_range(&args, &input, &config)?;
+    let plan = Plan::new(range, geometry, input.len.is_some())?;
+    if input.len.is_some() {
+        output.ensure_space(plan.range.end - plan.range.start)?;
     }
-    let plan = Plan::new(range, config.geometry(args.partition_offset))?;
-    let output = Output::create(&args.out, Some(&args.input))?;
+    // What was used, where the user sees it (standard error when the image goes to stdout).
+    let used = describe_transform(&config, args.partition_offset);
+    if output.is_stdout() {
+        eprint!("{used}");
+    } else {
+        print!("{used}");
+    }
+    input.skip(plan.range.start)?;
     let began = Instant::now();
-    let output = decrypt_stream(&plan, &xts, input, &args.input, output)?;
+    let (output, end) = decrypt_stream(&plan, &xts, input, output)?;
     let to_stdout = output.is_stdout();
-    let name = output.name();
+    let name = output.name().to_string();
     output.commit()?;
     if !to_stdout {
-        let total = plan.range.end - plan.range.start;
+        let total = end - plan.range.start;
+        let decrypted = plan.encrypted_within(end);
         let seconds = began.elapsed().as_secs_f64();
         println!(
             "{name}: {} written; {} decrypted inside the area, {} copied as is ({:.2} GB/s)",
             human(total),
-            human(plan.encrypted.end - plan.encrypted.start),
-            human(total - (plan.encrypted.end - plan.encrypted.start)),
+            human(decrypted),
+            human(total - decrypted),
             total as f64 / seconds.max(1e-9) / 1e9
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A partition starts on a sector boundary, and no sector is smaller than 512 bytes.
+fn check_partition_offset(offset: u64) -> Result<(), CliError> {
+    if offset % 512 != 0 {
+        return Err(CliError::Usage(format!(
+            "--partition-offset {offset:#x} is not a multiple of 512: a partition starts on a \
+             sector boundary (give bytes, e.g. 1MiB, or sectors × the sector size)"
+        )));
+    }
+    Ok(())
+}
+
+/// The bytes of the image to decrypt: `--range`, or all of it; checked against the image's
+/// length where it has one, before anything is read.
+fn image_range(
+    args: &Args,
+    input: &Input,
+    config: &dumpcrypt_core::config::Config,
+) -> Result<Range<u64>, CliError> {
+    let name = &input.name;
+    let Some(image_len) = input.len else {
+        return Ok(args.range.clone().unwrap_or(0..u64::MAX));
+    };
+    if image_len == 0 {
+        return Err(CliError::Usage(format!("{name}: the image is empty")));
+    }
+    let partition_relative = config.tweak_base == dumpcrypt_core::geometry::TweakBase::Partition;
+    if partition_relative && args.partition_offset >= image_len {
+        return Err(CliError::Usage(format!(
+            "--partition-offset {:#x} lies beyond the end of {name} ({image_len:#x} bytes): the \
+             partition cannot start there. For an image of the partition alone, leave it at 0",
+            args.partition_offset
+        )));
+    }
+    match args.range.clone() {
+        Some(range) if range.end > image_len => Err(CliError::Usage(format!(
+            "--range ends at {:#x}, past the end of {name} ({image_len:#x} bytes)",
+            range.end
+        ))),
+        Some(range) => Ok(range),
+        None => Ok(0..image_len),
+    }
 }
 
 /// The threads available for the transform.
@@ -226,22 +319,20 @@ fn workers() -> usize {
         .min(16)
 }
 
-/// Runs the pipeline; returns the output, complete but not yet committed.
+/// Runs the pipeline; returns the output, complete but not yet committed, and the image
+/// offset where the data ended.
 pub fn decrypt_stream(
     plan: &Plan,
     xts: &XtsAes256,
-    mut input: File,
-    input_path: &Path,
+    input: Input,
     output: Output,
-) -> Result<Output, CliError> {
+) -> Result<(Output, u64), CliError> {
     let workers = workers();
     let batch_size = (workers as u64 * (4 << 20)).clamp(8 << 20, 64 << 20);
-    let batches = plan.pieces(plan.range.clone(), batch_size);
-    let largest = batches.iter().map(|b| b.end - b.start).max().unwrap_or(0) as usize;
-    input
-        .seek(SeekFrom::Start(plan.range.start))
-        .map_err(|e| CliError::file(input_path, e))?;
-    let progress = progress_bar(plan.range.end - plan.range.start);
+    let known = input.len.is_some();
+    let total = known.then(|| plan.range.end - plan.range.start);
+    let largest = total.map_or(batch_size, |total| total.min(batch_size)) as usize;
+    let progress = progress_bar(total);
 
     let (free_input_tx, free_input_rx) = sync_channel::<Vec<u8>>(2);
     let (filled_tx, filled_rx) = sync_channel::<Batch>(2);
@@ -255,8 +346,8 @@ pub fn decrypt_stream(
     // their own pieces at offsets (`write_all_at`), it was as fast or faster, since Linux
     // serializes writes to one file anyway.
     let result = std::thread::scope(|scope| {
-        let reader =
-            scope.spawn(move || read_batches(input, input_path, batches, free_input_rx, filled_tx));
+        let reader = scope
+            .spawn(move || read_batches(plan, input, batch_size, known, free_input_rx, filled_tx));
         let bar = progress.clone();
         let output = &output;
         let writer = scope.spawn(move || write_batches(output, done_rx, free_output_tx, bar));
@@ -272,45 +363,72 @@ pub fn decrypt_stream(
         let read = reader.join().expect("the reader does not panic");
         let written = writer.join().expect("the writer does not panic");
         // The first failure in pipeline order is the cause; later ones are its echoes.
-        read.and(computed).and(written)
+        match read {
+            Ok(end) => computed.and(written).map(|()| end),
+            Err(error) => Err(error),
+        }
     });
     progress.finish_and_clear();
-    result.map(|()| output)
+    result.map(|end| (output, end))
 }
 
+/// Reads the image in batches of about `batch_size` bytes, never splitting a data unit of
+/// the area; returns where the data ended. A file that ends early is an error; a stream
+/// simply ends, but not inside a data unit of the area.
 fn read_batches(
-    mut input: File,
-    path: &Path,
-    batches: Vec<Range<u64>>,
+    plan: &Plan,
+    input: Input,
+    batch_size: u64,
+    known: bool,
     free: Receiver<Vec<u8>>,
     filled: SyncSender<Batch>,
-) -> Result<(), CliError> {
-    for span in batches {
+) -> Result<u64, CliError> {
+    let Input { mut file, name, .. } = input;
+    let mut at = plan.range.start;
+    while at < plan.range.end {
+        let mut next = plan.snap(at.saturating_add(batch_size).min(plan.range.end));
+        if next <= at {
+            next = (at + plan.unit()).min(plan.range.end);
+        }
         let Ok(mut buffer) = free.recv() else {
-            return Ok(()); // a later stage stopped: it reports why
+            return Ok(at); // a later stage stopped: it reports why
         };
-        let len = (span.end - span.start) as usize;
-        input.read_exact(&mut buffer[..len]).map_err(|error| {
-            if error.kind() == std::io::ErrorKind::UnexpectedEof {
-                CliError::Usage(format!(
-                    "{}: the image ended early, at about {:#x} (did it shrink while being read?)",
-                    path.display(),
-                    span.start
-                ))
-            } else {
-                CliError::file(path, error)
+        let len = (next - at) as usize;
+        let got = read_full(&mut file, &mut buffer[..len])
+            .map_err(|error| CliError::Usage(format!("{name}: {error}")))?;
+        if got < len {
+            if known {
+                return Err(CliError::Usage(format!(
+                    "{name}: the image ended early, at about {:#x} (did it shrink while being \
+                     read?)",
+                    at + got as u64
+                )));
             }
-        })?;
+            let end = at + got as u64;
+            plan.check_end(end)?;
+            if got > 0 {
+                let batch = Batch {
+                    offset: at,
+                    len: got,
+                    buffer,
+                };
+                if filled.send(batch).is_err() {
+                    return Ok(end);
+                }
+            }
+            return Ok(end);
+        }
         let batch = Batch {
-            offset: span.start,
+            offset: at,
             len,
             buffer,
         };
         if filled.send(batch).is_err() {
-            return Ok(());
+            return Ok(next);
         }
+        at = next;
     }
-    Ok(())
+    Ok(at)
 }
 
 fn compute_batches(
@@ -382,7 +500,7 @@ fn write_batches(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dumpcrypt_core::geometry::Area;
+    use dumpcrypt_core::geometry::{Area, TweakBase};
     use dumpcrypt_xts::DataUnit;
 
     const UNIT: DataUnit = DataUnit::Bytes512;
@@ -396,6 +514,7 @@ mod tests {
         Plan::new(
             range,
             Geometry::new(UNIT, area, TweakBase::Partition, partition),
+            true,
         )
     }
 

@@ -11,8 +11,9 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::files::{open_input, progress_bar, Output};
+use crate::input::{self, progress_bar};
 use crate::options::{human, parse_size, CliError};
+use crate::output::{self, Output, Rules};
 
 /// Header fields, from the public layouts of DUMP_HEADER32 (0x1000 bytes) and DUMP_HEADER64
 /// (0x2000 bytes), as Volatility's `volatility/plugins/overlays/windows/crash_vtypes.py`
@@ -45,12 +46,18 @@ pub const SECTOR: u64 = 512;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The raw image to search: a decrypted disk or partition image, or a file.
+    /// The raw image to search: a decrypted disk or partition image, a file or a block
+    /// device (`-`: standard input, when it is a file: `< disk.raw`). It is read at the
+    /// offsets found, so a pipe is refused.
     pub image: PathBuf,
     /// Write the dump out (RequiredDumpSpace bytes from its header on, as one contiguous
-    /// run); `-` for standard output.
+    /// run): a new file, a device or FIFO (written in place), or `-` for standard output (not
+    /// a terminal, unless --force).
     #[arg(long, value_name = "OUT")]
     pub extract: Option<PathBuf>,
+    /// Replace an existing --extract file; write to a terminal.
+    #[arg(long)]
+    pub force: bool,
     /// The header to use (its image offset, as listed), instead of scanning the image.
     #[arg(long, value_name = "OFFSET", value_parser = parse_size)]
     pub at: Option<u64>,
@@ -200,7 +207,7 @@ fn read_at(file: &mut File, path: &Path, offset: u64, out: &mut [u8]) -> Result<
 /// Every header at a sector boundary of the image.
 pub fn scan(file: &mut File, path: &Path, image_len: u64) -> Result<Vec<Found>, CliError> {
     const CHUNK: usize = 8 << 20;
-    let progress = progress_bar(image_len);
+    let progress = progress_bar(Some(image_len));
     let mut buffer = vec![0u8; CHUNK];
     let mut header = vec![0u8; layout::FIELDS_LEN];
     let mut found = Vec::new();
@@ -230,8 +237,26 @@ pub fn scan(file: &mut File, path: &Path, image_len: u64) -> Result<Vec<Found>, 
 }
 
 pub fn run(args: Args) -> Result<ExitCode, CliError> {
-    let (mut file, image_len) = open_input(&args.image)?;
-    let image = args.image.display();
+    let rules = Rules {
+        option: "--extract",
+        streams: true,
+        force: args.force,
+        binary: true,
+        secret: false,
+    };
+    // The output's checks come before any work.
+    let destination = args
+        .extract
+        .as_deref()
+        .map(|path| output::resolve(path, &rules))
+        .transpose()?;
+    let input = input::open(&args.image, "IMAGE")?;
+    let image_len = input.require_len(
+        "find-dump reads the image at the offsets it finds (it goes back to a header to extract \
+         its dump)",
+    )?;
+    let image = input.name.clone();
+    let mut file = input.file;
     let candidates = match args.at {
         Some(offset) => {
             let mut header = vec![0u8; layout::FIELDS_LEN];
@@ -251,7 +276,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         }
         None => scan(&mut file, &args.image, image_len)?,
     };
-    let quiet = args.extract.as_deref().is_some_and(crate::files::is_stdout);
+    let quiet = matches!(destination, Some(output::Destination::Stdout));
     if candidates.is_empty() {
         return Err(CliError::Usage(format!(
             "{image}: no crash dump header (PAGEDU64 or PAGEDUMP at a {SECTOR}-byte boundary). \
@@ -267,7 +292,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         }
     }
     let usable: Vec<&Found> = candidates.iter().filter(|f| f.problem.is_none()).collect();
-    let Some(out) = &args.extract else {
+    let Some(destination) = destination else {
         if usable.is_empty() {
             return Err(CliError::Usage(format!(
                 "{image}: every crash dump header found is damaged (see above)"
@@ -297,8 +322,9 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         )));
     }
     let size = chosen.required_space.expect("a usable header has a size");
-    let output = Output::create(out, Some(&args.image))?;
-    let name = output.name();
+    let output = Output::open(destination, &rules, &[&args.image])?;
+    output.ensure_space(size)?;
+    let name = output.name().to_string();
     let output = copy_out(&mut file, &args.image, chosen.offset, size, output)?;
     output.commit()?;
     if !quiet {
@@ -322,7 +348,7 @@ fn copy_out(
     output: Output,
 ) -> Result<Output, CliError> {
     const CHUNK: u64 = 8 << 20;
-    let progress = progress_bar(size);
+    let progress = progress_bar(Some(size));
     let mut buffer = vec![0u8; CHUNK as usize];
     let mut done = 0u64;
     while done < size {

@@ -3,11 +3,15 @@
 
 mod configure;
 mod decrypt;
-mod files;
 mod find_dump;
+mod input;
+mod interrupt;
 mod keygen;
 mod options;
+mod output;
 mod parameters;
+#[cfg(windows)]
+mod secret;
 mod simulate;
 
 use std::process::ExitCode;

@@ -80,20 +80,35 @@ pub fn parse_range(text: &str) -> Result<Range<u64>, String> {
 }
 
 /// The driver's transform settings: shared by `simulate`, `config` and `decrypt`, which must
-/// agree on them.
+/// agree on them. Each is optional so that `config --update` can tell a value given from a
+/// default; [`TransformArgs::data_unit`] and [`TransformArgs::tweak_base`] give the defaults.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TransformArgs {
     /// Encrypted area START..END, bytes in tweak-base coordinates, multiples of the data
     /// unit. Default: the whole disk.
     #[arg(long, value_parser = parse_range)]
     pub area: Option<Range<u64>>,
-    /// XTS data unit: 512 or 4096 bytes.
-    #[arg(long, value_parser = parse_data_unit, default_value = "512")]
-    pub data_unit: u32,
-    /// Where offsets and data unit numbers count from: the dump partition's start or the
-    /// disk's.
-    #[arg(long, value_enum, default_value = "partition")]
-    pub tweak_base: TweakBaseArg,
+    /// XTS data unit: 512 or 4096 bytes. Default: 512.
+    #[arg(long = "data-unit", value_parser = parse_data_unit)]
+    pub data_unit_arg: Option<u32>,
+    /// Where offsets and data unit numbers count from: `partition` (partition-relative, the
+    /// dump partition's start) or `disk` (disk-absolute, the disk's start). Default:
+    /// partition.
+    #[arg(long = "tweak-base", value_enum)]
+    pub tweak_base_arg: Option<TweakBaseArg>,
+}
+
+impl TransformArgs {
+    /// The data unit, 512 unless given.
+    pub fn data_unit(&self) -> u32 {
+        self.data_unit_arg.unwrap_or(512)
+    }
+
+    /// The tweak base, partition-relative unless given.
+    pub fn tweak_base(&self) -> TweakBase {
+        self.tweak_base_arg
+            .map_or(TweakBase::Partition, TweakBase::from)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -109,6 +124,27 @@ impl From<PolicyArg> for Policy {
             PolicyArg::Passthrough => Policy::Passthrough,
             PolicyArg::Encrypt => Policy::Encrypt,
             PolicyArg::Refuse => Policy::Refuse,
+        }
+    }
+}
+
+impl From<Policy> for PolicyArg {
+    fn from(policy: Policy) -> Self {
+        match policy {
+            Policy::Passthrough => Self::Passthrough,
+            Policy::Encrypt => Self::Encrypt,
+            Policy::Refuse => Self::Refuse,
+        }
+    }
+}
+
+impl PolicyArg {
+    /// The option's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Passthrough => "passthrough",
+            Self::Encrypt => "encrypt",
+            Self::Refuse => "refuse",
         }
     }
 }
@@ -136,14 +172,31 @@ pub fn parse_data_unit(text: &str) -> Result<u32, String> {
     }
 }
 
-/// A 64-byte raw key file; its halves must differ.
+/// A 64-byte raw key file; its halves must differ. A key is read from a file (a FIFO such as
+/// `<(…)` works too), never from standard input: `-` is refused.
 pub fn read_key(path: &Path) -> Result<[u8; KEY_LEN], CliError> {
-    let bytes = std::fs::read(path).map_err(|e| CliError::file(path, e))?;
-    let key: [u8; KEY_LEN] = bytes.as_slice().try_into().map_err(|_| {
+    if path.as_os_str() == "-" {
+        return Err(CliError::Usage(
+            "--key -: a key is read from a file, not from standard input (which may carry the \
+             image); name the key file (for a file called `-`, write ./-)"
+                .into(),
+        ));
+    }
+    if path.is_dir() {
+        return Err(CliError::Usage(format!(
+            "--key {}: is a directory; name the 64-byte key file",
+            path.display()
+        )));
+    }
+    let mut bytes = std::fs::read(path).map_err(|e| CliError::file(path, e))?;
+    let key: Result<[u8; KEY_LEN], _> = bytes.as_slice().try_into();
+    let len = bytes.len();
+    bytes.fill(0);
+    std::hint::black_box(&bytes);
+    let key = key.map_err(|_| {
         CliError::Usage(format!(
-            "{}: a key file holds exactly 64 bytes (data key then tweak key); this one has {}",
+            "{}: a key file holds exactly 64 bytes (data key then tweak key); this one has {len}",
             path.display(),
-            bytes.len()
         ))
     })?;
     if key[..32] == key[32..] {

@@ -180,6 +180,60 @@ pub fn fingerprint(key: &[u8; KEY_LEN]) -> String {
         .collect()
 }
 
+/// The tweak base in prose: what the options call `partition` and `disk`.
+pub fn tweak_base_name(base: TweakBase) -> &'static str {
+    match base {
+        TweakBase::Partition => "partition-relative",
+        TweakBase::Disk => "disk-absolute",
+    }
+}
+
+/// The key line of [`describe`] and of `decrypt`: the key only by its fingerprint.
+fn key_line(key: Option<&[u8; KEY_LEN]>) -> String {
+    key.map_or_else(
+        || "none".to_string(),
+        |key| {
+            format!(
+                "fingerprint {} (first 8 bytes of SHA-256)",
+                fingerprint(key)
+            )
+        },
+    )
+}
+
+fn area_text(config: &Config) -> String {
+    if config.area.end == u64::MAX {
+        format!("from byte {:#x} to the end of the disk", config.area.start)
+    } else {
+        format!("bytes {:#x}..{:#x}", config.area.start, config.area.end)
+    }
+}
+
+/// What a tool that decrypts uses, for people: the key by fingerprint, the data unit, the
+/// tweak base, the area and where the partition starts in the image.
+pub fn describe_transform(config: &Config, partition_offset: u64) -> String {
+    let partition = match config.tweak_base {
+        TweakBase::Partition => format!(
+            "starts at byte {partition_offset:#x} of the image (data unit numbers count from there)"
+        ),
+        TweakBase::Disk => format!(
+            "at byte {partition_offset:#x} of the image; not used: disk-absolute offsets are image offsets"
+        ),
+    };
+    format!(
+        "key              {}\ntransform        XTS-AES-256, data unit {} bytes, {} tweaks (--tweak-base {})\nencrypted area   {} ({} offsets)\npartition        {partition}\n",
+        key_line(config.key.as_ref()),
+        config.data_unit.bytes(),
+        tweak_base_name(config.tweak_base),
+        match config.tweak_base {
+            TweakBase::Partition => "partition",
+            TweakBase::Disk => "disk",
+        },
+        area_text(config),
+        tweak_base_name(config.tweak_base),
+    )
+}
+
 /// What a policy means, for people.
 pub fn describe_policy(policy: Policy) -> &'static str {
     match policy {
@@ -191,25 +245,31 @@ pub fn describe_policy(policy: Policy) -> &'static str {
 
 /// A validated configuration as a few lines for people; the key only by its fingerprint.
 pub fn describe(config: &Config) -> String {
-    let area = if config.area.end == u64::MAX {
-        format!("from byte {:#x} to the end of the disk", config.area.start)
-    } else {
-        format!("bytes {:#x}..{:#x}", config.area.start, config.area.end)
-    };
     format!(
-        "crash dumps      {}\nhibernation      {}\nkey              {}\ndata unit        {} bytes\nencrypted area   {area} ({})\n",
+        "crash dumps      {}\nhibernation      {}\nkey              {}\ndata unit        {} bytes\nencrypted area   {} ({} offsets and tweaks)\n",
         describe_policy(config.crash_dump_policy),
         describe_policy(config.hibernation_policy),
-        config.key.as_ref().map_or_else(
-            || "none".to_string(),
-            |key| format!("fingerprint {} (first 8 bytes of SHA-256)", fingerprint(key))
-        ),
+        key_line(config.key.as_ref()),
         config.data_unit.bytes(),
-        match config.tweak_base {
-            TweakBase::Partition => "partition-relative offsets and tweaks",
-            TweakBase::Disk => "disk-absolute offsets and tweaks",
-        },
+        area_text(config),
+        tweak_base_name(config.tweak_base),
     )
+}
+
+impl Settings {
+    /// The settings a validated configuration holds, to change some of them
+    /// (`config --update`).
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            crash_dump_policy: config.crash_dump_policy,
+            hibernation_policy: config.hibernation_policy,
+            key: config.key,
+            data_unit: config.data_unit.bytes() as u32,
+            area: (config.area.start != 0 || config.area.end != u64::MAX)
+                .then_some(config.area.start..config.area.end),
+            tweak_base: config.tweak_base,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -241,6 +301,15 @@ mod tests {
         assert_eq!(config.tweak_base, TweakBase::Disk);
         assert_eq!(config.key, settings.key);
         assert_eq!(settings.values().len(), 7);
+        // And back: the settings a configuration holds give the same configuration.
+        let again = Settings::from_config(&config).validate().unwrap();
+        assert_eq!(again.area.start, 0x10_0000);
+        assert_eq!(again.area.end, 0x20_0000);
+        assert_eq!(again.data_unit.bytes(), 4096);
+        assert_eq!(again.tweak_base, TweakBase::Disk);
+        assert_eq!(again.key, settings.key);
+        let whole_disk = self::settings().validate().unwrap();
+        assert_eq!(Settings::from_config(&whole_disk).area, None);
     }
 
     #[test]

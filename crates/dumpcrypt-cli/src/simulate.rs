@@ -1,22 +1,38 @@
 //! `dumpcrypt simulate`: the real driver code through the simulated crash dump and
 //! hibernation stacks, with a verdict.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crashdmp_sim::machine::{DumpFile, DumpReport, Machine, MachineConfig, ResumeReport};
+use crashdmp_sim::layout::{mdl, PAGE_SIZE};
+use crashdmp_sim::machine::{
+    DumpFile, DumpReport, Machine, MachineConfig, ResumeReport, CRASH_HEADER_LEN,
+};
 use crashdmp_sim::ntoskrnl::{self, Environment, RegistryValue};
 use crashdmp_sim::stack::{self, DiskInfo, Load, LoadedFilter, SimError};
 use dumpcrypt_core::config::Policy;
 use dumpcrypt_core::fault::{Rule, BUGCHECK_CODE};
-use dumpcrypt_core::geometry::{Geometry, TweakBase};
+use dumpcrypt_core::geometry::Geometry;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::options::{
     generate_key, human, parse_size, read_key, CliError, PolicyArg, TransformArgs,
 };
-use crate::parameters::Settings;
+use crate::output::{self, PendingFile, Rules};
+use crate::parameters::{tweak_base_name, Settings};
+
+/// The most PFN slots one MDL can have: its Size is a 16-bit signed count of bytes, the
+/// 0x30-byte header and 8 bytes per slot (4089).
+pub const MDL_MAX_SLOTS: u32 = ((i16::MAX as usize - mdl::HEADER) / mdl::PFN_SIZE) as u32;
+/// The simulator's MDLs need one slot more than a transfer's pages when the data starts
+/// inside a page, and it gives some MDLs 3 spare slots (crashdmp-sim's `Machine::dump`).
+pub const MAX_PAGES_PER_WRITE: u32 = MDL_MAX_SLOTS - 1 - 3;
+/// Beyond the simulated memory, what a run holds: the staging, decoy and per-write buffers
+/// (a few times MaxPagesPerWrite pages each) and the rest of the process.
+const OVERHEAD: u64 = 64 << 20;
+/// The simulator's own limit.
+const MAX_MEMORY: u64 = 64 << 30;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DumpTypeArg {
@@ -52,12 +68,16 @@ pub struct Args {
     /// The policy of both stacks.
     #[arg(long, value_enum, default_value = "encrypt")]
     pub policy: PolicyArg,
-    /// Write the disk image, as written through the filter, to this file.
+    /// Write the disk image, as written through the filter, to this file (a regular file: it
+    /// is written at random offsets and read back, so `-`, devices and FIFOs are refused).
     #[arg(long)]
     pub image: Option<PathBuf>,
     /// Write the same image as it would be without the filter to this file.
     #[arg(long)]
     pub reference: Option<PathBuf>,
+    /// Replace existing --image and --reference files.
+    #[arg(long)]
+    pub force: bool,
     /// Seeds memory contents, file layout and transfer sizes.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -80,9 +100,9 @@ fn settings(args: &Args, key: &[u8; 64]) -> Settings {
         crash_dump_policy: policy,
         hibernation_policy: policy,
         key: Some(*key),
-        data_unit: args.transform.data_unit,
+        data_unit: args.transform.data_unit(),
         area: args.transform.area.clone(),
-        tweak_base: TweakBase::from(args.transform.tweak_base),
+        tweak_base: args.transform.tweak_base(),
     }
 }
 
@@ -118,7 +138,6 @@ struct Run {
     machine: Machine,
     max_pages_per_write: u32,
     disk: DiskInfo,
-    progress: ProgressBar,
 }
 
 impl Run {
@@ -193,17 +212,282 @@ fn print_resume(report: &ResumeReport) {
     }
 }
 
-pub fn run(args: Args) -> Result<ExitCode, CliError> {
+/// The phases of a run, each counted once on the progress bar: the crash dump's writes, the
+/// hibernation's writes, the resume's reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    CrashDump,
+    Hibernation,
+    Resume,
+}
+
+impl Phase {
+    fn name(self) -> &'static str {
+        match self {
+            Self::CrashDump => "crash dump",
+            Self::Hibernation => "hibernation",
+            Self::Resume => "resume",
+        }
+    }
+}
+
+/// A progress bar that tells the truth: its length is the bytes of the phases that will run,
+/// each phase moves it within its own share, a phase that does not happen (a refused dump,
+/// no Dump_Read before Windows 8) takes its share off the length, and it ends at 100 %.
+#[derive(Debug)]
+pub struct Progress {
+    bar: ProgressBar,
+    phases: Vec<(Phase, u64)>,
+    /// The bytes of the phases finished or skipped before the current one.
+    done: u64,
+}
+
+impl Progress {
+    pub fn new(bar: ProgressBar, phases: Vec<(Phase, u64)>) -> Self {
+        bar.set_length(phases.iter().map(|(_, bytes)| bytes).sum());
+        bar.set_position(0);
+        Self {
+            bar,
+            phases,
+            done: 0,
+        }
+    }
+
+    fn share(&self, phase: Phase) -> u64 {
+        self.phases
+            .iter()
+            .find(|(p, _)| *p == phase)
+            .map_or(0, |(_, bytes)| *bytes)
+    }
+
+    /// Starts `phase`; the callback moves the bar by the bytes done within it.
+    pub fn begin(&self, phase: Phase) -> Box<dyn FnMut(u64)> {
+        self.bar.set_message(phase.name());
+        let (bar, base, share) = (self.bar.clone(), self.done, self.share(phase));
+        Box::new(move |bytes| bar.set_position(base + bytes.min(share)))
+    }
+
+    /// Ends `phase`: its share is done, or (when it did not happen) taken off the length.
+    pub fn end(&mut self, phase: Phase, happened: bool) {
+        let share = self.share(phase);
+        if happened {
+            self.done += share;
+        } else {
+            self.bar
+                .set_length(self.bar.length().unwrap_or(0).saturating_sub(share));
+        }
+        self.bar.set_position(self.done);
+        self.phases.retain(|(p, _)| *p != phase);
+    }
+
+    /// Ends the phases that never started (a run cut short by a failure).
+    pub fn finish(&mut self) {
+        for phase in self.phases.iter().map(|(p, _)| *p).collect::<Vec<_>>() {
+            self.end(phase, false);
+        }
+        self.bar.set_position(self.done);
+    }
+
+    pub fn bar(&self) -> &ProgressBar {
+        &self.bar
+    }
+}
+
+/// Fails unless `memory` bytes can be held by this machine now.
+fn check_memory(memory: u64, max_pages_per_write: u32) -> Result<(), CliError> {
+    if memory == 0 || memory > MAX_MEMORY {
+        return Err(CliError::Usage(format!(
+            "--memory must be between 1 byte and {} (the simulator's limit)",
+            human(MAX_MEMORY)
+        )));
+    }
+    let pages = memory.div_ceil(PAGE_SIZE as u64) * PAGE_SIZE as u64;
+    let need = pages + 8 * u64::from(max_pages_per_write) * PAGE_SIZE as u64 + OVERHEAD;
+    let refuse = |available: u64, source: &str| {
+        CliError::Usage(format!(
+            "--memory {}: the simulator holds all of the simulated memory in RAM and needs \
+             about {} in all, but this machine has {} available ({source}); choose a smaller \
+             --memory",
+            human(memory),
+            human(need),
+            human(available)
+        ))
+    };
+    #[cfg(target_os = "linux")]
+    if let Some(available) = mem_available() {
+        if available < need {
+            return Err(refuse(available, "MemAvailable in /proc/meminfo"));
+        }
+        return Ok(());
+    }
+    // Elsewhere (and without /proc): ask the allocator, which refuses what it cannot commit.
+    let size = usize::try_from(need).map_err(|_| refuse(0, "more than the address space"))?;
+    let mut probe: Vec<u8> = Vec::new();
+    if probe.try_reserve_exact(size).is_err() {
+        return Err(refuse(0, "the allocator refused it"));
+    }
+    Ok(())
+}
+
+/// MemAvailable from /proc/meminfo, in bytes.
+#[cfg(target_os = "linux")]
+fn mem_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text
+        .lines()
+        .find(|line| line.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// Whether two directories lie on one file system (then their files share its free space).
+fn same_file_system(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::metadata(a), std::fs::metadata(b)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev(),
+            _ => true,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let root = |path: &Path| {
+            std::fs::canonicalize(path)
+                .ok()
+                .and_then(|p| p.components().next().map(|c| c.as_os_str().to_owned()))
+        };
+        root(a) == root(b)
+    }
+}
+
+/// The options checked before anything is built: sizes the simulator can hold, a geometry
+/// that can exist, outputs that can be written.
+fn check(args: &Args) -> Result<(), CliError> {
     if args.max_pages_per_write == 0 {
         return Err(CliError::Usage(
             "--max-pages-per-write must be at least 1".into(),
         ));
     }
-    if args.memory == 0 || args.memory > (64 << 30) {
-        return Err(CliError::Usage(
-            "--memory must be between 1 byte and 64GiB".into(),
-        ));
+    if args.max_pages_per_write > MAX_PAGES_PER_WRITE {
+        return Err(CliError::Usage(format!(
+            "--max-pages-per-write {} is more than one MDL can describe: an MDL's Size is a \
+             16-bit count of bytes (0x30 of header and 8 per page), at most {MDL_MAX_SLOTS} \
+             pages, and the simulator's MDLs need up to 4 of them for data that starts inside a \
+             page and for spare slots: at most {MAX_PAGES_PER_WRITE}",
+            args.max_pages_per_write
+        )));
     }
+    let unit = u64::from(args.transform.data_unit());
+    if args.partition_offset % unit != 0 {
+        return Err(CliError::Usage(format!(
+            "--partition-offset {:#x} is not a multiple of the data unit ({unit} bytes), which \
+             is also the simulated disk's sector size: a partition starts on a sector boundary",
+            args.partition_offset
+        )));
+    }
+    check_memory(args.memory, args.max_pages_per_write)?;
+    // The image holds the partition offset, the two files (about twice the memory) and some
+    // room: it must stay below the largest file size, 2^63 bytes.
+    let fits = args
+        .memory
+        .checked_mul(2)
+        .and_then(|files| files.checked_add(64 << 20))
+        .and_then(|files| files.checked_add(args.partition_offset))
+        .is_some_and(|end| i64::try_from(end).is_ok());
+    if !fits {
+        return Err(CliError::Usage(format!(
+            "--partition-offset {:#x}: the disk image would end beyond 2^63 bytes, the largest \
+             file size",
+            args.partition_offset
+        )));
+    }
+    Ok(())
+}
+
+/// The image files: checked and created (as temporary files) before any work.
+struct Images {
+    image: PendingFile,
+    reference: Option<PendingFile>,
+}
+
+fn images(args: &Args) -> Result<Images, CliError> {
+    let rules = |option| Rules {
+        option,
+        streams: false,
+        force: args.force,
+        binary: true,
+        secret: false,
+    };
+    let image = args
+        .image
+        .as_deref()
+        .map(|path| output::resolve(path, &rules("--image")))
+        .transpose()?;
+    let reference = args
+        .reference
+        .as_deref()
+        .map(|path| output::resolve(path, &rules("--reference")))
+        .transpose()?;
+    if let (Some(image), Some(reference)) = (&image, &reference) {
+        if output::final_path(image) == output::final_path(reference) {
+            return Err(CliError::Usage(
+                "--image and --reference name the same file: the reference (the image without \
+                 the filter) would overwrite the filtered image; give two files"
+                    .into(),
+            ));
+        }
+    }
+    let image = match &image {
+        Some(destination) => PendingFile::for_destination(destination)?,
+        None => PendingFile::scratch(".dumpcrypt-simulate-disk.")?,
+    };
+    let reference = reference
+        .as_ref()
+        .map(PendingFile::for_destination)
+        .transpose()?;
+    // Every byte of the files the run writes reaches each image once.
+    let pages = args.memory.div_ceil(PAGE_SIZE as u64) * PAGE_SIZE as u64;
+    let crash = args.dump_type != DumpTypeArg::Hibernate;
+    let hibernate = args.dump_type != DumpTypeArg::Crash;
+    let written = u64::from(crash) * (CRASH_HEADER_LEN as u64 + pages)
+        + u64::from(hibernate) * (PAGE_SIZE as u64 + pages);
+    let mut targets: Vec<(PathBuf, u64, String)> = vec![(
+        image.directory(),
+        written,
+        match &args.image {
+            Some(path) => format!("--image {}", path.display()),
+            None => format!(
+                "the temporary disk image in {} (set TMPDIR, or give --image)",
+                image.directory().display()
+            ),
+        },
+    )];
+    if let (Some(file), Some(path)) = (&reference, &args.reference) {
+        let directory = file.directory();
+        match targets
+            .iter_mut()
+            .find(|(other, ..)| same_file_system(other, &directory))
+        {
+            Some((_, bytes, name)) => {
+                *bytes += written;
+                name.push_str(&format!(" and --reference {}", path.display()));
+            }
+            None => targets.push((
+                directory,
+                written,
+                format!("--reference {}", path.display()),
+            )),
+        }
+    }
+    for (directory, bytes, name) in &targets {
+        output::ensure_space(directory, *bytes, name)?;
+    }
+    Ok(Images { image, reference })
+}
+
+pub fn run(args: Args) -> Result<ExitCode, CliError> {
+    check(&args)?;
     let key = match &args.key {
         Some(path) => read_key(path)?,
         None => generate_key()?,
@@ -211,6 +495,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let settings = settings(&args, &key);
     let config = settings.validate()?;
     let values = registry_values(&settings);
+    let images = images(&args)?;
     let os_version = match args.os {
         OsArg::Windows7 => (6, 1, 7601),
         OsArg::Windows11 => (10, 0, 26100),
@@ -227,73 +512,79 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     ntoskrnl::boot(environment);
 
     let machine_config = MachineConfig {
-        memory: usize::try_from(args.memory).expect("64-bit host"),
+        memory: usize::try_from(args.memory)
+            .map_err(|_| CliError::Usage("--memory: more than this machine can address".into()))?,
         max_pages_per_write: args.max_pages_per_write,
-        sector_size: args.transform.data_unit,
+        sector_size: args.transform.data_unit(),
         partition_offset: args.partition_offset,
         seed: args.seed,
         contiguous_crash_file: args.contiguous_dump,
     };
-    let io_error = |path: &Option<PathBuf>| {
-        let path = path.clone();
-        move |error| match path {
-            Some(path) => CliError::file(&path, error),
-            None => CliError::Usage(format!("temporary disk image: {error}")),
-        }
+    let image_error = |error| match &args.image {
+        Some(path) => CliError::file(path, error),
+        None => CliError::Usage(format!("temporary disk image: {error}")),
     };
     let machine = Machine::new(
         machine_config,
-        args.image.as_deref(),
-        args.reference.as_deref(),
+        Some(images.image.path()),
+        images.reference.as_ref().map(PendingFile::path),
     )
-    .map_err(io_error(&args.image))?;
+    .map_err(image_error)?;
+    // A scratch image lives on unnamed from here: nothing of it can be left behind.
+    let image = images.image.unlink_scratch();
     let disk = DiskInfo {
-        bytes_per_sector: args.transform.data_unit,
+        bytes_per_sector: args.transform.data_unit(),
         disk_size: machine.disk_size(),
     };
     let crash = args.dump_type != DumpTypeArg::Hibernate;
     let hibernate = args.dump_type != DumpTypeArg::Crash;
-    let total = u64::from(crash) * machine.crash_file.len
-        + u64::from(hibernate) * machine.hibernation_file.len * 2;
-    let progress = ProgressBar::new(total).with_style(
+    let mut phases = Vec::new();
+    if crash {
+        phases.push((Phase::CrashDump, machine.crash_file.len));
+    }
+    if hibernate {
+        phases.push((Phase::Hibernation, machine.hibernation_file.len));
+        phases.push((Phase::Resume, machine.hibernation_file.len));
+    }
+    let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template(
-            "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+            "{msg:12} {bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
         )
         .expect("a valid template"),
     );
+    let mut progress = Progress::new(bar, phases);
     let mut run = Run {
         machine,
         max_pages_per_write: args.max_pages_per_write,
         disk,
-        progress,
     };
 
     let geometry = config.geometry(args.partition_offset);
     println!(
-        "dumpcrypt simulate: policy {:?}, {} of memory, MaxPagesPerWrite {}, data unit {}, \
-         {:?}-relative tweaks, partition at byte {:#x} of the image",
-        config.crash_dump_policy,
+        "dumpcrypt simulate: policy {}, {} of memory, MaxPagesPerWrite {}, data unit {}, \
+         {} tweaks, partition at byte {:#x} of the image",
+        PolicyArg::from(config.crash_dump_policy).name(),
         human(args.memory),
         args.max_pages_per_write,
-        args.transform.data_unit,
-        config.tweak_base,
+        args.transform.data_unit(),
+        tweak_base_name(config.tweak_base),
         args.partition_offset
     );
     let mut failures = Vec::new();
-    let mut done = 0u64;
     let outcome = (|| -> Result<(), SimError> {
-        for (enabled, which, dump_type, name) in [
-            (crash, DumpFile::Crash, stack::CRASHDUMP, "crash dump"),
+        for (enabled, which, dump_type, phase) in [
+            (crash, DumpFile::Crash, stack::CRASHDUMP, Phase::CrashDump),
             (
                 hibernate,
                 DumpFile::Hibernation,
                 stack::HIBERNATION,
-                "hibernation",
+                Phase::Hibernation,
             ),
         ] {
             if !enabled {
                 continue;
             }
+            let name = phase.name();
             let mut filter = match run.load(dump_type) {
                 Ok(filter) => filter,
                 Err(error) => {
@@ -301,14 +592,10 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
                     continue;
                 }
             };
-            let bar = run.progress.clone();
-            let base = done;
-            run.machine
-                .set_progress(Box::new(move |bytes| bar.set_position(base + bytes)));
+            run.machine.set_progress(progress.begin(phase));
             let report = run.machine.dump(&mut filter, which)?;
-            done += run.machine.file(which).len;
-            run.progress.set_position(done);
-            run.progress.suspend(|| print_dump(name, &report));
+            progress.end(phase, report.written);
+            progress.bar().suspend(|| print_dump(name, &report));
             let expected_changed = match config.crash_dump_policy {
                 Policy::Encrypt => bytes_in_area(&run.machine, which, &geometry),
                 _ => 0,
@@ -325,22 +612,35 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
                     report.bytes_changed, expected_changed
                 ));
             }
-            if which == DumpFile::Hibernation && report.written {
-                let bar = run.progress.clone();
-                let base = done;
-                run.machine
-                    .set_progress(Box::new(move |bytes| bar.set_position(base + bytes)));
-                let resume = run.machine.resume(&mut filter)?;
-                run.progress.suspend(|| print_resume(&resume));
+            if which == DumpFile::Hibernation {
+                if report.written {
+                    // The simulator reports no progress while it reads: the bar moves when
+                    // the resume is done.
+                    let mut moved = progress.begin(Phase::Resume);
+                    moved(0);
+                    let resume = run.machine.resume(&mut filter)?;
+                    progress.end(Phase::Resume, resume.filtered);
+                    progress.bar().suspend(|| print_resume(&resume));
+                } else {
+                    progress.end(Phase::Resume, false);
+                }
             }
-            done += run.machine.file(which).len;
             filter.unload()?;
         }
         Ok(())
     })();
-    run.progress.finish_and_clear();
+    progress.finish();
+    progress.bar().finish_and_clear();
     if let Err(error) = outcome {
         failures.push(describe(&error));
+    }
+    // The images are closed before they take their names (Windows renames no open file).
+    drop(run);
+    if let Some(image) = image {
+        image.commit()?;
+    }
+    if let Some(reference) = images.reference {
+        reference.commit()?;
     }
     if failures.is_empty() {
         println!("verdict      PASS: every rule held and every byte is where the policy puts it");
@@ -351,5 +651,87 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         }
         println!("verdict      FAIL");
         Ok(ExitCode::FAILURE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mdl_limit_is_what_a_16_bit_size_holds() {
+        // Independently: 0x7FFF bytes at most, 0x30 of header, 8 per PFN.
+        assert_eq!(MDL_MAX_SLOTS, 4089);
+        assert!(0x30 + 8 * (MAX_PAGES_PER_WRITE as usize + 4) <= 0x7FFF);
+        assert!(0x30 + 8 * (MAX_PAGES_PER_WRITE as usize + 5) > 0x7FFF);
+    }
+
+    /// Where the bar stands: (position, length).
+    fn at(progress: &Progress) -> (u64, u64) {
+        (
+            progress.bar().position(),
+            progress.bar().length().unwrap_or(0),
+        )
+    }
+
+    #[test]
+    fn each_phase_counts_once_and_the_bar_ends_full() {
+        let (crash, hibernation) = (1000, 700);
+        let mut progress = Progress::new(
+            ProgressBar::hidden(),
+            vec![
+                (Phase::CrashDump, crash),
+                (Phase::Hibernation, hibernation),
+                (Phase::Resume, hibernation),
+            ],
+        );
+        assert_eq!(at(&progress), (0, crash + 2 * hibernation));
+        let mut moved = progress.begin(Phase::CrashDump);
+        moved(400);
+        assert_eq!(at(&progress).0, 400);
+        moved(crash);
+        progress.end(Phase::CrashDump, true);
+        assert_eq!(at(&progress).0, crash);
+        let mut moved = progress.begin(Phase::Hibernation);
+        moved(hibernation + 5); // never past its own share
+        assert_eq!(at(&progress).0, crash + hibernation);
+        progress.end(Phase::Hibernation, true);
+        drop(progress.begin(Phase::Resume));
+        progress.end(Phase::Resume, true);
+        progress.finish();
+        assert_eq!(
+            at(&progress),
+            (crash + 2 * hibernation, crash + 2 * hibernation)
+        );
+    }
+
+    #[test]
+    fn phases_that_do_not_happen_leave_the_bar_full_too() {
+        // Refuse: no dump is written, no resume reads.
+        let mut progress = Progress::new(
+            ProgressBar::hidden(),
+            vec![
+                (Phase::CrashDump, 1000),
+                (Phase::Hibernation, 700),
+                (Phase::Resume, 700),
+            ],
+        );
+        drop(progress.begin(Phase::CrashDump));
+        progress.end(Phase::CrashDump, false);
+        drop(progress.begin(Phase::Hibernation));
+        progress.end(Phase::Hibernation, false);
+        progress.end(Phase::Resume, false);
+        progress.finish();
+        let (position, length) = at(&progress);
+        assert_eq!(position, length);
+        assert_eq!(length, 0);
+        // A run cut short after the crash dump ends full as well.
+        let mut progress = Progress::new(
+            ProgressBar::hidden(),
+            vec![(Phase::CrashDump, 1000), (Phase::Hibernation, 700)],
+        );
+        progress.end(Phase::CrashDump, true);
+        progress.finish();
+        assert_eq!(at(&progress), (1000, 1000));
     }
 }

@@ -53,6 +53,14 @@ fn nothing_left(path: &Path) {
     }
 }
 
+/// A key's fingerprint, computed here: the first 8 bytes of its SHA-256, in hex.
+fn fingerprint(key: &[u8]) -> String {
+    sha2::Sha256::digest(key)[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 const KEY: [u8; 64] = {
     let mut key = [0u8; 64];
     let mut i = 0;
@@ -140,6 +148,18 @@ fn a_simulated_crash_dump_is_recovered_end_to_end() {
         s(&decrypted),
     ]);
     assert!(out.contains("decrypted inside the area"), "{out}");
+    // It says what it used: the key by fingerprint, and the transform.
+    assert!(
+        out.contains(&format!(
+            "key              fingerprint {}",
+            fingerprint(&KEY)
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("XTS-AES-256, data unit 512 bytes, partition-relative tweaks"),
+        "{out}"
+    );
     let reference = std::fs::read(&sim.reference).unwrap();
     let plain = std::fs::read(&decrypted).unwrap();
     assert_eq!(plain.len(), reference.len());
@@ -271,11 +291,14 @@ fn decrypt_copies_outside_the_area_and_matches_an_independent_xts() {
     let piped = dumpcrypt(&args);
     assert!(piped.status.success(), "{}", text(&piped));
     assert!(piped.stdout == plain[from..to]);
-    assert!(piped.stderr.is_empty(), "{}", text(&piped));
+    // What was used goes to standard error, so that standard output is the image alone.
+    let used = String::from_utf8_lossy(&piped.stderr);
+    assert!(used.contains(&fingerprint(&KEY)), "{used}");
+    assert!(used.contains("partition-relative"), "{used}");
 }
 
 #[test]
-fn disk_relative_tweaks_and_4096_byte_units() {
+fn disk_absolute_tweaks_and_4096_byte_units() {
     let sim = simulate(&["--data-unit", "4096", "--tweak-base", "disk", "--seed", "3"]);
     let decrypted = sim.path("decrypted.raw");
     // Disk-absolute coordinates are image offsets: no --partition-offset needed.
@@ -464,7 +487,7 @@ fn unreadable_inputs_are_refused() {
         "missing.raw",
     );
     nothing_left(&out);
-    // The output must not replace the input.
+    // The output must not replace the input, even with --force.
     let image = dir.path().join("image.raw");
     std::fs::write(&image, vec![7u8; 4096]).unwrap();
     fails(
@@ -477,7 +500,20 @@ fn unreadable_inputs_are_refused() {
             "--out",
             s(&image),
         ],
-        "overwrite the input",
+        "--force",
+    );
+    fails(
+        &[
+            "decrypt",
+            "--key",
+            s(&key),
+            "--in",
+            s(&image),
+            "--out",
+            s(&image),
+            "--force",
+        ],
+        "would overwrite what is being read",
     );
     assert_eq!(std::fs::read(&image).unwrap(), vec![7u8; 4096]);
 }
