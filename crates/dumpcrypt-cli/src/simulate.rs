@@ -488,6 +488,8 @@ fn images(args: &Args) -> Result<Images, CliError> {
 
 pub fn run(args: Args) -> Result<ExitCode, CliError> {
     check(&args)?;
+    // The outputs first: a refused or unwritable image costs no work.
+    let images = images(&args)?;
     let key = match &args.key {
         Some(path) => read_key(path)?,
         None => generate_key()?,
@@ -495,7 +497,6 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let settings = settings(&args, &key);
     let config = settings.validate()?;
     let values = registry_values(&settings);
-    let images = images(&args)?;
     let os_version = match args.os {
         OsArg::Windows7 => (6, 1, 7601),
         OsArg::Windows11 => (10, 0, 26100),
