@@ -49,7 +49,7 @@ if ! "$venv/bin/python" -c 'import tree_sitter, tree_sitter_powershell' >/dev/nu
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${parser_packages[@]}"
 fi
 run "PowerShell: scripts/windows/*.ps1" \
-    "$venv/bin/python" "$repo/scripts/check_ps.py" "$repo"/scripts/windows/*.ps1 --self-test
+    "$venv/bin/python" "$repo/scripts/check_ps.py" "$repo"/scripts/windows/*.ps1 --inf "$repo/inf/dumpcrypt.inx" --self-test
 
 run "Makefile.toml and .cargo/config.toml" "$python" - "$repo" <<'PY'
 import sys, tomllib

@@ -15,7 +15,22 @@ tree-sitter-powershell) and fails on:
 * non-ASCII bytes (5.1 reads a BOM-less script as the ANSI code page);
 * a script (not the dot-sourced DumpCryptCommon.ps1) without `#Requires -Version 5.1`,
   comment-based help (.SYNOPSIS, .DESCRIPTION, .EXAMPLE), `SupportsShouldProcess` or a
-  failure exit code (`exit 1`).
+  failure exit code (`exit 1`);
+* `ConfirmImpact = 'High'`: with the default $ConfirmPreference (High) every ShouldProcess
+  call then prompts, a prompt storm in an unattended run;
+* native commands whose exit code can be lost (the scripts run under
+  `$ErrorActionPreference = 'Stop'`):
+  - a native command (`& $exe`, `name.exe`) with its standard error redirected (`2>&1`,
+    `2>`, `*>`) outside a function that sets `$ErrorActionPreference = 'Continue'`
+    (Invoke-Native): Windows PowerShell 5.1 turns the first line on standard error into a
+    terminating error before the exit code is read;
+  - a native command outside Invoke-Native whose `$LASTEXITCODE` is never read after it in
+    the same block;
+  - an `Invoke-Native` or `Start-Process` call whose result is not assigned to a variable
+    whose `.ExitCode` is read afterwards in the same block (`| Out-Null` discards it);
+    `Start-Process` also needs `-Wait -PassThru`;
+* `InstallHinfSection` with a mode other than 128 (the INF's folder as source, never
+  reboot: the scripts say when), in the scripts or, with `--inf`, in the INF's comments.
 
 `--self-test` breaks a script in each of these ways, in memory, and fails unless every
 broken copy is rejected.
@@ -46,10 +61,11 @@ KNOWN_COMMANDS = {
     name.lower()
     for name in """
     Add-Type ConvertFrom-Json ConvertTo-Json Dispose ForEach-Object Get-Acl Get-AuthenticodeSignature
-    Get-ChildItem Get-CimInstance Get-Content Get-Date Get-Item Get-ItemProperty Get-WinEvent
-    Import-Certificate Join-Path New-Item New-Object Out-Null Remove-Item Resolve-Path Restart-Computer
-    Select-Object Set-Acl Set-Content Set-ItemProperty Set-StrictMode Sort-Object Start-Process
-    Start-Sleep Test-Path Where-Object Write-Error Write-Host Write-Verbose Write-Warning
+    Get-ChildItem Get-CimInstance Get-Command Get-Content Get-Date Get-Item Get-ItemProperty
+    Get-Partition Get-WinEvent Import-Certificate Join-Path New-Item New-Object Out-Null Remove-Item
+    Remove-ItemProperty Resolve-Path Restart-Computer Select-Object Set-Acl Set-Content Set-ItemProperty
+    Set-StrictMode Sort-Object Split-Path Start-Process Start-Sleep Test-Path Where-Object Write-Error
+    Write-Host Write-Verbose Write-Warning
     """.split()
 }
 REQUIRED_HELP = (".SYNOPSIS", ".DESCRIPTION", ".EXAMPLE")
@@ -79,6 +95,102 @@ def defined_functions(sources: dict[str, bytes]) -> set[str]:
     return names
 
 
+def text_of(source: bytes, node) -> str:
+    return source[node.start_byte : node.end_byte].decode("ascii", "replace")
+
+
+def enclosing(node, types: tuple[str, ...]):
+    node = node.parent
+    while node is not None and node.type not in types:
+        node = node.parent
+    return node
+
+
+def enclosing_function_text(source: bytes, node) -> str:
+    function = enclosing(node, ("function_statement",))
+    return "" if function is None else text_of(source, function)
+
+
+def is_native(source: bytes, command) -> bool:
+    """`& <expression>` or a command name ending in .exe."""
+    for child in command.children:
+        if child.type == "command_invokation_operator" and text_of(source, child).strip() == "&":
+            return True
+        if child.type == "command_name" and text_of(source, child).lower().endswith(".exe"):
+            return True
+    return False
+
+
+def command_name(source: bytes, command) -> str:
+    for child in command.children:
+        if child.type == "command_name":
+            return text_of(source, child).lower()
+    return ""
+
+
+def rest_of_block(source: bytes, node) -> str:
+    """The text after `node` to the end of the block (function body or script) holding it."""
+    block = enclosing(node, ("script_block", "program"))
+    end = block.end_byte if block is not None else len(source)
+    return source[node.end_byte : end].decode("ascii", "replace")
+
+
+LOCAL_CONTINUE = re.compile(r"\$ErrorActionPreference\s*=\s*'(Silently)?Continue'", re.I)
+STDERR_REDIRECT = re.compile(r"^(2>&1|2>>?|\*>&1|\*>>?)$")
+
+
+def check_native(source: bytes, node) -> list[str]:
+    """The exit-code rules for one `command` node."""
+    errors: list[str] = []
+    line = line_of(node)
+    name = command_name(source, node)
+    function = enclosing_function_text(source, node)
+    if is_native(source, node):
+        redirects = [
+            text_of(source, op).strip()
+            for element in node.children
+            if element.type == "command_elements"
+            for op in element.children
+            if op.type == "redirection"
+        ]
+        operators = [r.split()[0] for r in redirects if r]
+        if any(STDERR_REDIRECT.match(op) for op in operators) and not LOCAL_CONTINUE.search(function):
+            errors.append(
+                f"line {line}: a native command with its standard error redirected under $ErrorActionPreference = 'Stop': "
+                "Windows PowerShell 5.1 turns the first line on stderr into a terminating error before the exit code is read; use Invoke-Native"
+            )
+        if not LOCAL_CONTINUE.search(function) and "$lastexitcode" not in rest_of_block(source, node).lower():
+            errors.append(f"line {line}: the exit code of {text_of(source, node).strip()[:40]!r} is never examined ($LASTEXITCODE); use Invoke-Native")
+    if name in ("invoke-native", "start-process"):
+        if name == "start-process":
+            arguments = text_of(source, node).lower()
+            if "-wait" not in arguments or "-passthru" not in arguments:
+                errors.append(f"line {line}: Start-Process without -Wait -PassThru: its exit code cannot be examined")
+        chain = node.parent
+        piped = chain is not None and chain.type == "pipeline_chain" and any(c.type == "|" for c in chain.children)
+        assignment = enclosing(node, ("assignment_expression",))
+        target = None
+        if assignment is not None and not piped and assignment.children:
+            target = text_of(source, assignment.children[0]).strip()
+        if target is None or not re.match(r"^\$\w+$", target):
+            errors.append(f"line {line}: the result of {name} is not kept in a variable: its exit code is never examined")
+        elif f"{target.lower()}.exitcode" not in rest_of_block(source, assignment).lower():
+            errors.append(f"line {line}: {target}.ExitCode is never examined after {name}")
+    return errors
+
+
+def hinf_modes(text: str) -> list[tuple[int, str]]:
+    """(line, mode) of every InstallHinfSection call with a mode in `text`."""
+    found = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if "InstallHinfSection" not in line:
+            continue
+        match = re.search(r"InstallHinfSection\b.*?(?:,\s*|\s+)'?(\d{1,3})'?(?:\s*,|\s)", line)
+        if match:
+            found.append((number, match.group(1)))
+    return found
+
+
 def check_script(name: str, source: bytes, functions: set[str]) -> list[str]:
     errors: list[str] = []
     try:
@@ -103,6 +215,14 @@ def check_script(name: str, source: bytes, functions: set[str]) -> list[str]:
             command = snippet.lower()
             if command not in KNOWN_COMMANDS and command not in functions and not command.endswith(".exe"):
                 errors.append(f"line {line_of(node)}: unknown command {snippet!r} (not defined here, not a known cmdlet)")
+        elif node.type == "command":
+            errors.extend(check_native(source, node))
+
+    for number, mode in hinf_modes(text):
+        if mode != "128":
+            errors.append(f"line {number}: InstallHinfSection mode {mode}: use 128 (the INF's folder as source, never reboot; the scripts say when)")
+    if re.search(r"ConfirmImpact\s*=\s*'High'", text):
+        errors.append("ConfirmImpact = 'High' prompts before every change in an unattended run; use 'Medium' (document -Confirm)")
 
     if name.lower() not in SHARED_FILES:
         if not re.search(r"(?m)^#Requires -Version 5\.1\s*$", text):
@@ -121,9 +241,24 @@ def check_script(name: str, source: bytes, functions: set[str]) -> list[str]:
     return errors
 
 
-def check_all(sources: dict[str, bytes]) -> dict[str, list[str]]:
+def check_inf_comments(inf_text: str) -> list[str]:
+    """The INF's install comments must name the mode the scripts use."""
+    errors = []
+    modes = hinf_modes(inf_text)
+    if not modes:
+        errors.append("the INF's comments name no InstallHinfSection mode (they should say 128, as the scripts use)")
+    for number, mode in modes:
+        if mode != "128":
+            errors.append(f"line {number}: the INF's comment says InstallHinfSection mode {mode}; the scripts use 128")
+    return errors
+
+
+def check_all(sources: dict[str, bytes], inf_text: str | None = None) -> dict[str, list[str]]:
     functions = defined_functions(sources)
-    return {name: check_script(name, source, functions) for name, source in sources.items()}
+    results = {name: check_script(name, source, functions) for name, source in sources.items()}
+    if inf_text is not None:
+        results["dumpcrypt.inx"] = check_inf_comments(inf_text)
+    return results
 
 
 MUTATIONS = [
@@ -139,10 +274,22 @@ MUTATIONS = [
     ("no SupportsShouldProcess", "Uninstall-DumpCrypt.ps1", lambda s: s.replace("SupportsShouldProcess = $true", "PositionalBinding = $true", 1)),
     ("no .EXAMPLE", "Get-DumpCryptStatus.ps1", lambda s: s.replace(".EXAMPLE", ".NOTES", 1)),
     ("no failure exit", "Test-CrashDump.ps1", lambda s: re.sub(r"(?m)^(\s*)exit 1\s*$", r"\1exit 0", s)),
+    ("& exe 2>&1 under Stop", "Test-CrashDump.ps1", lambda s: s.replace("& $NotMyFaultPath /crash\n", "& $NotMyFaultPath /crash 2>&1\n", 1)),
+    ("native exit code never read", "Test-CrashDump.ps1", lambda s: s.replace("$crashExit = $LASTEXITCODE", "$crashExit = 0", 1)),
+    ("Invoke-Native | Out-Null", "Test-CrashDump.ps1", lambda s: s.replace("$reset = Invoke-Native 'verifier.exe' @('/reset')", "Invoke-Native 'verifier.exe' @('/reset') | Out-Null", 1)),
+    ("ExitCode never examined", "Test-Hibernate.ps1", lambda s: re.sub(r"\n\s*if \(\$result\.ExitCode -ne 0\) \{\n\s*throw \(\"shutdown[^\n]*\n\s*\}", "", s, count=1)),
+    ("Start-Process without -PassThru", "Install-DumpCrypt.ps1", lambda s: s.replace("-Wait -PassThru", "-Wait", 1)),
+    ("stderr redirect outside Invoke-Native", "Get-DumpCryptStatus.ps1", lambda s: s.replace("$show = Invoke-Native $exe @('config', '--show')", "$show = & $exe config --show 2>&1; $x = $LASTEXITCODE", 1)),
+    ("ConfirmImpact High", "Uninstall-DumpCrypt.ps1", lambda s: s.replace("ConfirmImpact = 'Medium'", "ConfirmImpact = 'High'", 1)),
+    ("InstallHinfSection 132", "Install-DumpCrypt.ps1", lambda s: s.replace("$section, '128'", "$section, '132'", 1)),
+]
+
+INF_MUTATIONS = [
+    ("INF comment says 132", lambda t: t.replace("DefaultInstall.NTamd64 128", "DefaultInstall.NTamd64 132", 1)),
 ]
 
 
-def self_test(sources: dict[str, bytes]) -> int:
+def self_test(sources: dict[str, bytes], inf_text: str | None = None) -> int:
     failures = 0
     for description, file_name, mutate in MUTATIONS:
         if file_name not in sources:
@@ -163,7 +310,22 @@ def self_test(sources: dict[str, bytes]) -> int:
         else:
             print(f"FAIL: accepted a broken script ({description})", file=sys.stderr)
             failures += 1
-    print(f"self-test: {len(MUTATIONS) - failures} of {len(MUTATIONS)} broken copies rejected")
+    total = len(MUTATIONS)
+    if inf_text is not None:
+        for description, mutate in INF_MUTATIONS:
+            total += 1
+            broken = mutate(inf_text)
+            if broken == inf_text:
+                print(f"self-test: mutation {description!r} did not change the INF (update the test)", file=sys.stderr)
+                failures += 1
+                continue
+            errors = check_inf_comments(broken)
+            if errors:
+                print(f"ok: rejected {description}: {errors[0]}")
+            else:
+                print(f"FAIL: accepted a broken INF comment ({description})", file=sys.stderr)
+                failures += 1
+    print(f"self-test: {total - failures} of {total} broken copies rejected")
     return 1 if failures else 0
 
 
@@ -171,13 +333,15 @@ def main() -> int:
     argument_parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     argument_parser.add_argument("scripts", type=Path, nargs="+", help="the .ps1 files")
     argument_parser.add_argument("--self-test", action="store_true", help="also check that broken copies are rejected")
+    argument_parser.add_argument("--inf", type=Path, help="the INF whose install comments must agree with the scripts")
     args = argument_parser.parse_args()
     if tree_sitter is None:
         print("error: the tree-sitter PowerShell parser is not installed (pip install tree-sitter tree-sitter-powershell)", file=sys.stderr)
         return 2
 
     sources = {path.name: path.read_bytes() for path in args.scripts}
-    results = check_all(sources)
+    inf_text = args.inf.read_text(encoding="ascii") if args.inf else None
+    results = check_all(sources, inf_text)
     failed = 0
     for name, errors in results.items():
         for message in errors:
@@ -189,7 +353,7 @@ def main() -> int:
     if failed:
         return 1
     if args.self_test:
-        return self_test(sources)
+        return self_test(sources, inf_text)
     return 0
 
 

@@ -5,9 +5,10 @@
 
 .DESCRIPTION
     Names of the driver, its service and registry keys; reading and writing the DumpFilters
-    value without losing other entries; finding the installed driver package; listing the
-    loaded kernel modules (dump_ and hiber_ copies included); running native tools with their
-    exit codes checked. Windows PowerShell 5.1 compatible.
+    value without losing other entries; finding the installed driver package and
+    dumpcrypt.exe; listing the loaded kernel modules (dump_ and hiber_ copies included);
+    running native tools so that their exit codes are always examined. Windows PowerShell
+    5.1 compatible.
 #>
 
 Set-StrictMode -Version 2.0
@@ -78,18 +79,68 @@ function Test-SameEntries {
 function Invoke-Native {
     <#
     .SYNOPSIS
-        Runs a native program, returns its output lines and exit code; never throws on a
-        non-zero exit code (the caller decides).
+        Runs a native program and returns its output lines and exit code; never throws on a
+        non-zero exit code or on a line written to standard error (the caller decides).
+    .DESCRIPTION
+        The scripts run with $ErrorActionPreference = 'Stop'. Under it, Windows PowerShell 5.1
+        turns the first line a native program writes to standard error, when redirected with
+        2>&1, into a terminating error, before the exit code can be read. Here the preference
+        is 'Continue' (local to this function), so every line is collected and the exit code
+        (3010, verifier's, pnputil's) always reaches the caller. A program that cannot be
+        found is an error.
     #>
     param(
         [Parameter(Mandatory = $true)][string]$FilePath,
         [string[]]$ArgumentList = @()
     )
-    $output = & $FilePath @ArgumentList 2>&1 | ForEach-Object { "$_" }
+    $command = Get-Command -Name $FilePath -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
+    if ($null -eq $command) {
+        throw "$FilePath was not found (not on PATH, and no such file)."
+    }
+    $ErrorActionPreference = 'Continue'
+    # PowerShell 7.3+: a non-zero exit code must not become an error either.
+    $PSNativeCommandUseErrorActionPreference = $false
+    $output = & $command.Source @ArgumentList 2>&1 | ForEach-Object { "$_" }
+    $exitCode = $LASTEXITCODE
     return New-Object PSObject -Property @{
-        ExitCode = $LASTEXITCODE
+        ExitCode = $exitCode
         Output   = @($output)
     }
+}
+
+function Find-DumpCryptExe {
+    <#
+    .SYNOPSIS
+        The path of dumpcrypt.exe: the one given, else the package folder's, else the one
+        beside these scripts or one folder up, else the one on PATH; $null when there is none.
+    .DESCRIPTION
+        The scripts check a configuration with `dumpcrypt.exe config`, the driver's own parser,
+        instead of repeating its rules. The package built by the Windows workflow ships
+        dumpcrypt.exe beside dumpcrypt.sys.
+    #>
+    param([string]$Path, [string]$PackagePath)
+    if ($Path) {
+        if (-not (Test-Path -LiteralPath $Path -PathType Leaf)) {
+            throw "dumpcrypt.exe not found at '$Path'."
+        }
+        return (Resolve-Path -LiteralPath $Path).ProviderPath
+    }
+    $candidates = @()
+    if ($PackagePath) {
+        $candidates += (Join-Path $PackagePath 'dumpcrypt.exe')
+    }
+    $candidates += (Join-Path $PSScriptRoot 'dumpcrypt.exe')
+    $candidates += (Join-Path (Split-Path -Parent $PSScriptRoot) 'dumpcrypt.exe')
+    foreach ($candidate in $candidates) {
+        if (Test-Path -LiteralPath $candidate -PathType Leaf) {
+            return (Resolve-Path -LiteralPath $candidate).ProviderPath
+        }
+    }
+    $onPath = Get-Command -Name 'dumpcrypt.exe' -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
+    if ($null -ne $onPath) {
+        return $onPath.Source
+    }
+    return $null
 }
 
 function Find-DumpCryptPackage {

@@ -9,7 +9,9 @@
       * registration: the DumpFilters entries, that dumpcrypt.sys is there exactly once, the
         image in System32\drivers (and its signature), the service entry, the driver package;
       * configuration: every Parameters value, the policies by name; the key never, only its
-        length and a SHA-256 fingerprint prefix; whether the values pass the driver's rules;
+        length and a SHA-256 fingerprint prefix; whether the values pass the driver's rules,
+        as `dumpcrypt.exe config --show` judges them (the driver's own parser; the script
+        keeps no copy of the rules);
       * load state: whether dump_dumpcrypt.sys (the crash dump stack's copy) is loaded, from
         the kernel's module list (EnumDeviceDrivers); hiber_dumpcrypt.sys appears there only
         while a hibernation is in progress. dump_ copies are not services: driverquery and
@@ -18,6 +20,10 @@
 
 .PARAMETER AsObject
     Also emits the status as one object, for scripts.
+
+.PARAMETER DumpCryptPath
+    dumpcrypt.exe, which judges the configuration. Default: the one beside this script or one
+    folder up, else the one on PATH.
 
 .PARAMETER WhatIf
     Accepted for uniformity with the other scripts; this script changes nothing.
@@ -31,9 +37,11 @@
     configuration) or the status could not be read. Run elevated: the kernel module list
     needs it.
 #>
-[CmdletBinding(SupportsShouldProcess = $true)]
+[CmdletBinding(SupportsShouldProcess = $true, ConfirmImpact = 'Low')]
 param(
-    [switch]$AsObject
+    [switch]$AsObject,
+
+    [string]$DumpCryptPath
 )
 
 $ErrorActionPreference = 'Stop'
@@ -86,46 +94,24 @@ try {
         $crash = Get-DwordParameter 'CrashDumpPolicy'
         $hiber = Get-DwordParameter 'HibernationPolicy'
         Write-Result INFO ('Crash dump: {0}; hibernation: {1}' -f (Get-PolicyName $crash), (Get-PolicyName $hiber))
-        $parameters = Get-Item -LiteralPath $script:ParametersPath
-        $key = $parameters.GetValue('Key', $null)
-        $unit = $parameters.GetValue('DataUnitSize', $null)
-        $start = $parameters.GetValue('EncryptedAreaStart', $null)
-        $end = $parameters.GetValue('EncryptedAreaEnd', $null)
-        $tweak = $parameters.GetValue('TweakBase', $null)
-        $invalid = @()
-        foreach ($policy in @($crash, $hiber)) {
-            if (($null -ne $policy) -and ($policy -notin 0, 1, 2)) {
-                $invalid += "unknown policy $policy"
-            }
-        }
-        if ((($crash -eq 1) -or ($hiber -eq 1)) -and ($null -eq $key)) {
-            $invalid += 'a policy is encrypt but there is no Key'
-        }
-        if ($null -ne $key) {
-            $bytes = [byte[]]$key
-            if ($bytes.Length -ne 64) {
-                $invalid += "Key has $($bytes.Length) bytes, not 64"
-            } elseif ([Convert]::ToBase64String($bytes, 0, 32) -eq [Convert]::ToBase64String($bytes, 32, 32)) {
-                $invalid += 'the two key halves are equal'
-            }
-        }
-        if (($null -ne $unit) -and ($unit -notin 512, 4096)) {
-            $invalid += "DataUnitSize $unit is not 512 or 4096"
-        }
-        if (($null -eq $start) -ne ($null -eq $end)) {
-            $invalid += 'only one of EncryptedAreaStart and EncryptedAreaEnd is set'
-        } elseif (($null -ne $start) -and ([UInt64]([BitConverter]::ToUInt64([BitConverter]::GetBytes([Int64]$start), 0)) -ge
-                [UInt64]([BitConverter]::ToUInt64([BitConverter]::GetBytes([Int64]$end), 0)))) {
-            $invalid += 'EncryptedAreaStart is not below EncryptedAreaEnd'
-        }
-        if (($null -ne $tweak) -and ($tweak -notin 0, 1)) {
-            $invalid += "TweakBase $tweak is not 0 or 1"
-        }
-        if ($invalid.Count -gt 0) {
-            Write-Result FAIL ('Invalid configuration, DriverEntry will fail and Windows will write no dump: {0}' -f ($invalid -join '; '))
-            $problems += $invalid
+        $exe = Find-DumpCryptExe -Path $DumpCryptPath
+        if ($null -eq $exe) {
+            Write-Result WARN ('dumpcrypt.exe was not found (beside this script, PATH): the configuration is not checked ' +
+                'against the driver''s rules. Give -DumpCryptPath.')
         } else {
-            Write-Result PASS 'The configuration passes the driver''s rules.'
+            $show = Invoke-Native $exe @('config', '--show')
+            foreach ($line in $show.Output) {
+                Write-Result INFO "  $line"
+            }
+            if ($show.ExitCode -eq 0) {
+                Write-Result PASS 'The configuration passes the driver''s rules (dumpcrypt.exe config --show).'
+            } elseif ($show.ExitCode -eq 1 -and (($show.Output -join "`n") -match 'INVALID: (.*)')) {
+                Write-Result FAIL ('Invalid configuration, DriverEntry will fail and Windows will write no dump: {0}' -f $Matches[1])
+                $problems += $Matches[1]
+            } else {
+                Write-Result FAIL ('dumpcrypt.exe config --show failed with exit code {0}: {1}' -f $show.ExitCode, ($show.Output -join ' '))
+                $problems += 'configuration unreadable'
+            }
         }
         $acl = Get-Acl -LiteralPath $script:ParametersPath
         $readers = @($acl.Access | ForEach-Object { $_.IdentityReference.Value } | Sort-Object -Unique)

@@ -17,9 +17,11 @@
 
     With any configuration parameter, writes the configuration into
     HKLM\SYSTEM\CurrentControlSet\Services\dumpcrypt\Parameters and restricts that key to
-    SYSTEM and Administrators. Values not given are left as they are. The configuration is
-    validated first with the driver's rules: an invalid one would make the filter's
-    DriverEntry fail, and then Windows writes no crash dump at all.
+    SYSTEM and Administrators. Values not given are left as they are (-Replace: set back to
+    their defaults). The configuration is checked before anything is installed or written,
+    by `dumpcrypt.exe config` (shipped in the package), which validates it with the driver's
+    own parser: an invalid configuration would make the filter's DriverEntry fail, and then
+    Windows writes no crash dump at all. The script keeps no copy of those rules.
 
     Running it again is safe: the INF appends dumpcrypt.sys only when it is missing.
     The filter takes effect after a reboot (the crash dump stack loads its filters at boot).
@@ -44,7 +46,7 @@
 .PARAMETER KeyFile
     A file of exactly 64 bytes: the XTS-AES-256 data key followed by the tweak key (the
     halves must differ). `dumpcrypt keygen` makes one. Required when a policy is Encrypt
-    and no key is configured yet.
+    and no key is configured yet. dumpcrypt.exe reads it; the script never does.
 
 .PARAMETER DataUnitSize
     512 or 4096 bytes.
@@ -56,7 +58,16 @@
     End of the encrypted byte range (exclusive). Give both bounds or neither.
 
 .PARAMETER TweakBase
-    PartitionRelative (0) or DiskAbsolute (1).
+    Partition (partition-relative, TweakBase 0) or Disk (disk-absolute, TweakBase 1): the
+    spelling of `dumpcrypt config --tweak-base`.
+
+.PARAMETER Replace
+    Configuration values not given go back to their defaults instead of keeping their
+    current values (use it to replace a configuration the driver would refuse).
+
+.PARAMETER DumpCryptPath
+    dumpcrypt.exe, which checks and writes the configuration. Default: the package folder's,
+    else the one beside this script or one folder up, else the one on PATH.
 
 .EXAMPLE
     .\Install-DumpCrypt.ps1 -PackagePath C:\dumpcrypt_package -ImportTestCertificate
@@ -68,9 +79,11 @@
     .\Install-DumpCrypt.ps1 -PackagePath C:\dumpcrypt_package -WhatIf
 
 .NOTES
-    Exit code 0 on success, 1 on failure. Needs an elevated, 64-bit PowerShell.
+    Exit code 0 on success, 1 on failure. Needs an elevated, 64-bit PowerShell. It asks for
+    no confirmation (ConfirmImpact Medium); -Confirm asks before each change, and
+    -Confirm:$false keeps a session whose $ConfirmPreference is Medium or lower unattended.
 #>
-[CmdletBinding(SupportsShouldProcess = $true, ConfirmImpact = 'High')]
+[CmdletBinding(SupportsShouldProcess = $true, ConfirmImpact = 'Medium')]
 param(
     [Parameter(Mandatory = $true)]
     [string]$PackagePath,
@@ -92,14 +105,16 @@ param(
 
     [Nullable[UInt64]]$EncryptedAreaEnd,
 
-    [ValidateSet('PartitionRelative', 'DiskAbsolute')]
-    [string]$TweakBase
+    [ValidateSet('Partition', 'Disk')]
+    [string]$TweakBase,
+
+    [switch]$Replace,
+
+    [string]$DumpCryptPath
 )
 
 $ErrorActionPreference = 'Stop'
 . (Join-Path $PSScriptRoot 'DumpCryptCommon.ps1')
-
-$PolicyValues = @{ Passthrough = 0; Encrypt = 1; Refuse = 2 }
 
 function Get-InfArchitecture {
     if (-not [Environment]::Is64BitOperatingSystem) {
@@ -115,62 +130,52 @@ function Get-InfArchitecture {
     }
 }
 
-function Read-KeyFile {
-    param([string]$Path)
-    if (-not (Test-Path -LiteralPath $Path -PathType Leaf)) {
-        throw "Key file '$Path' does not exist."
-    }
-    $bytes = [IO.File]::ReadAllBytes((Resolve-Path -LiteralPath $Path).ProviderPath)
-    if ($bytes.Length -ne 64) {
-        throw "Key file '$Path' holds $($bytes.Length) bytes; an XTS-AES-256 key is exactly 64 (data key, then tweak key)."
-    }
-    $same = $true
-    for ($i = 0; $i -lt 32; $i++) {
-        if ($bytes[$i] -ne $bytes[$i + 32]) {
-            $same = $false
-            break
-        }
-    }
-    if ($same) {
-        throw "Key file '$Path': the data key and the tweak key (the two 32-byte halves) are equal, which XTS forbids."
-    }
-    return ,$bytes
-}
-
 function Test-ConfigurationRequested {
     # The script's parameters (a function's own $PSBoundParameters would be empty here).
     return [bool]($CrashDumpPolicy -or $HibernationPolicy -or $KeyFile -or $DataUnitSize -or
-        ($null -ne $EncryptedAreaStart) -or ($null -ne $EncryptedAreaEnd) -or $TweakBase)
+        ($null -ne $EncryptedAreaStart) -or ($null -ne $EncryptedAreaEnd) -or $TweakBase -or $Replace)
 }
 
-function Assert-Configuration {
-    <# Checks the configuration as it will be after this run, before anything is written. #>
-    param([byte[]]$NewKey)
+function Get-ConfigArguments {
+    <# The arguments of `dumpcrypt.exe config` for the values given (all of them with -Replace). #>
+    $arguments = @('config')
+    if (-not $Replace) {
+        $arguments += '--update'
+    }
     if (($null -eq $EncryptedAreaStart) -ne ($null -eq $EncryptedAreaEnd)) {
         throw 'Give both -EncryptedAreaStart and -EncryptedAreaEnd, or neither.'
     }
-    if (($null -ne $EncryptedAreaStart) -and ($EncryptedAreaStart -ge $EncryptedAreaEnd)) {
-        throw "The encrypted area is empty: start $EncryptedAreaStart must be below end $EncryptedAreaEnd."
+    if ($CrashDumpPolicy) {
+        $arguments += @('--crash-policy', $CrashDumpPolicy.ToLowerInvariant())
     }
-    $unit = if ($DataUnitSize) { $DataUnitSize } else { Get-DwordParameter 'DataUnitSize' }
-    if ($null -eq $unit) {
-        $unit = 512
+    if ($HibernationPolicy) {
+        $arguments += @('--hibernation-policy', $HibernationPolicy.ToLowerInvariant())
     }
-    if (($null -ne $EncryptedAreaStart) -and (($EncryptedAreaStart % $unit) -ne 0 -or ($EncryptedAreaEnd % $unit) -ne 0)) {
-        Write-Result WARN "The encrypted area bounds are not multiples of the data unit ($unit bytes); check that the driver accepts them."
+    if ($KeyFile) {
+        $arguments += @('--key', $KeyFile)
     }
-    $crash = if ($CrashDumpPolicy) { $PolicyValues[$CrashDumpPolicy] } else { Get-DwordParameter 'CrashDumpPolicy' }
-    $hiber = if ($HibernationPolicy) { $PolicyValues[$HibernationPolicy] } else { Get-DwordParameter 'HibernationPolicy' }
-    $existingKey = $null
-    if (Test-Path -LiteralPath $script:ParametersPath) {
-        $existingKey = (Get-Item -LiteralPath $script:ParametersPath).GetValue('Key', $null)
+    if ($DataUnitSize) {
+        $arguments += @('--data-unit', [string]$DataUnitSize)
     }
-    if ((($crash -eq 1) -or ($hiber -eq 1)) -and ($null -eq $NewKey) -and ($null -eq $existingKey)) {
-        throw 'A policy is Encrypt but no key is configured: give -KeyFile (64 bytes; `dumpcrypt keygen` makes one).'
+    if ($null -ne $EncryptedAreaStart) {
+        $arguments += @('--area', ('{0}..{1}' -f $EncryptedAreaStart, $EncryptedAreaEnd))
     }
-    if ($hiber -eq 1) {
-        Write-Result WARN ('HibernationPolicy is Encrypt: resume works only with a pre-boot component that decrypts ' +
-            'what the boot loader reads. Without one, resume fails and Windows boots fresh, losing the session.')
+    if ($TweakBase) {
+        $arguments += @('--tweak-base', $TweakBase.ToLowerInvariant())
+    }
+    return ,$arguments
+}
+
+function Invoke-DumpCryptConfig {
+    <# Runs dumpcrypt.exe config; shows its lines; throws with them when it refuses. #>
+    param([string]$Exe, [string[]]$Arguments, [string]$What)
+    $result = Invoke-Native $Exe $Arguments
+    foreach ($line in $result.Output) {
+        Write-Result INFO "  $line"
+    }
+    if ($result.ExitCode -ne 0) {
+        throw ("dumpcrypt.exe config refused the configuration ({0}, exit code {1}); nothing was {2}." -f
+            ($result.Output -join ' '), $result.ExitCode, $What)
     }
 }
 
@@ -237,12 +242,18 @@ try {
     }
     $infPath = Join-Path $package 'dumpcrypt.inf'
 
-    $newKey = $null
-    if ($KeyFile) {
-        $newKey = Read-KeyFile $KeyFile
-    }
+    $configArguments = $null
+    $exe = $null
     if (Test-ConfigurationRequested) {
-        Assert-Configuration -NewKey $newKey
+        $exe = Find-DumpCryptExe -Path $DumpCryptPath -PackagePath $package
+        if ($null -eq $exe) {
+            throw ('dumpcrypt.exe was not found (package folder, beside this script, PATH): it checks the ' +
+                'configuration with the driver''s rules. Give -DumpCryptPath, or build it (docs\windows.md).')
+        }
+        $configArguments = Get-ConfigArguments
+        # Checked before anything is installed: without --apply, config only validates.
+        Write-Result INFO "Checking the configuration with $exe :"
+        Invoke-DumpCryptConfig -Exe $exe -Arguments $configArguments -What 'installed or written'
     }
 
     if ($ImportTestCertificate) {
@@ -303,35 +314,8 @@ try {
                 New-Item -Path $script:ParametersPath -Force | Out-Null
             }
             Set-ParametersSecurity
-            if ($CrashDumpPolicy) {
-                Set-ItemProperty -LiteralPath $script:ParametersPath -Name 'CrashDumpPolicy' -Value $PolicyValues[$CrashDumpPolicy] -Type DWord
-            }
-            if ($HibernationPolicy) {
-                Set-ItemProperty -LiteralPath $script:ParametersPath -Name 'HibernationPolicy' -Value $PolicyValues[$HibernationPolicy] -Type DWord
-            }
-            if ($DataUnitSize) {
-                Set-ItemProperty -LiteralPath $script:ParametersPath -Name 'DataUnitSize' -Value $DataUnitSize -Type DWord
-            }
-            if ($null -ne $EncryptedAreaStart) {
-                # QWORD values are written as signed 64-bit; the bits are what the driver reads.
-                $startBits = [BitConverter]::ToInt64([BitConverter]::GetBytes([UInt64]$EncryptedAreaStart), 0)
-                $endBits = [BitConverter]::ToInt64([BitConverter]::GetBytes([UInt64]$EncryptedAreaEnd), 0)
-                Set-ItemProperty -LiteralPath $script:ParametersPath -Name 'EncryptedAreaStart' -Value $startBits -Type QWord
-                Set-ItemProperty -LiteralPath $script:ParametersPath -Name 'EncryptedAreaEnd' -Value $endBits -Type QWord
-            }
-            if ($TweakBase) {
-                $tweakValue = if ($TweakBase -eq 'DiskAbsolute') { 1 } else { 0 }
-                Set-ItemProperty -LiteralPath $script:ParametersPath -Name 'TweakBase' -Value $tweakValue -Type DWord
-            }
-            if ($null -ne $newKey) {
-                Set-ItemProperty -LiteralPath $script:ParametersPath -Name 'Key' -Value ([byte[]]$newKey) -Type Binary
-                [Array]::Clear($newKey, 0, $newKey.Length)
-            }
-            Write-Result PASS 'Configuration written (Parameters readable by SYSTEM and Administrators only):'
-            $config = Get-DumpCryptConfiguration
-            foreach ($entry in $config.GetEnumerator()) {
-                Write-Result INFO ('  {0} = {1}' -f $entry.Key, $entry.Value)
-            }
+            Invoke-DumpCryptConfig -Exe $exe -Arguments ($configArguments + '--apply') -What 'written'
+            Write-Result PASS 'Configuration written (Parameters readable by SYSTEM and Administrators only).'
         }
     }
 

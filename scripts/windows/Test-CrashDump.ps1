@@ -10,12 +10,22 @@
     -Phase Before
       1. checks that this boot has test signing on and that dumpcrypt is registered;
       2. sets a kernel memory dump (CrashDumpEnabled = 2) to %SystemRoot%\MEMORY.DMP,
-         overwriting, rebooting automatically, and kept even when disk space is low;
+         overwriting, and kept even when disk space is low. With the crash dump policy
+         passthrough or refuse it reboots automatically after the crash (AutoReboot = 1).
+         With encrypt it must not lose the dump it tests (docs/recovery.md): Windows cannot
+         recognise an encrypted dump at the next boot and would reuse the page file it lies
+         in, so the dump goes to a dedicated dump file (DedicatedDumpFile =
+         %SystemDrive%\dumpcrypt-dedicated.dmp, DumpFileSize = the memory size + 256 MB),
+         which nothing else writes to, and the machine stops at the bug check screen
+         (AutoReboot = 0): power the VM off and take a raw image of its disk before it
+         boots again;
       3. enables Driver Verifier (standard flags) on dumpcrypt.sys;
       4. if anything of 2-3 changed, or the crash dump stack has not loaded dump_dumpcrypt.sys
          yet, stops here with exit code 3010: these take effect at boot. Reboot (or pass
          -Reboot) and run -Phase Before again;
-      5. records the time, the configuration and the boot time under %ProgramData%\dumpcrypt-test
+      5. with encrypt, records where the dedicated dump file lies (fsutil file queryExtents)
+         and where its partition starts, for the recovery;
+      6. records the time, the configuration and the boot time under %ProgramData%\dumpcrypt-test
          and crashes the machine: notmyfault64.exe /crash (bug check 0xD1 from myfault.sys).
 
     -Phase After (after the machine rebooted)
@@ -26,13 +36,15 @@
         starts with the 'PAGE' 'DU64' signatures (offsets 0 and 4);
       * with encrypt: the dump's blocks inside the encrypted area reached the disk as
         ciphertext, so Windows cannot recognise the dump at boot and, unless a disk-encryption
-        product decrypts it on the way back, no readable MEMORY.DMP appears. The script says
-        how to recover it offline: take a raw image of the VM's disk and run
-        `dumpcrypt find-dump` and `dumpcrypt decrypt` on it with the key;
+        product decrypts it on the way back, no readable MEMORY.DMP appears. The dump stays
+        in the dedicated dump file; the script shows the extents and the partition offset
+        recorded before the crash, and the commands that recover it from the disk image
+        taken while the VM was off (docs/recovery.md);
       * with refuse: no new dump was written;
       * Driver Verifier raised nothing against dumpcrypt (`verifier /query`, and the bug check
         above), and volmgr logged no crash dump initialization failure.
-    With -Cleanup, After also turns Driver Verifier off again if Before turned it on.
+    With -Cleanup, After also turns Driver Verifier off again if Before turned it on, and puts
+    back the crash dump settings (DedicatedDumpFile, DumpFileSize, AutoReboot) Before changed.
 
 .PARAMETER Phase
     Before or After.
@@ -48,7 +60,8 @@
     Before: reboot by itself when settings need a reboot to take effect.
 
 .PARAMETER Cleanup
-    After: turn Driver Verifier off if Before turned it on.
+    After: turn Driver Verifier off if Before turned it on, and restore the crash dump
+    settings Before changed.
 
 .EXAMPLE
     .\Test-CrashDump.ps1 -Phase Before -NotMyFaultPath C:\Tools\notmyfault64.exe -Reboot
@@ -57,9 +70,12 @@
     .\Test-CrashDump.ps1 -Phase After -Cleanup
 
 .NOTES
-    Exit codes: 0 passed, 1 failed, 3010 (Before) reboot needed first.
+    Exit codes: 0 passed, 1 failed, 3010 (Before) reboot needed first. It asks for no
+    confirmation (ConfirmImpact Medium), so that it runs unattended; -Confirm asks before
+    each change, -Confirm:$false keeps a session whose $ConfirmPreference is Medium or lower
+    unattended. -WhatIf shows what it would change, and does not crash the machine.
 #>
-[CmdletBinding(SupportsShouldProcess = $true, ConfirmImpact = 'High')]
+[CmdletBinding(SupportsShouldProcess = $true, ConfirmImpact = 'Medium')]
 param(
     [Parameter(Mandatory = $true)]
     [ValidateSet('Before', 'After')]
@@ -78,6 +94,8 @@ $ErrorActionPreference = 'Stop'
 . (Join-Path $PSScriptRoot 'DumpCryptCommon.ps1')
 
 $StateFile = 'crash-state.json'
+$CrashControlStateFile = 'crashcontrol-before.json'
+$DedicatedDumpFile = Join-Path $env:SystemDrive 'dumpcrypt-dedicated.dmp'
 $MemoryManagementPath = 'HKLM:\SYSTEM\CurrentControlSet\Control\Session Manager\Memory Management'
 $VerifierBugChecks = @(0xC1, 0xC4, 0xC9, 0xD6, 0xE6)
 
@@ -100,6 +118,53 @@ function Set-RegistryDword {
         Set-ItemProperty -LiteralPath $Path -Name $Name -Value $Value -Type DWord
     }
     return $true
+}
+
+function Set-RegistryString {
+    <# Sets a REG_SZ; returns $true when it changed. #>
+    param([string]$Path, [string]$Name, [string]$Value)
+    $current = (Get-Item -LiteralPath $Path).GetValue($Name, $null, 'DoNotExpandEnvironmentNames')
+    if (($null -ne $current) -and ("$current" -ieq $Value)) {
+        return $false
+    }
+    if ($PSCmdlet.ShouldProcess("$Path\$Name", "Set to $Value")) {
+        Set-ItemProperty -LiteralPath $Path -Name $Name -Value $Value -Type String
+    }
+    return $true
+}
+
+function Save-CrashControlBefore {
+    <# The crash dump settings this test may change, as they were, saved once (for -Cleanup). #>
+    if ($null -ne (Read-TestState $CrashControlStateFile)) {
+        return
+    }
+    $key = Get-Item -LiteralPath $script:CrashControlPath
+    $saved = @{}
+    foreach ($name in 'DedicatedDumpFile', 'DumpFileSize', 'AutoReboot') {
+        $saved[$name] = $key.GetValue($name, $null, 'DoNotExpandEnvironmentNames')
+    }
+    Save-TestState -Name $CrashControlStateFile -State $saved
+}
+
+function Restore-CrashControlBefore {
+    $saved = Read-TestState $CrashControlStateFile
+    if ($null -eq $saved) {
+        return
+    }
+    foreach ($name in 'DedicatedDumpFile', 'DumpFileSize', 'AutoReboot') {
+        $value = $saved.$name
+        if ($PSCmdlet.ShouldProcess("CrashControl\$name", "Restore to $(if ($null -eq $value) { '(absent)' } else { $value })")) {
+            if ($null -eq $value) {
+                Remove-ItemProperty -LiteralPath $script:CrashControlPath -Name $name -ErrorAction SilentlyContinue
+            } elseif ($name -eq 'DedicatedDumpFile') {
+                Set-ItemProperty -LiteralPath $script:CrashControlPath -Name $name -Value ([string]$value) -Type String
+            } else {
+                Set-ItemProperty -LiteralPath $script:CrashControlPath -Name $name -Value ([int]$value) -Type DWord
+            }
+        }
+    }
+    Remove-Item -LiteralPath (Join-Path $script:StatePath $CrashControlStateFile) -Force
+    Write-Result INFO 'Crash dump settings restored (DedicatedDumpFile, DumpFileSize, AutoReboot); they take effect at boot.'
 }
 
 function Get-DumpFilePath {
@@ -179,10 +244,29 @@ function Invoke-Before {
     }
     Write-Result PASS ('DumpFilters: {0}' -f ($filters -join ', '))
 
+    $crashPolicy = Get-DwordParameter 'CrashDumpPolicy'
+    $encrypt = ($crashPolicy -eq 1)
     $needsReboot = $false
-    foreach ($setting in @(@('CrashDumpEnabled', 2), @('Overwrite', 1), @('AutoReboot', 1), @('AlwaysKeepMemoryDump', 1))) {
+    Save-CrashControlBefore
+    # With encrypt the machine stops at the bug check screen: its disk is imaged before the
+    # next boot (docs/recovery.md).
+    $autoReboot = if ($encrypt) { 0 } else { 1 }
+    foreach ($setting in @(@('CrashDumpEnabled', 2), @('Overwrite', 1), @('AutoReboot', $autoReboot), @('AlwaysKeepMemoryDump', 1))) {
         if (Set-RegistryDword -Path $script:CrashControlPath -Name $setting[0] -Value $setting[1]) {
             Write-Result INFO ('CrashControl\{0} set to {1}.' -f $setting[0], $setting[1])
+            $needsReboot = $true
+        }
+    }
+    if ($encrypt) {
+        # A dedicated dump file: nothing else writes to it, so the encrypted dump survives
+        # the boot that cannot read it. Large enough for a kernel dump of all of memory.
+        $memoryMb = [int][Math]::Ceiling((Get-CimInstance -ClassName Win32_ComputerSystem).TotalPhysicalMemory / 1048576)
+        if (Set-RegistryString -Path $script:CrashControlPath -Name 'DedicatedDumpFile' -Value $DedicatedDumpFile) {
+            Write-Result INFO "CrashControl\DedicatedDumpFile set to $DedicatedDumpFile."
+            $needsReboot = $true
+        }
+        if (Set-RegistryDword -Path $script:CrashControlPath -Name 'DumpFileSize' -Value ($memoryMb + 256)) {
+            Write-Result INFO ('CrashControl\DumpFileSize set to {0} MB.' -f ($memoryMb + 256))
             $needsReboot = $true
         }
     }
@@ -223,7 +307,9 @@ function Invoke-Before {
         Write-Result PASS 'dump_dumpcrypt.sys is loaded.'
     }
     $query = Invoke-Native 'verifier.exe' @('/query')
-    if (($query.Output -join "`n") -match 'dumpcrypt') {
+    if ($query.ExitCode -ne 0) {
+        Write-Result WARN ('verifier /query failed with exit code {0}: {1}' -f $query.ExitCode, ($query.Output -join ' '))
+    } elseif (($query.Output -join "`n") -match 'dumpcrypt') {
         Write-Result PASS 'verifier /query lists dumpcrypt.'
     } elseif (-not $needsReboot) {
         Write-Result WARN ('verifier /query does not list dumpcrypt although it is set and loaded: Driver Verifier may ' +
@@ -238,22 +324,47 @@ function Invoke-Before {
         exit 3010
     }
 
-    $crashPolicy = Get-DwordParameter 'CrashDumpPolicy'
     $state = @{
         CrashTimeUtc     = (Get-Date).ToUniversalTime().ToString('o')
         BootTimeUtc      = (Get-CimInstance -ClassName Win32_OperatingSystem).LastBootUpTime.ToUniversalTime().ToString('o')
         CrashDumpPolicy  = $crashPolicy
         DumpFile         = Get-DumpFilePath
         ExpectedBugCheck = $ExpectedBugCheck
+        DedicatedDumpFile = $null
+        Extents          = @()
+        PartitionOffset  = $null
     }
     Write-Result INFO ('Crash dump policy: {0}' -f (Get-PolicyName $crashPolicy))
+    if ($encrypt) {
+        # Where the encrypted dump will lie, for the recovery from the disk image.
+        if (-not (Test-Path -LiteralPath $DedicatedDumpFile -PathType Leaf)) {
+            throw "$DedicatedDumpFile does not exist although DedicatedDumpFile names it: Windows creates it at boot; reboot and run -Phase Before again."
+        }
+        $extents = Invoke-Native 'fsutil.exe' @('file', 'queryExtents', $DedicatedDumpFile)
+        if ($extents.ExitCode -ne 0) {
+            throw ("fsutil file queryExtents {0} failed with exit code {1}: {2}" -f $DedicatedDumpFile, $extents.ExitCode, ($extents.Output -join ' '))
+        }
+        $drive = $env:SystemDrive.TrimEnd(':')
+        $partition = Get-Partition -DriveLetter $drive
+        $state.DedicatedDumpFile = $DedicatedDumpFile
+        $state.Extents = @($extents.Output | Where-Object { $_ -match '\S' })
+        $state.PartitionOffset = [UInt64]$partition.Offset
+        Write-Result INFO ('{0} lies at (fsutil file queryExtents; clusters):' -f $DedicatedDumpFile)
+        foreach ($line in $state.Extents) {
+            Write-Result INFO "  $line"
+        }
+        Write-Result INFO ('Its partition starts at byte {0} of the disk (dumpcrypt decrypt --partition-offset {0}).' -f $state.PartitionOffset)
+        Write-Result WARN ('After the crash the VM stops at the bug check screen (AutoReboot = 0). Power it off and take a raw ' +
+            'image of its disk BEFORE it boots again (docs\recovery.md); then boot it and run -Phase After.')
+    }
     if ($PSCmdlet.ShouldProcess('this computer', 'Crash it now with NotMyFault (bug check)')) {
         Save-TestState -Name $StateFile -State $state
         Write-Result INFO 'Crashing. After the reboot run: .\Test-CrashDump.ps1 -Phase After'
         Start-Sleep -Seconds 2
         & $NotMyFaultPath /crash
+        $crashExit = $LASTEXITCODE
         Start-Sleep -Seconds 60
-        throw 'NotMyFault returned and the machine is still running.'
+        throw "NotMyFault returned (exit code $crashExit) and the machine is still running."
     }
 }
 
@@ -330,13 +441,21 @@ function Invoke-After {
         1 {
             if ($fresh -and (Test-DumpHeader $dumpFile)) {
                 Write-Result WARN ("Encrypt: $dumpFile has a plaintext header. Expected only when a disk-encryption product " +
-                    'decrypts the page file on the way back or the encrypted area does not cover the header; otherwise the filter did not encrypt.')
+                    'decrypts the dump on the way back or the encrypted area does not cover the header; otherwise the filter did not encrypt.')
             } else {
                 Write-Result PASS 'Encrypt: Windows found no readable dump, as expected when the dump reached the disk as ciphertext.'
             }
-            Write-Result INFO ('To recover the dump: shut the VM down, take a raw image of its system disk (e.g. convert the ' +
-                'VHDX/qcow2 to raw), then on any machine run `dumpcrypt find-dump` on the image to locate the dump and ' +
-                '`dumpcrypt decrypt` with the same key, data unit, area and tweak base to get a readable MEMORY.DMP for WinDbg.')
+            if ($state.DedicatedDumpFile) {
+                Write-Result INFO ('The encrypted dump is in {0}, which lay at these clusters before the crash:' -f $state.DedicatedDumpFile)
+                foreach ($line in @($state.Extents)) {
+                    Write-Result INFO "  $line"
+                }
+                Write-Result INFO ('Its partition starts at byte {0} of the disk. From the disk image taken while the VM was off: ' -f $state.PartitionOffset +
+                    '`dumpcrypt decrypt --key KEY --in disk.raw --partition-offset OFFSET --range START..END --out - >> dump.bin` per ' +
+                    'extent (START = OFFSET + LCN x cluster size), then `dumpcrypt find-dump dump.bin --at 0 --extract MEMORY.DMP` (docs\recovery.md).')
+            } else {
+                Write-Result WARN 'No dedicated dump file was recorded before the crash: the dump may be lost (run -Phase Before again with encrypt set).'
+            }
         }
         2 {
             if ($fresh) {
@@ -354,7 +473,9 @@ function Invoke-After {
 
     $query = Invoke-Native 'verifier.exe' @('/query')
     $lines = @($query.Output | Where-Object { $_ -match 'dumpcrypt' })
-    if ($lines.Count -gt 0) {
+    if ($query.ExitCode -ne 0) {
+        Write-Result WARN ('verifier /query failed with exit code {0}: {1}' -f $query.ExitCode, ($query.Output -join ' '))
+    } elseif ($lines.Count -gt 0) {
         Write-Result INFO ('verifier /query: {0}' -f ($lines -join ' | '))
     } else {
         Write-Result INFO 'verifier /query does not list dumpcrypt in this boot.'
@@ -364,12 +485,19 @@ function Invoke-After {
         $verifierState = Read-TestState 'verifier.json'
         if ($null -ne $verifierState -and $verifierState.EnabledByTest) {
             if ($PSCmdlet.ShouldProcess('Driver Verifier', 'Reset (it was off before the test)')) {
-                Invoke-Native 'verifier.exe' @('/reset') | Out-Null
-                Write-Result INFO 'Driver Verifier reset; takes effect at the next boot.'
+                $reset = Invoke-Native 'verifier.exe' @('/reset')
+                # verifier returns 2 when the change takes effect at the next boot.
+                if ($reset.ExitCode -eq 0 -or $reset.ExitCode -eq 2) {
+                    Write-Result INFO 'Driver Verifier reset; takes effect at the next boot.'
+                } else {
+                    Write-Result FAIL ('verifier /reset failed with exit code {0}: {1}' -f $reset.ExitCode, ($reset.Output -join ' '))
+                    $failures++
+                }
             }
         } else {
             Write-Result INFO 'Driver Verifier was on before the test: left as it is.'
         }
+        Restore-CrashControlBefore
     }
 
     if ($failures -gt 0) {

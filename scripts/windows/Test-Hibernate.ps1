@@ -47,9 +47,11 @@
     .\Test-Hibernate.ps1 -Phase After
 
 .NOTES
-    Exit codes: 0 passed, 1 failed.
+    Exit codes: 0 passed, 1 failed. It asks for no confirmation (ConfirmImpact Medium), so
+    that it runs unattended; -Confirm asks before each change, -Confirm:$false keeps a
+    session whose $ConfirmPreference is Medium or lower unattended.
 #>
-[CmdletBinding(SupportsShouldProcess = $true, ConfirmImpact = 'High')]
+[CmdletBinding(SupportsShouldProcess = $true, ConfirmImpact = 'Medium')]
 param(
     [Parameter(Mandatory = $true)]
     [ValidateSet('Before', 'After')]

@@ -30,9 +30,11 @@
     .\Uninstall-DumpCrypt.ps1 -WhatIf
 
 .NOTES
-    Exit code 0 on success, 1 on failure. Needs an elevated, 64-bit PowerShell.
+    Exit code 0 on success, 1 on failure. Needs an elevated, 64-bit PowerShell. It asks for
+    no confirmation (ConfirmImpact Medium); -Confirm asks before each change, and
+    -Confirm:$false keeps a session whose $ConfirmPreference is Medium or lower unattended.
 #>
-[CmdletBinding(SupportsShouldProcess = $true, ConfirmImpact = 'High')]
+[CmdletBinding(SupportsShouldProcess = $true, ConfirmImpact = 'Medium')]
 param(
     [string]$PackagePath
 )
