@@ -410,6 +410,54 @@ mod tests {
         assert_eq!(reg_file(&settings.values()), expected);
     }
 
+    /// `config` as the command line gives it.
+    fn parse(args: &[&str]) -> Args {
+        #[derive(clap::Parser)]
+        struct Command {
+            #[command(flatten)]
+            args: Args,
+        }
+        let mut all = vec!["config"];
+        all.extend_from_slice(args);
+        <Command as clap::Parser>::try_parse_from(all).unwrap().args
+    }
+
+    #[test]
+    fn update_changes_only_what_is_given() {
+        let current = Settings {
+            crash_dump_policy: Policy::Encrypt,
+            hibernation_policy: Policy::Refuse,
+            key: Some(std::array::from_fn(|i| i as u8 ^ 0x55)),
+            data_unit: 4096,
+            area: Some(0x10_0000..0x20_0000),
+            tweak_base: TweakBase::Disk,
+        };
+        // Nothing given: the current configuration, key included.
+        let same = settings(&parse(&[]), Some(current.clone())).unwrap();
+        assert_eq!(same.values(), current.values());
+        // One value given: only it changes.
+        let changed = settings(
+            &parse(&["--tweak-base", "partition"]),
+            Some(current.clone()),
+        );
+        let changed = changed.unwrap();
+        assert_eq!(changed.tweak_base, TweakBase::Partition);
+        assert_eq!(changed.key, current.key);
+        assert_eq!(changed.area, current.area);
+        assert_eq!(changed.data_unit, 4096);
+        assert_eq!(changed.crash_dump_policy, Policy::Encrypt);
+        // The whole disk given explicitly clears a configured area.
+        let whole = settings(&parse(&["--area", "0..0xffffffffffffffff"]), Some(current));
+        assert_eq!(whole.unwrap().area, None);
+        // Without --update the defaults stand for what is not given.
+        let fresh = settings(&parse(&["--hibernation-policy", "refuse"]), None).unwrap();
+        assert_eq!(fresh.crash_dump_policy, Policy::Passthrough);
+        assert_eq!(fresh.hibernation_policy, Policy::Refuse);
+        assert_eq!(fresh.key, None);
+        assert_eq!(fresh.data_unit, 512);
+        assert_eq!(fresh.area, None);
+    }
+
     #[test]
     fn without_a_key_an_old_key_is_deleted() {
         let settings = Settings {
