@@ -163,7 +163,9 @@ function Restore-CrashControlBefore {
             }
         }
     }
-    Remove-Item -LiteralPath (Join-Path $script:StatePath $CrashControlStateFile) -Force
+    if (-not $WhatIfPreference) {
+        Remove-Item -LiteralPath (Join-Path $script:StatePath $CrashControlStateFile) -Force
+    }
     Write-Result INFO 'Crash dump settings restored (DedicatedDumpFile, DumpFileSize, AutoReboot); they take effect at boot.'
 }
 
@@ -247,7 +249,9 @@ function Invoke-Before {
     $crashPolicy = Get-DwordParameter 'CrashDumpPolicy'
     $encrypt = ($crashPolicy -eq 1)
     $needsReboot = $false
-    Save-CrashControlBefore
+    if (-not $WhatIfPreference) {
+        Save-CrashControlBefore
+    }
     # With encrypt the machine stops at the bug check screen: its disk is imaged before the
     # next boot (docs/recovery.md).
     $autoReboot = if ($encrypt) { 0 } else { 1 }
