@@ -146,25 +146,31 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     }
     if let Some(destination) = destination {
         rules.secret = settings.key.is_some();
+        let is_file = matches!(destination, output::Destination::File { .. });
         let output = Output::open(destination, &rules, &[])?;
         let name = output.name().to_string();
         output.write_all(reg_file(&values).as_bytes())?;
         output.commit()?;
-        let file_name = args
-            .reg_out
-            .as_deref()
-            .and_then(|path| path.file_name())
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        say(&format!(
-            "wrote {name}: import it on the target machine with `reg import {}` (as Administrator){}\n",
-            if to_stdout { "FILE" } else { &file_name },
-            if settings.key.is_some() {
-                "; it holds the key: delete it once imported"
-            } else {
-                ""
-            }
-        ));
+        let holds_key = if settings.key.is_some() {
+            "; it holds the key: delete it once imported"
+        } else {
+            ""
+        };
+        if is_file {
+            let file_name = args
+                .reg_out
+                .as_deref()
+                .and_then(|path| path.file_name())
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            say(&format!(
+                "wrote {name}: import it on the target machine with `reg import {file_name}` (as Administrator){holds_key}\n"
+            ));
+        } else {
+            say(&format!(
+                "wrote the .reg file to {name}: save it as a file and import it on the target machine with `reg import FILE` (as Administrator){holds_key}\n"
+            ));
+        }
     }
     if args.apply {
         registry::apply(&values)?;
