@@ -199,7 +199,7 @@ fn every_bad_answer_means_no_dump() {
     type Change = fn(&mut Volume);
     let changes: &[(&str, Change)] = &[
         ("major version 2", |v| {
-            v.answer.major_version = MAJOR_VERSION + 1
+            v.answer.major_version = MAJOR_VERSION + 1;
         }),
         ("short", |v| v.answer.size = 0x100),
         ("no range", |v| v.answer.range_count = 0),
