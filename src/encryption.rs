@@ -32,7 +32,7 @@ use dumpcrypt_core::config::Config;
 use dumpcrypt_core::fault::Fault;
 use dumpcrypt_core::geometry::{Area, Geometry, KeyedArea, TweakBase};
 use dumpcrypt_core::instance::DumpType;
-use dumpcrypt_core::provider::{check_answer, same_disk, LiveView, ProviderKeys, Refusal};
+use dumpcrypt_core::provider::{check_answer, same_disk, Accepted, LiveView};
 use dumpcrypt_core::xts::XtsAes256;
 use dumpcrypt_provider::{Answer, DiskIdentity, LiveState, Query, MAX_RANGES};
 
@@ -111,16 +111,21 @@ impl Encryption {
             }
             dumpcrypt_core::config::KeySource::Provider => {
                 // SAFETY: `device` is as the caller's contract says.
-                let keys = unsafe { ask_provider(passive, dump_type, disk, device) }?;
-                for (slot, range) in ranges.iter_mut().zip(keys.ranges.iter().flatten()) {
-                    *slot = Some(KeyedRange {
-                        area: range.area,
-                        cipher: expand(passive, &range.key)?,
-                    });
+                let answer = unsafe { ask_provider(passive, dump_type, disk, device) }?;
+                let (accepted, answer) = answer;
+                let given = accepted.areas.iter().zip(&answer.ranges);
+                for (slot, (area, range)) in ranges.iter_mut().zip(given) {
+                    if let Some(area) = area {
+                        *slot = Some(KeyedRange {
+                            area: *area,
+                            cipher: expand(passive, &range.key)?,
+                        });
+                    }
                 }
                 // INVARIANT (LiveStateBlock): the provider's side of the interface keeps the
                 // block valid for as long as the system runs.
-                (keys.geometry, keys.live_state.map(LiveStateBlock))
+                (accepted.geometry, accepted.live_state.map(LiveStateBlock))
+                // `answer` is wiped and freed here: the keys live on only as schedules.
             }
         };
         Ok(Self {
@@ -180,8 +185,9 @@ fn expand(passive: &Passive, key: &[u8; 64]) -> Result<PoolBox<XtsAes256>, NTSTA
     })
 }
 
-/// Asks the provider (docs/provider.md) and checks its answer. The answer lives in a pool
-/// block of its own, wiped when it is freed. PASSIVE_LEVEL.
+/// Asks the provider (docs/provider.md) and checks its answer: what was accepted, and the
+/// answer itself, in a pool block of its own that is wiped when it is dropped (the keys are
+/// expanded from there; no copy of them is made on the stack). PASSIVE_LEVEL.
 ///
 /// # Safety
 /// `device` is null or FILTER_EXTENSION.DeviceObject, as the system passed it.
@@ -191,7 +197,7 @@ unsafe fn ask_provider(
     dump_type: DumpType,
     disk: Option<DiskIdentity>,
     device: *mut c_void,
-) -> Result<ProviderKeys, Unprepared> {
+) -> Result<(Accepted, PoolBox<Answer>), Unprepared> {
     // SAFETY: the caller's contract.
     let partition_start = unsafe { kernel::partition_offset(passive, device) }?;
     // A RAW disk has no identity: the query names none, and no provider's volume matches.
@@ -206,9 +212,10 @@ unsafe fn ask_provider(
     let mut answer =
         PoolBox::try_new(passive, STATUS_INSUFFICIENT_RESOURCES, || Ok(Answer::EMPTY))?;
     let present = kernel::query_provider(passive, &query, &mut answer)?;
-    let checked = check_answer(present.then_some(&*answer), &query, dump_type);
-    answer.wipe();
-    checked.map_err(|_: Refusal| Unprepared::Refused)
+    match check_answer(present.then_some(&*answer), &query, dump_type) {
+        Ok(accepted) => Ok((accepted, answer)),
+        Err(_) => Err(Unprepared::Refused),
+    }
 }
 
 /// A provider's `DUMPCRYPT_LIVE_STATE`, read with plain loads.

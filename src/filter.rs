@@ -128,8 +128,7 @@ fn load(
         return Err(STATUS_INVALID_PARAMETER);
     }
     let dump_type = DumpType::from_raw(extension.DumpType).ok_or(STATUS_INVALID_PARAMETER)?;
-    let config =
-        Config::parse(&kernel::read_parameters(passive)?).map_err(|_| STATUS_BAD_CONFIGURATION)?;
+    let config = read_config(passive)?;
     let action = match config.policy(dump_type) {
         Policy::Passthrough => Action::Passthrough,
         Policy::Refuse => Action::Refuse,
@@ -165,6 +164,13 @@ fn load(
         return Err(STATUS_INSUFFICIENT_RESOURCES);
     }
     Ok(instance)
+}
+
+/// Reads and parses the Parameters key. Not inlined: the raw values are gone from the stack
+/// once it returns. PASSIVE_LEVEL.
+#[inline(never)]
+fn read_config(passive: &Passive) -> Result<Config, NTSTATUS> {
+    Config::parse(&kernel::read_parameters(passive)?).map_err(|_| STATUS_BAD_CONFIGURATION)
 }
 
 /// The 16 bytes of DISK_PARTITION_INFO's union (MBR Signature and CheckSum, or GPT DiskId),

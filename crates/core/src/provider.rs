@@ -122,37 +122,15 @@ impl core::fmt::Display for Refusal {
     }
 }
 
-/// One range of a provider's answer: its area and key.
-#[derive(Clone, PartialEq, Eq)]
-pub struct KeyRange {
-    /// Where it is, in tweak positions.
-    pub area: Area,
-    /// Data key then tweak key.
-    pub key: [u8; KEY_LEN],
-}
-
-impl core::fmt::Debug for KeyRange {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("KeyRange")
-            .field("area", &self.area)
-            .field("key", &"<64 bytes>")
-            .finish()
-    }
-}
-
-impl Drop for KeyRange {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.key);
-    }
-}
-
-/// A provider's answer that can be used: the geometry and the keys of each range.
+/// A provider's answer that can be used: the geometry, and where each range is. The keys
+/// stay in the answer (`answer.ranges[index].key` for `areas[index]`), which the driver keeps
+/// in its own pool memory and wipes once it has expanded them: no copy of a key is made here.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProviderKeys {
+pub struct Accepted {
     /// Data unit, tweak base, and the partition's start (the answer's).
     pub geometry: Geometry,
-    /// The ranges, sorted and disjoint: `ranges[..count]`.
-    pub ranges: [Option<KeyRange>; MAX_RANGES],
+    /// The ranges, sorted and disjoint, in the answer's order: `areas[..RangeCount]`.
+    pub areas: [Option<Area>; MAX_RANGES],
     /// The provider's live-state block, if it gave one.
     pub live_state: Option<NonNull<LiveState>>,
 }
@@ -195,7 +173,7 @@ pub fn check_answer(
     answer: Option<&Answer>,
     query: &Query,
     dump_type: DumpType,
-) -> Result<ProviderKeys, Refusal> {
+) -> Result<Accepted, Refusal> {
     let answer = answer.ok_or(Refusal::Absent)?;
     if answer.magic != MAGIC {
         return Err(Refusal::NoAnswer);
@@ -237,9 +215,9 @@ pub fn check_answer(
         .filter(|given| !given.is_empty())
         .ok_or(Refusal::RangeCount { count })?;
     let unit = data_unit.bytes() as u64;
-    let mut ranges: [Option<KeyRange>; MAX_RANGES] = Default::default();
+    let mut areas = [None; MAX_RANGES];
     let mut previous_end = 0;
-    for (index, (range, slot)) in given.iter().zip(&mut ranges).enumerate() {
+    for (index, (range, slot)) in given.iter().zip(&mut areas).enumerate() {
         let aligned = range.start.is_multiple_of(unit)
             && (range.end == u64::MAX || range.end.is_multiple_of(unit));
         let ordered = range.start >= previous_end && range.start < range.end;
@@ -251,22 +229,19 @@ pub fn check_answer(
             return Err(Refusal::KeyHalvesEqual { index });
         }
         previous_end = range.end;
-        *slot = Some(KeyRange {
-            area: Area {
-                start: range.start,
-                end: range.end,
-            },
-            key: range.key,
+        *slot = Some(Area {
+            start: range.start,
+            end: range.end,
         });
     }
-    Ok(ProviderKeys {
+    Ok(Accepted {
         geometry: Geometry::new(
             data_unit,
             Area::WHOLE_DISK,
             tweak_base,
             answer.partition_start,
         ),
-        ranges,
+        areas,
         live_state: NonNull::new(answer.live_state.cast_mut()),
     })
 }
@@ -365,36 +340,41 @@ mod tests {
         answer
     }
 
-    fn check(answer: &Answer) -> Result<ProviderKeys, Refusal> {
+    fn check(answer: &Answer) -> Result<Accepted, Refusal> {
         check_answer(Some(answer), &query(), DumpType::CrashDump)
     }
 
     #[test]
     fn a_good_answer_gives_its_ranges_and_geometry() {
-        let keys = check(&answer()).unwrap();
-        assert_eq!(keys.geometry.data_unit(), DataUnit::Bytes512);
-        assert_eq!(keys.geometry.tweak_base(), TweakBase::Partition);
-        assert_eq!(keys.geometry.partition_start(), 0x10_0000);
-        assert_eq!(keys.live_state, None);
-        let ranges: std::vec::Vec<_> = keys.ranges.iter().flatten().collect();
-        assert_eq!(ranges.len(), 2);
-        assert_eq!((ranges[0].area.start, ranges[0].area.end), (0, 0x10_0000));
-        assert_eq!(ranges[0].key, key(1));
+        let accepted = check(&answer()).unwrap();
+        assert_eq!(accepted.geometry.data_unit(), DataUnit::Bytes512);
+        assert_eq!(accepted.geometry.tweak_base(), TweakBase::Partition);
+        assert_eq!(accepted.geometry.partition_start(), 0x10_0000);
+        assert_eq!(accepted.live_state, None);
         assert_eq!(
-            (ranges[1].area.start, ranges[1].area.end),
-            (0x10_0000, 0x20_0000)
+            accepted.areas,
+            [
+                Some(Area {
+                    start: 0,
+                    end: 0x10_0000
+                }),
+                Some(Area {
+                    start: 0x10_0000,
+                    end: 0x20_0000
+                }),
+                None,
+                None
+            ]
         );
-        assert_eq!(ranges[1].key, key(2));
-        assert!(!std::format!("{keys:?}").contains(&std::format!("{:?}", key(1)[..8].to_vec())));
         let mut disk_tweaks = answer();
         disk_tweaks.tweak_base = 1;
         disk_tweaks.data_unit = 4096;
         disk_tweaks.ranges[1].end = u64::MAX;
         disk_tweaks.live_state = core::ptr::dangling();
-        let keys = check(&disk_tweaks).unwrap();
-        assert_eq!(keys.geometry.tweak_base(), TweakBase::Disk);
-        assert_eq!(keys.geometry.data_unit(), DataUnit::Bytes4096);
-        assert_eq!(keys.live_state, Some(NonNull::dangling()));
+        let accepted = check(&disk_tweaks).unwrap();
+        assert_eq!(accepted.geometry.tweak_base(), TweakBase::Disk);
+        assert_eq!(accepted.geometry.data_unit(), DataUnit::Bytes4096);
+        assert_eq!(accepted.live_state, Some(NonNull::dangling()));
     }
 
     #[test]
