@@ -132,6 +132,11 @@ impl Geometry {
         }
     }
 
+    /// The same placement with another area.
+    pub const fn with_area(&self, area: Area) -> Self {
+        Self { area, ..*self }
+    }
+
     /// The data unit.
     pub const fn data_unit(&self) -> DataUnit {
         self.data_unit

@@ -173,6 +173,8 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         data_unit: args.transform.data_unit,
         area: args.transform.area.clone(),
         tweak_base,
+        key_source: dumpcrypt_core::config::KeySource::Registry,
+        disk_id: None,
     };
     let config = settings.validate()?;
     drop(settings);

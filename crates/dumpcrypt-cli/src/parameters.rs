@@ -5,7 +5,8 @@
 use std::ops::Range;
 
 use dumpcrypt_core::config::{
-    Config, Policy, RawValue, RegistryValues, ValueName, REG_BINARY, REG_DWORD, REG_QWORD,
+    Config, KeySource, Policy, RawValue, RegistryValues, ValueName, REG_BINARY, REG_DWORD,
+    REG_QWORD,
 };
 use dumpcrypt_core::geometry::TweakBase;
 use dumpcrypt_xts::KEY_LEN;
@@ -81,6 +82,9 @@ pub struct Settings {
     /// `None`: the whole disk.
     pub area: Option<Range<u64>>,
     pub tweak_base: TweakBase,
+    pub key_source: KeySource,
+    /// `DiskId`, as the registry holds it (4 or 16 bytes).
+    pub disk_id: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -92,6 +96,8 @@ impl std::fmt::Debug for Settings {
             .field("data_unit", &self.data_unit)
             .field("area", &self.area)
             .field("tweak_base", &self.tweak_base)
+            .field("key_source", &self.key_source)
+            .field("disk_id", &self.disk_id)
             .finish()
     }
 }
@@ -140,7 +146,14 @@ impl Settings {
             qword(ValueName::EncryptedAreaStart, area.start),
             qword(ValueName::EncryptedAreaEnd, area.end),
             dword(ValueName::TweakBase, tweak_base_dword(self.tweak_base)),
+            dword(ValueName::KeySource, self.key_source.as_dword()),
         ]);
+        if let Some(disk_id) = &self.disk_id {
+            values.push(Value {
+                name: ValueName::DiskId,
+                data: Data::Binary(disk_id.clone()),
+            });
+        }
         values
     }
 
@@ -200,10 +213,14 @@ pub fn describe(config: &Config) -> String {
         "crash dumps      {}\nhibernation      {}\nkey              {}\ndata unit        {} bytes\nencrypted area   {area} ({})\n",
         describe_policy(config.crash_dump_policy),
         describe_policy(config.hibernation_policy),
-        config.key.as_ref().map_or_else(
-            || "none".to_string(),
-            |key| format!("fingerprint {} (first 8 bytes of SHA-256)", fingerprint(key))
-        ),
+        match (config.key_source, config.key.as_ref()) {
+            (KeySource::Provider, _) => "from the provider (KeySource 1): its answer replaces \
+                                         the key, data unit, area and tweak base below"
+                .to_string(),
+            (KeySource::Registry, None) => "none".to_string(),
+            (KeySource::Registry, Some(key)) =>
+                format!("fingerprint {} (first 8 bytes of SHA-256)", fingerprint(key)),
+        },
         config.data_unit.bytes(),
         match config.tweak_base {
             TweakBase::Partition => "partition-relative offsets and tweaks",
@@ -224,6 +241,8 @@ mod tests {
             data_unit: 512,
             area: None,
             tweak_base: TweakBase::Partition,
+            key_source: KeySource::Registry,
+            disk_id: None,
         }
     }
 
@@ -240,7 +259,7 @@ mod tests {
         assert_eq!(config.data_unit.bytes(), 4096);
         assert_eq!(config.tweak_base, TweakBase::Disk);
         assert_eq!(config.key, settings.key);
-        assert_eq!(settings.values().len(), 7);
+        assert_eq!(settings.values().len(), 8);
     }
 
     #[test]

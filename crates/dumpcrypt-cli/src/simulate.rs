@@ -8,13 +8,18 @@ use std::time::Duration;
 use crashdmp_sim::machine::{DumpFile, DumpReport, Machine, MachineConfig, ResumeReport};
 use crashdmp_sim::ntoskrnl::{self, Environment, RegistryValue};
 use crashdmp_sim::stack::{self, DiskInfo, Load, LoadedFilter, SimError};
-use dumpcrypt_core::config::Policy;
+use std::io::Write;
+
+use dumpcrypt_core::config::{KeySource, Policy};
 use dumpcrypt_core::fault::{Rule, BUGCHECK_CODE};
-use dumpcrypt_core::geometry::{Geometry, TweakBase};
+use dumpcrypt_core::geometry::{Area, Geometry, TweakBase};
+use dumpcrypt_sample_provider::{SampleProvider, Volume};
+use dumpcrypt_xts::DataUnit;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::files::create_secret;
 use crate::options::{
-    generate_key, human, parse_size, read_key, CliError, PolicyArg, TransformArgs,
+    generate_key, human, parse_size, read_key, CliError, KeySourceArg, PolicyArg, TransformArgs,
 };
 use crate::parameters::Settings;
 
@@ -71,19 +76,62 @@ pub struct Args {
     /// `dumpcrypt find-dump --extract` can recover it from the image without a file system.
     #[arg(long)]
     pub contiguous_dump: bool,
+    /// Where the keys come from: `--key` through the registry, or the sample provider (a
+    /// volume-encryption driver through the provider interface: two ranges under two keys
+    /// and a plaintext rest; --data-unit and --tweak-base are what it answers).
+    #[arg(long, value_enum, default_value = "registry")]
+    pub key_source: KeySourceArg,
+    /// With `--key-source provider`: write what the provider handed over, one range a line
+    /// (`START END KEYHEX`, tweak positions, half-open), then
+    /// `data_unit N tweak_base partition|disk partition_offset P`.
+    #[arg(long, value_name = "FILE")]
+    pub provider_keys_out: Option<PathBuf>,
 }
 
 /// The Parameters values for these options, as the registry would hold them.
 fn settings(args: &Args, key: &[u8; 64]) -> Settings {
     let policy = Policy::from(args.policy);
+    let key_source = KeySource::from(args.key_source);
     Settings {
         crash_dump_policy: policy,
         hibernation_policy: policy,
-        key: Some(*key),
+        key: (key_source == KeySource::Registry).then_some(*key),
         data_unit: args.transform.data_unit,
         area: args.transform.area.clone(),
         tweak_base: TweakBase::from(args.transform.tweak_base),
+        key_source,
+        disk_id: None,
     }
+}
+
+/// The sample provider's volume for this run: the whole dump partition, two ranges under
+/// two keys over its first two thirds, in the tweak positions of `--tweak-base`.
+fn provider_volume(args: &Args, disk_size: u64) -> Volume {
+    let mut volume = Volume::two_keys(args.partition_offset, disk_size - args.partition_offset);
+    volume.answer.data_unit = args.transform.data_unit;
+    volume.answer.tweak_base = TweakBase::from(args.transform.tweak_base).as_dword();
+    if volume.answer.tweak_base == TweakBase::Disk.as_dword() {
+        for range in &mut volume.answer.ranges[..volume.answer.range_count as usize] {
+            range.start += args.partition_offset;
+            range.end += args.partition_offset;
+        }
+    }
+    volume
+}
+
+/// The `--provider-keys-out` file: one range a line, then the geometry.
+fn provider_keys_text(volume: &Volume, args: &Args) -> String {
+    let mut text = String::new();
+    for range in volume.ranges() {
+        let key: String = range.key.iter().map(|byte| format!("{byte:02x}")).collect();
+        text.push_str(&format!("{} {} {key}\n", range.start, range.end));
+    }
+    let base = TweakBase::from(args.transform.tweak_base).name();
+    text.push_str(&format!(
+        "data_unit {} tweak_base {base} partition_offset {}\n",
+        args.transform.data_unit, args.partition_offset
+    ));
+    text
 }
 
 /// The values as the simulated registry holds them.
@@ -211,6 +259,17 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let settings = settings(&args, &key);
     let config = settings.validate()?;
     let values = registry_values(&settings);
+    let provider_source = config.key_source == KeySource::Provider;
+    if args.provider_keys_out.is_some() && !provider_source {
+        return Err(CliError::Usage(
+            "--provider-keys-out needs --key-source provider".into(),
+        ));
+    }
+    if args.key.is_some() && provider_source {
+        return Err(CliError::Usage(
+            "--key-source provider uses the sample provider's keys: drop --key".into(),
+        ));
+    }
     let os_version = match args.os {
         OsArg::Windows7 => (6, 1, 7601),
         OsArg::Windows11 => (10, 0, 26100),
@@ -251,6 +310,32 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         bytes_per_sector: args.transform.data_unit,
         disk_size: machine.disk_size(),
     };
+    // The keys the bytes of the dump are encrypted with, and where: the registry's one area,
+    // or the provider's ranges (registered now, on the booted kernel).
+    let (keyed, _provider) = if provider_source {
+        let volume = provider_volume(&args, machine.disk_size());
+        if let Some(path) = &args.provider_keys_out {
+            let mut file = create_secret(path, true)?;
+            file.write_all(provider_keys_text(&volume, &args).as_bytes())
+                .map_err(|error| CliError::file(path, error))?;
+        }
+        let keyed: Vec<Area> = volume
+            .ranges()
+            .iter()
+            .map(|range| Area {
+                start: range.start,
+                end: range.end,
+            })
+            .collect();
+        let provider = SampleProvider::register(volume).map_err(|status| {
+            CliError::Usage(format!(
+                "the sample provider could not register: {status:#x}"
+            ))
+        })?;
+        (keyed, Some(provider))
+    } else {
+        (vec![config.area], None)
+    };
     let crash = args.dump_type != DumpTypeArg::Hibernate;
     let hibernate = args.dump_type != DumpTypeArg::Crash;
     let total = u64::from(crash) * machine.crash_file.len
@@ -268,7 +353,12 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         progress,
     };
 
-    let geometry = config.geometry(args.partition_offset);
+    let geometry = Geometry::new(
+        DataUnit::from_bytes(args.transform.data_unit).unwrap_or(DataUnit::Bytes512),
+        Area::WHOLE_DISK,
+        TweakBase::from(args.transform.tweak_base),
+        args.partition_offset,
+    );
     println!(
         "dumpcrypt simulate: policy {:?}, {} of memory, MaxPagesPerWrite {}, data unit {}, \
          {:?}-relative tweaks, partition at byte {:#x} of the image",
@@ -276,9 +366,15 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         human(args.memory),
         args.max_pages_per_write,
         args.transform.data_unit,
-        config.tweak_base,
+        geometry.tweak_base(),
         args.partition_offset
     );
+    if provider_source {
+        println!(
+            "key source   the sample provider: {} ranges under their own keys, a plaintext rest",
+            keyed.len()
+        );
+    }
     let mut failures = Vec::new();
     let mut done = 0u64;
     let outcome = (|| -> Result<(), SimError> {
@@ -310,7 +406,10 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             run.progress.set_position(done);
             run.progress.suspend(|| print_dump(name, &report));
             let expected_changed = match config.crash_dump_policy {
-                Policy::Encrypt => bytes_in_area(&run.machine, which, &geometry),
+                Policy::Encrypt => keyed
+                    .iter()
+                    .map(|&area| bytes_in_area(&run.machine, which, &geometry.with_area(area)))
+                    .sum(),
                 _ => 0,
             };
             let expected_written = config.crash_dump_policy != Policy::Refuse;
