@@ -346,10 +346,10 @@ unsafe extern "C-unwind" fn dump_unload(extension: *mut FILTER_EXTENSION) -> NTS
         })
     }
     .map(|instance| {
+        // Dropping the box wipes the keys, the buffer and the whole context, and frees them:
+        // Dump_Unload runs below DISPATCH_LEVEL, as the frees need.
         // SAFETY: a live instance came from `PoolBox::into_raw` in `load`; it is now out of
         // the live set, so no later callback can reach it, and no reference to it is left.
-        // Dropping the box wipes the keys, the buffer and the whole context; Dump_Unload
-        // runs below DISPATCH_LEVEL, as the frees need.
         drop(unsafe { PoolBox::from_raw(instance) });
         STATUS_SUCCESS
     });
