@@ -14,38 +14,15 @@
 # that what NOT_IN_HEADERS lists is still missing from the headers; each must fail to compile,
 # with the error it is about.
 #
-# Installs gcc-mingw-w64-x86-64 and mingw-w64-x86-64-dev if missing (Debian), idempotently.
+# Installs gcc-mingw-w64-x86-64 and mingw-w64-x86-64-dev if missing (scripts/mingw-ddk.sh).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PACKAGES=(gcc-mingw-w64-x86-64 mingw-w64-x86-64-dev)
-GCC=x86_64-w64-mingw32-gcc
 started=$SECONDS
-
-missing=()
-for package in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
-        missing+=("$package")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "check-ntoskrnl: installing ${missing[*]}"
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    apt_install() {
-        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-            "${missing[@]}" >/dev/null
-    }
-    # The package lists are refreshed only if the install cannot proceed without it.
-    apt_install 2>/dev/null || { $sudo apt-get update -qq && apt_install; }
-fi
-
-# The DDK headers' directory (wdm.h includes its siblings by bare name).
-ddk="$(dpkg -L mingw-w64-x86-64-dev | grep '/ddk/wdm\.h$' | head -n 1 || true)"
-if [ -z "$ddk" ]; then
-    echo "check-ntoskrnl: mingw-w64-x86-64-dev installs no ddk/wdm.h" >&2
-    exit 1
-fi
-ddk="$(dirname "$ddk")"
+# shellcheck source=scripts/mingw-ddk.sh
+source "$ROOT/scripts/mingw-ddk.sh"
+mingw_ddk_setup check-ntoskrnl
+ddk="$DDK"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

@@ -49,7 +49,9 @@ run() {
 }
 
 run xts -p dumpcrypt-xts --test-package dumpcrypt-xts
-run driver -p dumpcrypt-core -p dumpcrypt --test-package dumpcrypt-core,dumpcrypt
+# The driver's tests need its host build.
+run driver -p dumpcrypt-core -p dumpcrypt --test-package dumpcrypt-core,dumpcrypt \
+    --features dumpcrypt/host
 
 # The score over every viable mutant. With --iterate, cargo-mutants tests only what the last
 # run did not catch, so the mutants caught or unviable in earlier runs are kept in

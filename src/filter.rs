@@ -1,5 +1,6 @@
 //! DriverEntry and the five callbacks: trampolines from the dump stack's C calls to the safe
-//! instance in `policy.rs`, with one exit for faults.
+//! instance of `dumpcrypt-core` and the encryption of `encryption.rs`, with one exit for
+//! faults.
 //!
 //! | Rust              | Windows                               |
 //! |-------------------|---------------------------------------|
@@ -26,38 +27,17 @@ use core::ptr::{null_mut, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};
 
 use crate::abi::*;
+use crate::encryption::{Encryption, Unprepared};
 use crate::kernel::{self, Passive, PoolBox};
-use crate::mdl::{SecondaryBuffer, Source, Target};
-use crate::request::{CheckedRead, CheckedWrite, RawRequest};
+use crate::mdl::{Source, Target};
+use crate::request::RawRequest;
 use dumpcrypt_core::config::{Config, Policy};
 use dumpcrypt_core::fault::{Callback, Fault, BUGCHECK_CODE};
-use dumpcrypt_core::geometry::{Geometry, TweakBase};
 use dumpcrypt_core::instance::{Action, DumpType, StartOutcome};
-use dumpcrypt_core::xts::XtsAes256;
+use dumpcrypt_core::provider::disk_of_partition_info;
 
 /// One loaded copy of the filter: the context handed over through DumpData.
 pub(crate) type Instance = dumpcrypt_core::instance::Instance<Encryption>;
-
-/// What the encrypt policy needs, all prepared at DriverEntry.
-#[derive(Debug)]
-pub(crate) struct Encryption {
-    /// In its own pool block: the key schedules are most of the instance's size.
-    cipher: PoolBox<XtsAes256>,
-    geometry: Geometry,
-    buffer: SecondaryBuffer,
-}
-
-impl Encryption {
-    /// Dump_Write. HIGH_LEVEL.
-    fn write(&mut self, request: RawRequest<'_, Source>) -> Result<(), Fault> {
-        CheckedWrite::parse(request, &self.geometry, &mut self.buffer)?.encrypt(&self.cipher)
-    }
-
-    /// Dump_Read. HIGH_LEVEL.
-    fn read(&mut self, request: RawRequest<'_, Target>) -> Result<(), Fault> {
-        CheckedRead::parse(request, &self.geometry, self.buffer.len())?.decrypt(&self.cipher)
-    }
-}
 
 /// Contexts of the instances loaded now. In kernel mode each image copy holds one at a time;
 /// the host runs many instances in one process, side by side.
@@ -116,12 +96,7 @@ fn initialize(
             0
         };
 
-    let context = match load(
-        passive,
-        extension.DumpType,
-        extension.DeviceObject,
-        init.MaxPagesPerWrite,
-    ) {
+    let context = match load(passive, extension, init.MaxPagesPerWrite) {
         Ok(context) => context,
         Err(status) => return status,
     };
@@ -146,25 +121,37 @@ fn initialize(
 /// Validates, reads the configuration, and builds and registers the instance. PASSIVE_LEVEL.
 fn load(
     passive: &Passive,
-    dump_type: u32,
-    device: *mut c_void,
+    extension: &FILTER_EXTENSION_V1,
     max_pages_per_write: u32,
 ) -> Result<NonNull<Instance>, NTSTATUS> {
     if max_pages_per_write == 0 {
         return Err(STATUS_INVALID_PARAMETER);
     }
-    let dump_type = DumpType::from_raw(dump_type).ok_or(STATUS_INVALID_PARAMETER)?;
-    let config =
-        Config::parse(&kernel::read_parameters(passive)?).map_err(|_| STATUS_BAD_CONFIGURATION)?;
+    let dump_type = DumpType::from_raw(extension.DumpType).ok_or(STATUS_INVALID_PARAMETER)?;
+    let config = read_config(passive)?;
     let action = match config.policy(dump_type) {
         Policy::Passthrough => Action::Passthrough,
         Policy::Refuse => Action::Refuse,
-        Policy::Encrypt => Action::Encrypt(prepare_encryption(
-            passive,
-            &config,
-            device,
-            max_pages_per_write,
-        )?),
+        Policy::Encrypt => {
+            let info = &extension.PartitionInfo;
+            let disk = disk_of_partition_info(info.PartitionStyle, partition_union(info));
+            // SAFETY: DeviceObject is as the system passed it.
+            match unsafe {
+                Encryption::prepare(
+                    passive,
+                    &config,
+                    dump_type,
+                    disk,
+                    extension.DeviceObject,
+                    max_pages_per_write,
+                )
+            } {
+                Ok(encryption) => Action::Encrypt(encryption),
+                // No plaintext where the configuration says encrypt: no dump at all.
+                Err(Unprepared::Refused) => Action::Refuse,
+                Err(Unprepared::Failed(status)) => return Err(status),
+            }
+        }
     };
     let instance = PoolBox::try_new(passive, STATUS_INSUFFICIENT_RESOURCES, || {
         Ok(Instance::new(dump_type, action))
@@ -179,33 +166,21 @@ fn load(
     Ok(instance)
 }
 
-/// Expands the key. Not inlined, so that the key expansion's frame is not part of
-/// DriverEntry's for the rest of its run.
+/// Reads and parses the Parameters key. Not inlined: the raw values are gone from the stack
+/// once it returns. PASSIVE_LEVEL.
 #[inline(never)]
-fn expand_key(key: &[u8; 64]) -> Result<XtsAes256, NTSTATUS> {
-    XtsAes256::new(key).map_err(|_| STATUS_BAD_CONFIGURATION)
+fn read_config(passive: &Passive) -> Result<Config, NTSTATUS> {
+    Config::parse(&kernel::read_parameters(passive)?).map_err(|_| STATUS_BAD_CONFIGURATION)
 }
 
-#[inline(never)]
-fn prepare_encryption(
-    passive: &Passive,
-    config: &Config,
-    device: *mut c_void,
-    max_pages_per_write: u32,
-) -> Result<Encryption, NTSTATUS> {
-    // Config::parse refuses encrypt without a valid key.
-    let key = config.key.as_ref().ok_or(STATUS_BAD_CONFIGURATION)?;
-    let cipher = PoolBox::try_new(passive, STATUS_INSUFFICIENT_RESOURCES, || expand_key(key))?;
-    let partition_start = match config.tweak_base {
-        TweakBase::Partition => 0,
-        // SAFETY: `device` is FILTER_EXTENSION.DeviceObject, as the system passed it.
-        TweakBase::Disk => unsafe { kernel::partition_offset(passive, device) }?,
-    };
-    Ok(Encryption {
-        cipher,
-        geometry: config.geometry(partition_start),
-        buffer: SecondaryBuffer::allocate(passive, max_pages_per_write)?,
-    })
+/// The 16 bytes of DISK_PARTITION_INFO's union (MBR Signature and CheckSum, or GPT DiskId),
+/// as they lie in memory.
+fn partition_union(info: &DISK_PARTITION_INFO) -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    for (chunk, word) in bytes.chunks_exact_mut(4).zip(info.Union) {
+        chunk.copy_from_slice(&word.to_le_bytes());
+    }
+    bytes
 }
 
 fn register(instance: NonNull<Instance>) -> bool {
@@ -284,7 +259,7 @@ unsafe extern "C-unwind" fn dump_start(extension: *mut FILTER_EXTENSION) -> NTST
     // SAFETY: the dump stack's contract, passed on.
     let result = unsafe {
         with_instance(extension, |instance| {
-            Ok(match instance.start() {
+            Ok(match instance.start(Encryption::may_start) {
                 StartOutcome::Proceed => STATUS_SUCCESS,
                 StartOutcome::Refused => STATUS_ACCESS_DENIED,
             })
@@ -349,7 +324,7 @@ unsafe extern "C-unwind" fn dump_finish(extension: *mut FILTER_EXTENSION) -> NTS
     let result = unsafe {
         with_instance(extension, |instance| {
             if let Some(encryption) = instance.finish() {
-                encryption.buffer.wipe();
+                encryption.finish();
             }
             Ok(STATUS_SUCCESS)
         })
@@ -371,10 +346,10 @@ unsafe extern "C-unwind" fn dump_unload(extension: *mut FILTER_EXTENSION) -> NTS
         })
     }
     .map(|instance| {
+        // Dropping the box wipes the keys, the buffer and the whole context, and frees them:
+        // Dump_Unload runs below DISPATCH_LEVEL, as the frees need.
         // SAFETY: a live instance came from `PoolBox::into_raw` in `load`; it is now out of
         // the live set, so no later callback can reach it, and no reference to it is left.
-        // Dropping the box wipes the keys, the buffer and the whole context; Dump_Unload
-        // runs below DISPATCH_LEVEL, as the frees need.
         drop(unsafe { PoolBox::from_raw(instance) });
         STATUS_SUCCESS
     });

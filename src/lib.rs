@@ -30,6 +30,7 @@ compile_error!(
 compile_error!("the features host, wdk and cross are mutually exclusive: choose one");
 
 pub mod abi;
+mod encryption;
 mod filter;
 pub mod kernel;
 pub mod mdl;

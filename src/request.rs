@@ -27,8 +27,7 @@ use core::ptr::NonNull;
 use crate::abi::{MDL, PFN_NUMBER};
 use crate::mdl::{Mdl, SecondaryBuffer, Source, Target};
 use dumpcrypt_core::fault::Fault;
-use dumpcrypt_core::geometry::{Geometry, Transfer};
-use dumpcrypt_core::xts::XtsAes256;
+use dumpcrypt_core::geometry::{Geometry, KeyedArea, Transfer};
 
 /// The offset and MDL of one Dump_Write (`K` = [`Source`]) or Dump_Read (`K` = [`Target`]),
 /// not yet checked.
@@ -139,11 +138,13 @@ impl<'a> CheckedWrite<'a> {
         })
     }
 
-    /// Encrypts what lies inside the area into the secondary buffer, copies the rest, and
-    /// points the caller's MDL at the buffer.
-    pub(crate) fn encrypt(self, cipher: &XtsAes256) -> Result<(), Fault> {
-        self.transfer
-            .encrypt(cipher, self.source, self.destination)?;
+    /// Encrypts what lies inside each area with its key into the secondary buffer, copies
+    /// the rest, and points the caller's MDL at the buffer.
+    pub(crate) fn encrypt<'k>(
+        self,
+        keys: impl IntoIterator<Item = KeyedArea<'k>>,
+    ) -> Result<(), Fault> {
+        self.transfer.encrypt(keys, self.source, self.destination)?;
         // SAFETY: by the type invariant the MDL has a slot for each of `pfns`.
         unsafe { self.mdl.retarget(self.buffer, self.pfns) };
         Ok(())
@@ -177,8 +178,11 @@ impl<'a> CheckedRead<'a> {
         })
     }
 
-    /// Decrypts what lies inside the area, in place.
-    pub(crate) fn decrypt(self, cipher: &XtsAes256) -> Result<(), Fault> {
-        self.transfer.decrypt_in_place(cipher, self.data)
+    /// Decrypts in place what lies inside each area, with its key.
+    pub(crate) fn decrypt<'k>(
+        self,
+        keys: impl IntoIterator<Item = KeyedArea<'k>>,
+    ) -> Result<(), Fault> {
+        self.transfer.decrypt_in_place(keys, self.data)
     }
 }

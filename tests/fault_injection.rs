@@ -191,7 +191,8 @@ fn every_service_of_driver_entry_can_fail() {
                 // Return a status the filter must pass on.
                 Service::ZwOpenKey
                 | Service::ZwQueryValueKey
-                | Service::IoBuildDeviceIoControlRequest => true,
+                | Service::IoBuildDeviceIoControlRequest
+                | Service::ExCreateCallback => true,
                 // Return no status but can fail by returning null: every_allocation_of_
                 // driver_entry_can_fail fails each of them.
                 Service::ExAllocatePoolWithTag
@@ -204,7 +205,11 @@ fn every_service_of_driver_entry_can_fail() {
                 | Service::ZwClose
                 | Service::ExFreePoolWithTag
                 | Service::MmFreeContiguousMemory
-                | Service::IoFreeMdl => false,
+                | Service::IoFreeMdl
+                | Service::ExNotifyCallback
+                | Service::ObfDereferenceObject => false,
+                // The provider's side: DriverEntry never calls them.
+                Service::ExRegisterCallback | Service::ExUnregisterCallback => false,
             };
             if !injectable {
                 continue;

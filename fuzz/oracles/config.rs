@@ -11,9 +11,11 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use dumpcrypt_core::config::{
-    Config, Policy, RawValue, RegistryValues, ValueName, REG_BINARY, REG_DWORD, REG_QWORD,
+    Config, KeySource, Policy, RawValue, RegistryValues, ValueName, REG_BINARY, REG_DWORD,
+    REG_QWORD,
 };
 use dumpcrypt_core::geometry::{Area, TweakBase};
+use dumpcrypt_provider::DiskIdentity;
 use dumpcrypt_xts::{DataUnit, KEY_LEN};
 
 #[derive(Debug, Arbitrary)]
@@ -51,10 +53,13 @@ struct Value {
     claimed_len: Option<u16>,
 }
 
+/// The values of the schema, in `ValueName::ALL` order.
+const VALUES: usize = ValueName::ALL.len();
+
 #[derive(Debug, Arbitrary)]
 struct Input {
     key_present: bool,
-    values: [Option<Value>; 7],
+    values: [Option<Value>; VALUES],
 }
 
 /// One value as both the parser and the model see it: type, full length, kept bytes.
@@ -113,9 +118,11 @@ struct Expected {
     data_unit: DataUnit,
     area: Area,
     tweak_base: TweakBase,
+    key_source: KeySource,
+    disk_id: Option<DiskIdentity>,
 }
 
-fn model(present: bool, raws: &[Option<Raw>; 7]) -> Option<Expected> {
+fn model(present: bool, raws: &[Option<Raw>; VALUES]) -> Option<Expected> {
     if !present {
         return Some(Expected {
             crash_dump_policy: Policy::Passthrough,
@@ -124,6 +131,8 @@ fn model(present: bool, raws: &[Option<Raw>; 7]) -> Option<Expected> {
             data_unit: DataUnit::Bytes512,
             area: Area::WHOLE_DISK,
             tweak_base: TweakBase::Partition,
+            key_source: KeySource::Registry,
+            disk_id: None,
         });
     }
     // The bytes the registry holds, if the driver could have kept all of them: the value's
@@ -186,9 +195,36 @@ fn model(present: bool, raws: &[Option<Raw>; 7]) -> Option<Expected> {
             Some(key)
         }
     };
+    let key_source = match dword(ValueName::KeySource).ok()? {
+        None | Some(0) => KeySource::Registry,
+        Some(1) => KeySource::Provider,
+        Some(_) => return None,
+    };
+    let disk_id = match &raws[ValueName::DiskId as usize] {
+        None => None,
+        Some(raw) if raw.value_type != REG_BINARY => return None,
+        Some(raw) => {
+            let bytes = full(raw)?;
+            Some(match bytes.len() {
+                4 => DiskIdentity {
+                    style: 0,
+                    mbr_signature: u32::from_le_bytes(bytes.try_into().ok()?),
+                    gpt_disk_id: [0; 16],
+                },
+                16 => DiskIdentity {
+                    style: 1,
+                    mbr_signature: 0,
+                    gpt_disk_id: bytes.try_into().ok()?,
+                },
+                _ => return None,
+            })
+        }
+    };
     let encrypts = crash_dump_policy == Policy::Encrypt || hibernation_policy == Policy::Encrypt;
-    if encrypts && key.is_none() {
-        return None;
+    match key_source {
+        KeySource::Registry if encrypts && key.is_none() => return None,
+        KeySource::Provider if key.is_some() => return None,
+        _ => {}
     }
     Some(Expected {
         crash_dump_policy,
@@ -197,6 +233,8 @@ fn model(present: bool, raws: &[Option<Raw>; 7]) -> Option<Expected> {
         data_unit,
         area: Area { start, end },
         tweak_base,
+        key_source,
+        disk_id,
     })
 }
 
@@ -217,7 +255,10 @@ fn assert_valid(config: &Config) {
     }
     let encrypts =
         config.crash_dump_policy == Policy::Encrypt || config.hibernation_policy == Policy::Encrypt;
-    assert!(!encrypts || config.key.is_some(), "encrypt without a key");
+    match config.key_source {
+        KeySource::Registry => assert!(!encrypts || config.key.is_some(), "encrypt without a key"),
+        KeySource::Provider => assert!(config.key.is_none(), "a key beside a provider"),
+    }
     for policy in [config.crash_dump_policy, config.hibernation_policy] {
         assert_eq!(Policy::from_dword(policy.as_dword()), Some(policy));
     }
@@ -238,7 +279,7 @@ pub fn run(data: &[u8]) -> bool {
 }
 
 fn check(input: Input) {
-    let raws: [Option<Raw>; 7] = std::array::from_fn(|i| input.values[i].as_ref().map(raw));
+    let raws: [Option<Raw>; VALUES] = std::array::from_fn(|i| input.values[i].as_ref().map(raw));
     let mut values = if input.key_present {
         RegistryValues::present()
     } else {
@@ -266,6 +307,8 @@ fn check(input: Input) {
             assert_eq!(config.data_unit, expected.data_unit);
             assert_eq!(config.area, expected.area);
             assert_eq!(config.tweak_base, expected.tweak_base);
+            assert_eq!(config.key_source, expected.key_source);
+            assert_eq!(config.disk_id, expected.disk_id);
         }
         (Ok(config), None) => panic!("accepted what the schema refuses: {config:?}"),
         (Err(error), Some(_)) => panic!("refused a valid configuration: {error}"),

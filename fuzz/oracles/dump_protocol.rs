@@ -37,7 +37,7 @@ use crashdmp_sim::mdl::{Header, SimMdl};
 use crashdmp_sim::memory::{self, Pages};
 use crashdmp_sim::ntoskrnl::{self, BugCheck, Environment, RegistryValue};
 use crashdmp_sim::stack::{self, Call, DiskInfo, Load, LoadedFilter, SimError};
-use dumpcrypt_core::config::{Config, Policy, RawValue, RegistryValues, ValueName};
+use dumpcrypt_core::config::{Config, KeySource, Policy, RawValue, RegistryValues, ValueName};
 use dumpcrypt_core::fault::{Rule, BUGCHECK_CODE};
 use dumpcrypt_core::geometry::{Area, TweakBase};
 
@@ -672,10 +672,39 @@ impl World {
             MaxPages::Huge(false) => 0x10_0000,
             MaxPages::Huge(true) => u32::MAX,
         };
-        let policy = self.config.as_ref().ok().map(|config| match dump_type {
+        // The encrypt policy whose keys cannot be had loads a refusing instance: a DiskId that
+        // is not the simulated disk, or a provider key source (no provider is registered
+        // here; the driver first asks the dump device for the partition's offset, which may
+        // fail DriverEntry). The DiskId is checked first.
+        let (sim_style, sim_disk) = ntoskrnl::environment().partition_info;
+        let original = self.config.as_ref().ok().map(|config| match dump_type {
             stack::HIBERNATION => config.hibernation_policy,
             _ => config.crash_dump_policy,
         });
+        let encrypts = original == Some(Policy::Encrypt);
+        let (disk_refuses, provider) = match &self.config {
+            Ok(config) => (
+                config.disk_id.is_some_and(|id| {
+                    id.style != sim_style
+                        || match id.style {
+                            0 => id.mbr_signature.to_le_bytes() != sim_disk[..4],
+                            _ => id.gpt_disk_id != sim_disk,
+                        }
+                }),
+                config.key_source == KeySource::Provider,
+            ),
+            Err(()) => (false, false),
+        };
+        let policy = original.map(|policy| {
+            if encrypts && (disk_refuses || provider) {
+                Policy::Refuse
+            } else {
+                policy
+            }
+        });
+        let provider_query_fails = (encrypts && !disk_refuses && provider)
+            .then(|| self.partition.err())
+            .flatten();
         let tweak_offset = match &self.config {
             Ok(config) if config.tweak_base == TweakBase::Disk => self.partition,
             _ => Ok(0),
@@ -687,6 +716,9 @@ impl World {
         } else {
             match policy {
                 None => Err(STATUS_BAD_CONFIGURATION),
+                Some(_) if provider_query_fails.is_some() => {
+                    Err(provider_query_fails.unwrap_or_default())
+                }
                 Some(Policy::Encrypt) => match tweak_offset {
                     Err(status) => Err(status),
                     Ok(_) if max_pages > MAX_SMALL_PAGES => Err(STATUS_INSUFFICIENT_RESOURCES),

@@ -12,6 +12,7 @@ use crashdmp_sim::ntoskrnl;
 use super::{OsVersion, Passive, PARAMETERS_PATH};
 use crate::abi::{MDL, NTSTATUS, STATUS_OBJECT_NAME_NOT_FOUND};
 use dumpcrypt_core::config::{RawValue, RegistryValues, ValueName};
+use dumpcrypt_provider::{Answer, Query, CALLBACK_NAME};
 
 /// `RtlGetVersion`. PASSIVE_LEVEL.
 pub fn os_version(_passive: &Passive) -> OsVersion {
@@ -21,6 +22,32 @@ pub fn os_version(_passive: &Passive) -> OsVersion {
         minor,
         build,
     }
+}
+
+/// Asks the provider for its keys and geometry through the callback object
+/// `\Callback\DumpCryptProvider` (see `windows.rs`). `Ok(false)`: no provider registered.
+/// PASSIVE_LEVEL.
+pub fn query_provider(
+    _passive: &Passive,
+    query: &Query,
+    answer: &mut Answer,
+) -> Result<bool, NTSTATUS> {
+    let object = match ntoskrnl::ex_create_callback(CALLBACK_NAME, false, true) {
+        Ok(object) => object,
+        Err(STATUS_OBJECT_NAME_NOT_FOUND) => return Ok(false),
+        Err(status) => return Err(status),
+    };
+    // SAFETY: a provider registered on this object expects a DUMPCRYPT_QUERY and a
+    // DUMPCRYPT_ANSWER (docs/provider.md); both are ours and live across the call.
+    unsafe {
+        ntoskrnl::ex_notify_callback(
+            object,
+            core::ptr::from_ref(query).cast_mut().cast(),
+            core::ptr::from_mut(answer).cast(),
+        );
+    }
+    ntoskrnl::ob_dereference_object(object);
+    Ok(true)
 }
 
 /// Reads the Parameters key. PASSIVE_LEVEL.

@@ -69,6 +69,12 @@ pub struct DEVICE_OBJECT {
     _opaque: [u8; 0],
 }
 
+/// `CALLBACK_OBJECT` (`struct _CALLBACK_OBJECT`), opaque: only pointers to it are handled.
+#[repr(C)]
+pub struct CALLBACK_OBJECT {
+    _opaque: [u8; 0],
+}
+
 /// `IRP`, opaque: only pointers to it are handled.
 #[repr(C)]
 pub struct IRP {
@@ -218,6 +224,20 @@ unsafe extern "system" {
         alertable: u8,
         timeout: *mut LARGE_INTEGER,
     ) -> NTSTATUS;
+    pub fn ExCreateCallback(
+        callback_object: *mut *mut CALLBACK_OBJECT,
+        object_attributes: *mut OBJECT_ATTRIBUTES,
+        create: u8,
+        allow_multiple_callbacks: u8,
+    ) -> NTSTATUS;
+    pub fn ExNotifyCallback(
+        callback_object: *mut CALLBACK_OBJECT,
+        argument1: *mut c_void,
+        argument2: *mut c_void,
+    );
+    /// `ObDereferenceObject` is this routine (a macro in wdm.h); FASTCALL is the one x64
+    /// calling convention.
+    pub fn ObfDereferenceObject(object: *mut c_void) -> isize;
     pub fn KeBugCheckEx(code: u32, p1: usize, p2: usize, p3: usize, p4: usize) -> !;
 }
 

@@ -14,6 +14,7 @@ use super::ntoskrnl::*;
 use super::{OsVersion, Passive, CONTEXT_TAG, PARAMETERS_PATH};
 use crate::abi::{MDL, NTSTATUS, STATUS_INSUFFICIENT_RESOURCES, STATUS_OBJECT_NAME_NOT_FOUND};
 use dumpcrypt_core::config::{RawValue, RegistryValues, ValueName, MAX_VALUE_LEN};
+use dumpcrypt_provider::{Answer, Query, CALLBACK_NAME};
 
 /// `RtlGetVersion`. PASSIVE_LEVEL.
 pub fn os_version(_passive: &Passive) -> OsVersion {
@@ -47,7 +48,7 @@ const fn utf16<const N: usize>(text: &str) -> [u16; N] {
 static PARAMETERS_PATH_UTF16: [u16; PARAMETERS_PATH.len()] = utf16(PARAMETERS_PATH);
 
 /// The value names, UTF-16, in [`ValueName::ALL`] order.
-static VALUE_NAMES: [&[u16]; 7] = [
+static VALUE_NAMES: [&[u16]; ValueName::ALL.len()] = [
     &utf16::<15>("CrashDumpPolicy"),
     &utf16::<17>("HibernationPolicy"),
     &utf16::<3>("Key"),
@@ -55,7 +56,11 @@ static VALUE_NAMES: [&[u16]; 7] = [
     &utf16::<18>("EncryptedAreaStart"),
     &utf16::<16>("EncryptedAreaEnd"),
     &utf16::<9>("TweakBase"),
+    &utf16::<9>("KeySource"),
+    &utf16::<6>("DiskId"),
 ];
+
+static CALLBACK_NAME_UTF16: [u16; CALLBACK_NAME.len()] = utf16(CALLBACK_NAME);
 
 const _: () = {
     let mut i = 0;
@@ -80,6 +85,48 @@ struct PartialInformation {
     value_type: u32,
     data_length: u32,
     data: [u8; MAX_VALUE_LEN],
+}
+
+/// Asks the provider for its keys and geometry: opens the callback object
+/// `\Callback\DumpCryptProvider` if a provider created it, and notifies it with `query` and
+/// `answer`. `Ok(false)`: no provider registered. PASSIVE_LEVEL (the provider's function
+/// runs at the caller's IRQL).
+pub fn query_provider(
+    _passive: &Passive,
+    query: &Query,
+    answer: &mut Answer,
+) -> Result<bool, NTSTATUS> {
+    let name = unicode_string(&CALLBACK_NAME_UTF16);
+    let mut attributes = OBJECT_ATTRIBUTES {
+        Length: size_of::<OBJECT_ATTRIBUTES>() as u32,
+        RootDirectory: null_mut(),
+        ObjectName: &name,
+        Attributes: OBJ_CASE_INSENSITIVE | OBJ_KERNEL_HANDLE,
+        SecurityDescriptor: null_mut(),
+        SecurityQualityOfService: null_mut(),
+    };
+    let mut object: *mut CALLBACK_OBJECT = null_mut();
+    // SAFETY: `object` and `attributes` (and the name it points to) live across the call;
+    // Create FALSE only opens an object that exists.
+    let status = unsafe { ExCreateCallback(&mut object, &mut attributes, 0, 1) };
+    if status == STATUS_OBJECT_NAME_NOT_FOUND {
+        return Ok(false);
+    }
+    if status < 0 {
+        return Err(status);
+    }
+    // SAFETY: `object` was opened above; the query and the answer are ours and live across
+    // the call, which runs the provider's functions synchronously on this thread.
+    unsafe {
+        ExNotifyCallback(
+            object,
+            core::ptr::from_ref(query).cast_mut().cast(),
+            core::ptr::from_mut(answer).cast(),
+        );
+    }
+    // SAFETY: the reference ExCreateCallback took above, given back once.
+    unsafe { ObfDereferenceObject(object.cast()) };
+    Ok(true)
 }
 
 /// Reads the Parameters key. PASSIVE_LEVEL.

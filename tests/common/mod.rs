@@ -135,10 +135,8 @@ pub fn machine(memory: usize, max_pages_per_write: u32, seed: u64) -> Machine {
 }
 
 /// Checks a dump file on the image against the reference with an independent XTS-AES-256
-/// (the `xts-mode` crate): inside the area the image decrypts to the reference, outside it
-/// equals the reference. Which bytes are inside, under which data unit numbers, is the
-/// driver's geometry (tested on its own in dumpcrypt-core). Returns the bytes checked inside
-/// the area.
+/// (the `xts-mode` crate): inside the area the image decrypts to the reference under
+/// [`key`], outside it equals the reference. Returns the bytes checked inside the area.
 ///
 /// `tweak_offset` is the origin of the tweak positions: 0 for partition-relative tweaks, the
 /// partition's start for disk-absolute ones.
@@ -149,7 +147,6 @@ pub fn check_image(
     tweak_offset: u64,
     data_unit: usize,
 ) -> u64 {
-    use aes::cipher::KeyInit;
     let partition = machine.config().partition_offset;
     let tweak_base = if tweak_offset == 0 {
         TweakBase::Partition
@@ -166,11 +163,20 @@ pub fn check_image(
     };
     let data_unit = DataUnit::from_bytes(data_unit as u32).expect("512 or 4096");
     let geometry = Geometry::new(data_unit, area, tweak_base, partition);
-    let key = key();
-    let oracle = xts_mode::Xts128::<aes::Aes256>::new(
-        aes::Aes256::new_from_slice(&key[..32]).unwrap(),
-        aes::Aes256::new_from_slice(&key[32..]).unwrap(),
-    );
+    check_keyed_image(machine, which, &geometry, &[(area, key())])
+}
+
+/// [`check_image`] with several areas, each under its own key (a provider's ranges, sorted
+/// and disjoint), in the placement of `geometry` (whose own area is not used). Bytes outside
+/// every area must equal the reference. Returns the bytes checked inside the areas.
+pub fn check_keyed_image(
+    machine: &mut Machine,
+    which: crashdmp_sim::machine::DumpFile,
+    geometry: &Geometry,
+    ranges: &[(Area, [u8; 64])],
+) -> u64 {
+    use aes::cipher::KeyInit;
+    let partition = machine.config().partition_offset;
     let extents = machine.file(which).extents.clone();
     let mut inside_bytes = 0;
     for extent in extents {
@@ -180,38 +186,51 @@ pub fn check_image(
         let mut reference = vec![0u8; len];
         machine.read_disk(disk_offset, &mut image).unwrap();
         machine.read_reference(disk_offset, &mut reference).unwrap();
-        let Some(span) = geometry.encrypted_span_on_disk(disk_offset, len) else {
-            assert_eq!(image, reference, "outside the area at {disk_offset:#x}");
-            continue;
-        };
-        let (start, end) = (span.start, span.end);
-        assert_eq!(
-            image[..start],
-            reference[..start],
-            "outside the area (before) at {disk_offset:#x}"
-        );
-        assert_eq!(
-            image[end..],
-            reference[end..],
-            "outside the area (after) at {disk_offset:#x}"
-        );
-        assert_ne!(
-            image[start..end],
-            reference[start..end],
-            "plaintext inside the area at {disk_offset:#x}"
-        );
-        oracle.decrypt_area(
-            &mut image[start..end],
-            geometry.data_unit().bytes(),
-            span.first_unit.into(),
-            |n: u128| n.to_le_bytes(),
-        );
-        assert_eq!(
-            image[start..end],
-            reference[start..end],
-            "decrypted area at {disk_offset:#x}"
-        );
-        inside_bytes += (end - start) as u64;
+        let mut plain = vec![true; len];
+        for (area, key) in ranges {
+            let placed = Geometry::new(
+                geometry.data_unit(),
+                *area,
+                geometry.tweak_base(),
+                geometry.partition_start(),
+            );
+            let Some(span) = placed.encrypted_span_on_disk(disk_offset, len) else {
+                continue;
+            };
+            let (start, end) = (span.start, span.end);
+            assert_ne!(
+                image[start..end],
+                reference[start..end],
+                "plaintext inside the area {area:?} at {disk_offset:#x}"
+            );
+            let oracle = xts_mode::Xts128::<aes::Aes256>::new(
+                aes::Aes256::new_from_slice(&key[..32]).unwrap(),
+                aes::Aes256::new_from_slice(&key[32..]).unwrap(),
+            );
+            let mut decrypted = image[start..end].to_vec();
+            oracle.decrypt_area(
+                &mut decrypted,
+                geometry.data_unit().bytes(),
+                span.first_unit.into(),
+                |n: u128| n.to_le_bytes(),
+            );
+            assert_eq!(
+                decrypted,
+                reference[start..end],
+                "decrypted area {area:?} at {disk_offset:#x}"
+            );
+            plain[start..end].iter_mut().for_each(|byte| *byte = false);
+            inside_bytes += (end - start) as u64;
+        }
+        let outside = (0..len).filter(|&i| plain[i]);
+        for i in outside {
+            assert_eq!(
+                image[i],
+                reference[i],
+                "outside the areas at {:#x}",
+                disk_offset + i as u64
+            );
+        }
     }
     inside_bytes
 }

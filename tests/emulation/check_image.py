@@ -33,6 +33,8 @@ ALLOWED_IMPORTS = {
         "MmBuildMdlForNonPagedPool", "IoFreeMdl", "ZwOpenKey", "ZwQueryValueKey", "ZwClose",
         "KeInitializeEvent", "IoBuildDeviceIoControlRequest", "IofCallDriver",
         "KeWaitForSingleObject", "KeBugCheckEx",
+        # The provider interface's callback object (docs/provider.md).
+        "ExCreateCallback", "ExNotifyCallback", "ObfDereferenceObject",
         # The stack probe LLVM calls in frames over a page (ntoskrnl.lib binds it too).
         "__chkstk",
     },

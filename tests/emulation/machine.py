@@ -47,6 +47,13 @@ KEY_VALUE_PARTIAL_INFORMATION = 2
 IOCTL_DISK_GET_PARTITION_INFO_EX = 0x00070048
 NON_PAGED_POOL, NON_PAGED_POOL_NX = 0, 512
 
+# The provider interface (include/dumpcrypt_provider.h), from this harness's own reading.
+PROVIDER_CALLBACK = r"\Callback\DumpCryptProvider"
+CALLBACK_OBJECT = 0xFFFFC000CA11BAC0  # what ExCreateCallback hands out
+QUERY_SIZE, ANSWER_SIZE = 0x38, 0x190
+# The emulated dump disk's GPT disk GUID, in FILTER_EXTENSION.PartitionInfo.
+DISK_GUID = bytes.fromhex("00112233445566778899aabbccddeeff")
+
 # MDL flags (wdm.h).
 MDL_MAPPED_TO_SYSTEM_VA = 0x1
 MDL_PAGES_LOCKED = 0x2
@@ -206,7 +213,8 @@ class Machine:
                         "IoAllocateMdl", "MmBuildMdlForNonPagedPool", "IoFreeMdl", "ZwOpenKey",
                         "ZwQueryValueKey", "ZwClose", "KeInitializeEvent",
                         "IoBuildDeviceIoControlRequest", "IofCallDriver",
-                        "KeWaitForSingleObject", "__chkstk"},
+                        "KeWaitForSingleObject", "__chkstk", "ExCreateCallback",
+                        "ExNotifyCallback", "ObfDereferenceObject"},
         "Dump_Start": {"KeBugCheckEx"},
         "Dump_Write": {"KeBugCheckEx"},
         "Dump_Read": {"KeBugCheckEx"},
@@ -215,8 +223,14 @@ class Machine:
                         "RtlGetVersion", "KeBugCheckEx"},
     }
 
-    def __init__(self, image, os_version=(10, 0, 19045), registry=None, partition_offset=0):
+    def __init__(self, image, os_version=(10, 0, 19045), registry=None, partition_offset=0,
+                 provider=None):
         self.os_version = os_version
+        # The provider (docs/provider.md), played by the harness: a function from the query's
+        # bytes to the answer's, or None for no provider (no callback object).
+        self.provider = provider
+        self.callback_references = 0
+        self.provider_queries = []
         # None: no Parameters key at all.
         self.registry = registry
         self.partition_offset = partition_offset
@@ -263,7 +277,9 @@ class Machine:
                              ("ZwClose", "Q"), ("KeInitializeEvent", "QIB"),
                              ("IoBuildDeviceIoControlRequest", "IQQIQIBQQ"),
                              ("IofCallDriver", "QQ"), ("KeWaitForSingleObject", "QIBBQ"),
-                             ("KeBugCheckEx", "IQQQQ"), ("__chkstk", "")):
+                             ("KeBugCheckEx", "IQQQQ"), ("__chkstk", ""),
+                             ("ExCreateCallback", "QQBB"), ("ExNotifyCallback", "QQQ"),
+                             ("ObfDereferenceObject", "Q")):
             self._hook(name, widths)
         # Every import is served by a hook of ours (a wildcard hook cannot do it: speakeasy
         # calls every matching hook and keeps the last one's result).
@@ -515,6 +531,37 @@ class Machine:
     def _KeWaitForSingleObject(self, *args):
         return STATUS_SUCCESS
 
+    def _ExCreateCallback(self, object_out, attributes, create, allow_multiple):
+        name = self._read_unicode_string(self.u64(attributes + 0x10))
+        if name.lower() != PROVIDER_CALLBACK.lower():
+            raise EmulationError("ExCreateCallback of %r" % name)
+        if create:
+            raise EmulationError("dumpcrypt created the provider's callback object")
+        if self.provider is None:
+            return STATUS_OBJECT_NAME_NOT_FOUND
+        self.callback_references += 1
+        self.write(object_out, struct.pack("<Q", CALLBACK_OBJECT))
+        return STATUS_SUCCESS
+
+    def _ExNotifyCallback(self, callback_object, argument1, argument2):
+        if callback_object != CALLBACK_OBJECT or self.callback_references <= 0:
+            raise EmulationError("ExNotifyCallback on %#x, not opened" % callback_object)
+        query = self.read(argument1, QUERY_SIZE)
+        answer_size = struct.unpack_from("<I", query, 0x30)[0]
+        self.provider_queries.append(query)
+        answer = self.provider(query)
+        if answer is not None:
+            if len(answer) > answer_size:
+                raise EmulationError("the answer is larger than the query's AnswerSize")
+            self.write(argument2, answer)
+        return None
+
+    def _ObfDereferenceObject(self, callback_object):
+        if callback_object != CALLBACK_OBJECT or self.callback_references <= 0:
+            raise EmulationError("ObfDereferenceObject of %#x, not referenced" % callback_object)
+        self.callback_references -= 1
+        return 0
+
     def _KeBugCheckEx(self, code, p1, p2, p3, p4):
         self.bugcheck = BugCheck(code & 0xFFFFFFFF, p1, p2, p3, p4)
         # KeBugCheckEx does not return: end the call here.
@@ -550,6 +597,8 @@ class DumpStack:
         extension.PartitionInfo.SizeOfPartitionInfo = 0x18
         extension.PartitionInfo.PartitionStyle = 1
         machine.write(self.extension, bytes(extension)[:self.extension_size] + GUARD)
+        # DISK_PARTITION_INFO.Gpt.DiskId, after SizeOfPartitionInfo and PartitionStyle.
+        machine.write(self.extension + 0x38, DISK_GUID)
         if windows8:
             machine.write(self.extension + 0x50, struct.pack("<II", 0x58, 0))
         init = FILTER_INITIALIZATION_DATA(MaxPagesPerWrite=max_pages_per_write)

@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from machine import (  # noqa: E402
-    KERNEL_STACK_SIZE, PAGE, BugCheck, CallerMdl, DumpStack, EmulationError, Machine, MDL_MAPPED_TO_SYSTEM_VA,
+    ANSWER_SIZE, DISK_GUID, KERNEL_STACK_SIZE, PAGE, BugCheck, CallerMdl, DumpStack,
+    EmulationError, Machine, MDL_MAPPED_TO_SYSTEM_VA, REG_DWORD,
     MDL_PAGES_LOCKED, MDL_PARTIAL, MDL_SOURCE_IS_NONPAGED_POOL, STATUS_ACCESS_DENIED,
     STATUS_BAD_CONFIGURATION, STATUS_INVALID_PARAMETER, STATUS_NOT_SUPPORTED, STATUS_SUCCESS,
     registry_values)
@@ -96,11 +97,11 @@ def expected_ciphertext(key, plain, offset, unit=512, area=(0, MASK64), tweak_of
 
 class Scenario:
     def __init__(self, results, image, name, os_version=WIN10, registry=None,
-                 partition_offset=0):
+                 partition_offset=0, provider=None):
         self.r = results
         self.image = image
         self.m = Machine(image, os_version=os_version, registry=registry,
-                         partition_offset=partition_offset)
+                         partition_offset=partition_offset, provider=provider)
         results.machines.append(self.m)
         results.prefix = "%s: %s: " % (os.path.basename(os.path.dirname(image)) or image, name)
 
@@ -530,8 +531,89 @@ def disk_tweak_4096(results, image, report):
     s.check_imports()
 
 
+def provider_answer(query, partition, ranges, data_unit=512, tweak_base=0, flags=0x3,
+                    major=1, size=ANSWER_SIZE):
+    """DUMPCRYPT_ANSWER for `query` (include/dumpcrypt_provider.h, read independently):
+    `ranges` is [(start, end, key)]."""
+    magic, query_major = struct.unpack_from("<IH", query, 0)
+    style, _signature = struct.unpack_from("<II", query, 0x10)
+    disk_id = query[0x18:0x28]
+    dump_type, = struct.unpack_from("<I", query, 0x0C)
+    query_partition, = struct.unpack_from("<Q", query, 0x28)
+    if (magic != 0x56504344 or query_major != 1 or style != 1 or disk_id != DISK_GUID
+            or query_partition != partition or dump_type not in (CRASH, HIBERNATION)):
+        return None  # not this provider's volume: the answer stays empty
+    answer = struct.pack("<IHHII", 0x56504344, major, 0, size, flags)
+    answer += struct.pack("<II", 1, 0) + DISK_GUID  # the volume's disk: GPT, this GUID
+    answer += struct.pack("<QQ", partition, 1 << 34)
+    answer += struct.pack("<IIII", data_unit, tweak_base, len(ranges), 0)
+    for start, end, key in ranges + [(0, 0, bytes(64))] * (4 - len(ranges)):
+        answer += struct.pack("<QQ", start, end) + key
+    answer += struct.pack("<Q", 0)  # no live state
+    assert len(answer) == ANSWER_SIZE
+    return answer
+
+
+def provider(results, image, report):
+    """KeySource = provider: the harness answers through ExNotifyCallback with two ranges
+    under two keys and a plaintext rest; every write is checked per range with Python's
+    cryptography; the dump path still calls nothing but KeBugCheckEx."""
+    rng = random.Random(9)
+    keys = [make_key(rng), make_key(rng)]
+    partition = 0x100000
+    ranges = [(0x20000, 0x40000, keys[0]), (0x40000, 0x60000, keys[1])]
+    registry = registry_values(crash=1, hibernation=1,
+                               extra={"KeySource": (REG_DWORD, struct.pack("<I", 1))})
+    s = Scenario(results, image, "provider, two ranges and two keys", registry=registry,
+                 partition_offset=partition,
+                 provider=lambda query: provider_answer(query, partition, ranges))
+    r, m = s.r, s.m
+    stack = s.load(CRASH, pages=16)
+    r.check("DriverEntry asked the provider through the callback object",
+            {"ExCreateCallback", "ExNotifyCallback", "ObfDereferenceObject"}
+            <= set(m.calls["DriverEntry"]))
+    r.equal("one query", len(m.provider_queries), 1)
+    r.equal("the callback object's reference given back", m.callback_references, 0)
+    r.equal("Dump_Start", stack.start(), STATUS_SUCCESS)
+    for offset, what in ((0x1C000, "before, across and into range 0"),
+                         (0x3C000, "across ranges 0 and 1"),
+                         (0x5C000, "across the end of range 1")):
+        plain = random_bytes(rng, 8 * PAGE)
+        mdl = CallerMdl(m, plain, flags=MDL_SOURCE_IS_NONPAGED_POOL)
+        status = stack.write(offset, mdl)
+        r.equal("%s: Dump_Write" % what, status, STATUS_SUCCESS)
+        expected = bytearray(plain)
+        for start, end, key in ranges:
+            low, high = max(offset, start), min(offset + len(plain), end)
+            if low < high:
+                expected[low - offset:high - offset] = xts_units(
+                    key, plain[low - offset:high - offset], low // 512, 512)
+        r.equal("%s: each range under its own key, the rest as is (DMA)" % what,
+                mdl.by_dma(), bytes(expected))
+        r.equal("%s: the same by MappedSystemVa" % what, mdl.by_cpu(), bytes(expected))
+    r.equal("Dump_Finish", stack.finish(), STATUS_SUCCESS)
+    r.equal("Dump_Unload", stack.unload(), STATUS_SUCCESS)
+    s.check_no_leaks(keys[0])
+    s.check_no_leaks(keys[1])
+    s.check_imports()
+
+    # Without a provider, and with an answer of another major version: no dump.
+    for name, answer_for in (("no provider", None),
+                             ("major version 2", lambda query: provider_answer(
+                                 query, partition, ranges, major=2))):
+        s = Scenario(results, image, "provider: %s" % name, registry=registry,
+                     partition_offset=partition, provider=answer_for)
+        stack = s.load(CRASH, pages=16)
+        s.r.equal("Dump_Start refuses the dump", stack.start(), STATUS_ACCESS_DENIED)
+        s.expect_bugcheck("a write anyway", stack.write(0, CallerMdl(s.m, random_bytes(rng, PAGE))),
+                          0x06, 0, 0, 2)
+        s.r.equal("Dump_Unload", stack.unload(), STATUS_SUCCESS)
+        s.check_no_leaks()
+        s.check_imports()
+
+
 SCENARIOS = [encrypt_on_windows10, windows7, passthrough, refuse, faults,
-             driver_entry_refusals, disk_tweak_4096]
+             driver_entry_refusals, disk_tweak_4096, provider]
 
 
 def emulated_cpu_has_aes_ni():

@@ -8,6 +8,7 @@
 use crate::geometry::{Area, Geometry, TweakBase};
 use crate::instance::DumpType;
 use crate::xts::{DataUnit, KEY_LEN};
+use dumpcrypt_provider::{DiskIdentity, STYLE_GPT, STYLE_MBR};
 
 /// `REG_BINARY`.
 pub const REG_BINARY: u32 = 3;
@@ -34,11 +35,13 @@ pub enum ValueName {
     EncryptedAreaStart,
     EncryptedAreaEnd,
     TweakBase,
+    KeySource,
+    DiskId,
 }
 
 impl ValueName {
     /// Every value, in the order the kernel boundary reads them.
-    pub const ALL: [ValueName; 7] = [
+    pub const ALL: [ValueName; 9] = [
         Self::CrashDumpPolicy,
         Self::HibernationPolicy,
         Self::Key,
@@ -46,6 +49,8 @@ impl ValueName {
         Self::EncryptedAreaStart,
         Self::EncryptedAreaEnd,
         Self::TweakBase,
+        Self::KeySource,
+        Self::DiskId,
     ];
 
     /// The value's name in the registry.
@@ -58,13 +63,15 @@ impl ValueName {
             Self::EncryptedAreaStart => "EncryptedAreaStart",
             Self::EncryptedAreaEnd => "EncryptedAreaEnd",
             Self::TweakBase => "TweakBase",
+            Self::KeySource => "KeySource",
+            Self::DiskId => "DiskId",
         }
     }
 
     /// The registry type the value must have.
     pub const fn expected_type(self) -> u32 {
         match self {
-            Self::Key => REG_BINARY,
+            Self::Key | Self::DiskId => REG_BINARY,
             Self::EncryptedAreaStart | Self::EncryptedAreaEnd => REG_QWORD,
             _ => REG_DWORD,
         }
@@ -125,7 +132,7 @@ impl Drop for RawValue {
 pub struct RegistryValues {
     /// False when the Parameters key does not exist: both policies are passthrough.
     pub key_present: bool,
-    values: [Option<RawValue>; 7],
+    values: [Option<RawValue>; ValueName::ALL.len()],
 }
 
 impl RegistryValues {
@@ -210,6 +217,48 @@ pub struct Config {
     pub area: Area,
     /// `TweakBase`.
     pub tweak_base: TweakBase,
+    /// `KeySource`.
+    pub key_source: KeySource,
+    /// `DiskId`: the only disk dumps may go to.
+    pub disk_id: Option<DiskIdentity>,
+}
+
+/// Where the key of the encrypt policy comes from (`KeySource`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    /// 0: the `Key` value, with the area, data unit and tweak base of the Parameters key.
+    /// For tests and labs: a key in the registry rests on the disk it protects.
+    Registry,
+    /// 1: a volume-encryption driver, through the provider interface (docs/provider.md); its
+    /// answer replaces Key, the area, the data unit and the tweak base.
+    Provider,
+}
+
+impl KeySource {
+    /// The `KeySource` registry value.
+    pub const fn from_dword(value: u32) -> Option<Self> {
+        match value {
+            0 => Some(Self::Registry),
+            1 => Some(Self::Provider),
+            _ => None,
+        }
+    }
+
+    /// Its registry value.
+    pub const fn as_dword(self) -> u32 {
+        match self {
+            Self::Registry => 0,
+            Self::Provider => 1,
+        }
+    }
+
+    /// The one spelling the tools use: `registry` or `provider`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Registry => "registry",
+            Self::Provider => "provider",
+        }
+    }
 }
 
 impl core::fmt::Debug for Config {
@@ -221,6 +270,8 @@ impl core::fmt::Debug for Config {
             .field("data_unit", &self.data_unit)
             .field("area", &self.area)
             .field("tweak_base", &self.tweak_base)
+            .field("key_source", &self.key_source)
+            .field("disk_id", &self.disk_id)
             .finish()
     }
 }
@@ -249,6 +300,12 @@ pub enum ConfigError {
     UnknownPolicy { name: ValueName, value: u32 },
     /// A policy is encrypt but there is no Key value.
     KeyMissing,
+    /// `KeySource` is provider but there is a `Key` value: it would rest on the disk.
+    KeyWithProvider,
+    /// `KeySource` other than 0 or 1.
+    UnknownKeySource { value: u32 },
+    /// `DiskId` is neither 4 bytes (MBR signature) nor 16 (GPT disk GUID).
+    DiskIdLength { len: usize },
     /// The key is not 64 bytes.
     KeyLength { len: usize },
     /// The data key equals the tweak key.
@@ -285,6 +342,18 @@ impl core::fmt::Display for ConfigError {
                 name.as_str()
             ),
             Self::KeyMissing => f.write_str("a policy is encrypt but there is no Key value"),
+            Self::KeyWithProvider => f.write_str(
+                "KeySource is provider but there is a Key value: remove it (a key in the \
+                 registry rests on the disk it protects)",
+            ),
+            Self::UnknownKeySource { value } => write!(
+                f,
+                "KeySource is {value}; it must be 0 (registry) or 1 (provider)"
+            ),
+            Self::DiskIdLength { len } => write!(
+                f,
+                "DiskId is {len} bytes; it must be 4 (MBR signature) or 16 (GPT disk GUID)"
+            ),
             Self::KeyLength { len } => write!(f, "Key is {len} bytes; it must be 64"),
             Self::KeyHalvesEqual => {
                 f.write_str("the two halves of Key (data key and tweak key) are equal")
@@ -322,6 +391,8 @@ impl Config {
         data_unit: DataUnit::Bytes512,
         area: Area::WHOLE_DISK,
         tweak_base: TweakBase::Partition,
+        key_source: KeySource::Registry,
+        disk_id: None,
     };
 
     /// The policy of the stack an instance is loaded into.
@@ -395,10 +466,27 @@ impl Config {
                 Some(key)
             }
         };
+        let key_source = match dword(values, ValueName::KeySource)? {
+            None => KeySource::Registry,
+            Some(value) => {
+                KeySource::from_dword(value).ok_or(ConfigError::UnknownKeySource { value })?
+            }
+        };
+        let disk_id = match values.get(ValueName::DiskId) {
+            None => None,
+            Some(raw) => {
+                check_type(ValueName::DiskId, raw)?;
+                Some(disk_identity(raw.bytes()).ok_or(ConfigError::DiskIdLength { len: raw.len })?)
+            }
+        };
         let encrypts =
             crash_dump_policy == Policy::Encrypt || hibernation_policy == Policy::Encrypt;
-        if encrypts && key.is_none() {
-            return Err(ConfigError::KeyMissing);
+        match key_source {
+            KeySource::Provider if key.is_some() => return Err(ConfigError::KeyWithProvider),
+            KeySource::Registry if encrypts && key.is_none() => {
+                return Err(ConfigError::KeyMissing)
+            }
+            _ => {}
         }
         Ok(Config {
             crash_dump_policy,
@@ -407,6 +495,8 @@ impl Config {
             data_unit,
             area: Area { start, end },
             tweak_base,
+            key_source,
+            disk_id,
         })
     }
 }
@@ -444,6 +534,23 @@ fn qword(values: &RegistryValues, name: ValueName) -> Result<Option<u64>, Config
         .and_then(|b| b.try_into().ok())
         .ok_or(ConfigError::WrongLength { name, len: raw.len })?;
     Ok(Some(u64::from_le_bytes(bytes)))
+}
+
+/// A `DiskId` value: 4 bytes, an MBR signature (little-endian, as the MBR holds it); 16
+/// bytes, a GPT disk GUID (as the GUID structure lays it out in memory).
+fn disk_identity(bytes: Option<&[u8]>) -> Option<DiskIdentity> {
+    match bytes? {
+        &[a, b, c, d] => Some(DiskIdentity {
+            style: STYLE_MBR,
+            mbr_signature: u32::from_le_bytes([a, b, c, d]),
+            gpt_disk_id: [0; 16],
+        }),
+        bytes => Some(DiskIdentity {
+            style: STYLE_GPT,
+            mbr_signature: 0,
+            gpt_disk_id: bytes.try_into().ok()?,
+        }),
+    }
 }
 
 /// Overwrites a secret in a way the compiler may not elide.
@@ -750,6 +857,19 @@ mod tests {
                 },
                 "the encrypted area 0x100..0x1000 does not start and end on a 512-byte data unit",
             ),
+            (
+                ConfigError::KeyWithProvider,
+                "KeySource is provider but there is a Key value: remove it (a key in the \
+                 registry rests on the disk it protects)",
+            ),
+            (
+                ConfigError::UnknownKeySource { value: 3 },
+                "KeySource is 3; it must be 0 (registry) or 1 (provider)",
+            ),
+            (
+                ConfigError::DiskIdLength { len: 5 },
+                "DiskId is 5 bytes; it must be 4 (MBR signature) or 16 (GPT disk GUID)",
+            ),
         ];
         for (error, sentence) in cases {
             assert_eq!(std::format!("{error}"), sentence);
@@ -778,14 +898,88 @@ mod tests {
                 "DataUnitSize",
                 "EncryptedAreaStart",
                 "EncryptedAreaEnd",
-                "TweakBase"
+                "TweakBase",
+                "KeySource",
+                "DiskId"
             ]
         );
         let types: std::vec::Vec<_> = ValueName::ALL
             .iter()
             .map(|name| name.expected_type())
             .collect();
-        assert_eq!(types, [4, 4, 3, 4, 11, 11, 4]);
+        assert_eq!(types, [4, 4, 3, 4, 11, 11, 4, 4, 3]);
+        for (source, dword, name) in [
+            (KeySource::Registry, 0, "registry"),
+            (KeySource::Provider, 1, "provider"),
+        ] {
+            assert_eq!((source.as_dword(), source.name()), (dword, name));
+            assert_eq!(KeySource::from_dword(dword), Some(source));
+        }
+        assert_eq!(KeySource::from_dword(2), None);
+    }
+
+    #[test]
+    fn a_provider_replaces_the_key() {
+        let mut values = RegistryValues::present();
+        values.set_dword(ValueName::CrashDumpPolicy, 1);
+        values.set_dword(ValueName::KeySource, 1);
+        let config = Config::parse(&values).unwrap();
+        assert_eq!(config.key_source, KeySource::Provider);
+        assert_eq!(config.key, None);
+        values.set_binary(ValueName::Key, &key());
+        assert_eq!(
+            Config::parse(&values).unwrap_err(),
+            ConfigError::KeyWithProvider
+        );
+        values.set_dword(ValueName::KeySource, 2);
+        assert_eq!(
+            Config::parse(&values).unwrap_err(),
+            ConfigError::UnknownKeySource { value: 2 }
+        );
+        assert_eq!(
+            Config::parse(&encrypting()).unwrap().key_source,
+            KeySource::Registry,
+            "the default"
+        );
+    }
+
+    #[test]
+    fn a_disk_id_names_an_mbr_or_a_gpt_disk() {
+        let mut values = encrypting();
+        assert_eq!(Config::parse(&values).unwrap().disk_id, None);
+        values.set_binary(ValueName::DiskId, &[0x78, 0x56, 0x34, 0x12]);
+        assert_eq!(
+            Config::parse(&values).unwrap().disk_id,
+            Some(DiskIdentity {
+                style: STYLE_MBR,
+                mbr_signature: 0x1234_5678,
+                gpt_disk_id: [0; 16]
+            })
+        );
+        values.set_binary(ValueName::DiskId, b"0123456789abcdef");
+        assert_eq!(
+            Config::parse(&values).unwrap().disk_id,
+            Some(DiskIdentity {
+                style: STYLE_GPT,
+                mbr_signature: 0,
+                gpt_disk_id: *b"0123456789abcdef"
+            })
+        );
+        for len in [0, 3, 8, 17] {
+            values.set_binary(ValueName::DiskId, &std::vec![1; len]);
+            assert_eq!(
+                Config::parse(&values).unwrap_err(),
+                ConfigError::DiskIdLength { len }
+            );
+        }
+        values.set_dword(ValueName::DiskId, 5);
+        assert_eq!(
+            Config::parse(&values).unwrap_err(),
+            ConfigError::WrongType {
+                name: ValueName::DiskId,
+                found: REG_DWORD
+            }
+        );
     }
 
     #[test]

@@ -132,6 +132,11 @@ impl Geometry {
         }
     }
 
+    /// The same placement with another area.
+    pub const fn with_area(&self, area: Area) -> Self {
+        Self { area, ..*self }
+    }
+
     /// The data unit.
     pub const fn data_unit(&self) -> DataUnit {
         self.data_unit
@@ -260,28 +265,37 @@ impl Geometry {
         // INVARIANT: checked above: whole data units from a data unit boundary, within the
         // capacity, without overflow.
         Ok(Transfer {
+            position,
             len: byte_count as usize,
-            span: self.encrypted_span(position, byte_count as usize),
             data_unit: self.data_unit,
         })
     }
 }
 
-/// A transfer of the dump path, checked and placed: its length, and which of its bytes are
-/// encrypted under which data unit numbers.
+/// A transfer of the dump path, checked and placed: where it starts in tweak positions and
+/// how long it is.
 ///
 /// # Invariants
-/// `len` is a whole number of data units no larger than the buffer it was checked against,
-/// and `span`, if any, lies within `len` and starts and ends on data unit boundaries (the
-/// area's bounds are data unit multiples, checked by the configuration parser).
+/// `position` is a data unit boundary, `len` a whole number of data units no larger than the
+/// buffer it was checked against, and `position + len` does not overflow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transfer {
+    position: u64,
     len: usize,
-    span: Option<Span>,
     data_unit: DataUnit,
 }
 
+/// An encrypted area and the key it is encrypted under: what a transfer is encrypted with.
+/// A slice of them is sorted by start and its areas do not overlap; every bound is a data
+/// unit boundary (or `u64::MAX`).
+pub type KeyedArea<'k> = (Area, &'k XtsAes256);
+
 impl Transfer {
+    /// Its first byte, in tweak positions.
+    pub const fn position(&self) -> u64 {
+        self.position
+    }
+
     /// ByteCount, in bytes.
     pub const fn len(&self) -> usize {
         self.len
@@ -292,16 +306,21 @@ impl Transfer {
         self.len == 0
     }
 
-    /// The encrypted part, if any.
-    pub const fn span(&self) -> Option<&Span> {
-        self.span.as_ref()
+    /// The part inside `area`, with the unit number of its first byte.
+    pub fn span(&self, area: Area) -> Option<Span> {
+        let inside = area.intersect(self.position, self.len as u64)?;
+        Some(Span {
+            first_unit: (self.position + inside.start) / self.data_unit.bytes() as u64,
+            start: inside.start as usize,
+            end: inside.end as usize,
+        })
     }
 
-    /// Dump_Write: copies `source` to `destination`, encrypting the part inside the area.
-    /// Both are `len()` bytes long.
-    pub fn encrypt(
+    /// Dump_Write: copies `source` to `destination`, encrypting the part inside each area
+    /// with its key. Both are `len()` bytes long; `keys` is sorted and disjoint.
+    pub fn encrypt<'k>(
         &self,
-        cipher: &XtsAes256,
+        keys: impl IntoIterator<Item = KeyedArea<'k>>,
         source: &[u8],
         destination: &mut [u8],
     ) -> Result<(), Fault> {
@@ -309,39 +328,58 @@ impl Transfer {
         if source.len() != self.len || destination.len() != self.len {
             return Err(misfit);
         }
-        let Some(span) = &self.span else {
-            destination.copy_from_slice(source);
-            return Ok(());
-        };
-        let (head, rest) = destination.split_at_mut(span.start);
-        let (inside, tail) = rest.split_at_mut(span.end - span.start);
-        let (source_head, source_rest) = source.split_at(span.start);
-        let (source_inside, source_tail) = source_rest.split_at(span.end - span.start);
-        head.copy_from_slice(source_head);
-        tail.copy_from_slice(source_tail);
-        cipher
-            .encrypt_units(self.data_unit, span.first_unit, source_inside, inside)
-            .map_err(|_| misfit)
+        let mut done = 0;
+        for (area, cipher) in keys {
+            let Some(span) = self.span(area) else {
+                continue;
+            };
+            let (Some(plain), Some(inside), Some(output)) = (
+                source.get(done..span.start),
+                source.get(span.start..span.end),
+                destination.get_mut(done..span.end),
+            ) else {
+                return Err(misfit);
+            };
+            let (copy, encrypted) = output.split_at_mut(plain.len());
+            copy.copy_from_slice(plain);
+            cipher
+                .encrypt_units(self.data_unit, span.first_unit, inside, encrypted)
+                .map_err(|_| misfit)?;
+            done = span.end;
+        }
+        match (source.get(done..), destination.get_mut(done..)) {
+            (Some(rest), Some(output)) => output.copy_from_slice(rest),
+            _ => return Err(misfit),
+        }
+        Ok(())
     }
 
-    /// Dump_Read: decrypts the part of `data` inside the area in place. `data` is `len()`
-    /// bytes long.
-    pub fn decrypt_in_place(&self, cipher: &XtsAes256, data: &mut [u8]) -> Result<(), Fault> {
+    /// Dump_Read: decrypts in place the part of `data` inside each area with its key.
+    /// `data` is `len()` bytes long; `keys` is sorted and disjoint.
+    pub fn decrypt_in_place<'k>(
+        &self,
+        keys: impl IntoIterator<Item = KeyedArea<'k>>,
+        data: &mut [u8],
+    ) -> Result<(), Fault> {
         let misfit = self.misfit();
         if data.len() != self.len {
             return Err(misfit);
         }
-        let Some(span) = &self.span else {
-            return Ok(());
-        };
-        let inside = data.get_mut(span.start..span.end).ok_or(misfit)?;
-        cipher
-            .decrypt_units_in_place(self.data_unit, span.first_unit, inside)
-            .map_err(|_| misfit)
+        for (area, cipher) in keys {
+            let Some(span) = self.span(area) else {
+                continue;
+            };
+            let inside = data.get_mut(span.start..span.end).ok_or(misfit)?;
+            cipher
+                .decrypt_units_in_place(self.data_unit, span.first_unit, inside)
+                .map_err(|_| misfit)?;
+        }
+        Ok(())
     }
 
-    /// The fault for data that does not fit the transfer. By the type invariant and the
-    /// callers' checks it cannot happen; it is reported rather than trusted.
+    /// The fault for data or keys that do not fit the transfer (lengths that differ, areas
+    /// out of order). By the type invariant and the callers' checks it cannot happen; it is
+    /// reported rather than trusted.
     const fn misfit(&self) -> Fault {
         Fault::LengthMisaligned {
             byte_count: self.len as u32,
@@ -509,16 +547,103 @@ mod tests {
         );
         let transfer = g.check_transfer(1024, 4096, 4096).unwrap();
         assert_eq!(transfer.len(), 4096);
+        assert_eq!(transfer.position(), 1024);
         assert!(!transfer.is_empty());
         assert_eq!(
-            transfer.span(),
-            Some(&Span {
+            transfer.span(Area::WHOLE_DISK),
+            Some(Span {
                 start: 0,
                 end: 4096,
                 first_unit: 2
             })
         );
+        assert_eq!(
+            transfer.span(Area {
+                start: 2048,
+                end: 3072
+            }),
+            Some(Span {
+                start: 1024,
+                end: 2048,
+                first_unit: 4
+            })
+        );
+        assert_eq!(
+            transfer.span(Area {
+                start: 8192,
+                end: 9216
+            }),
+            None
+        );
         assert!(g.check_transfer(0, 0, 4096).unwrap().is_empty());
+    }
+
+    /// Two areas under two keys and a plaintext rest, checked with the independent `xts-mode`
+    /// crate: each area decrypts with its own key and unit numbers, the rest is the source.
+    #[test]
+    fn transfers_encrypt_each_area_with_its_key() {
+        use aes::cipher::KeyInit;
+        let keys: [[u8; 64]; 2] = [
+            core::array::from_fn(|i| i as u8),
+            core::array::from_fn(|i| 0x80 | i as u8),
+        ];
+        let ciphers = keys.map(|key| XtsAes256::new(&key).unwrap());
+        let oracle = |key: &[u8; 64]| {
+            xts_mode::Xts128::<aes::Aes256>::new(
+                aes::Aes256::new_from_slice(&key[..32]).unwrap(),
+                aes::Aes256::new_from_slice(&key[32..]).unwrap(),
+            )
+        };
+        let areas = [
+            Area {
+                start: 0x1200,
+                end: 0x1800,
+            },
+            Area {
+                start: 0x2000,
+                end: 0x2400,
+            },
+        ];
+        let g = geometry(0..u64::MAX, TweakBase::Partition, 0);
+        // 0x1000..0x3000: plaintext, area 0, plaintext, area 1, plaintext.
+        let transfer = g.check_transfer(0x1000, 0x2000, 0x2000).unwrap();
+        let source: std::vec::Vec<u8> = (0..0x2000).map(|i| (i * 7 + 1) as u8).collect();
+        let mut written = std::vec![0u8; 0x2000];
+        let keyed = [(areas[0], &ciphers[0]), (areas[1], &ciphers[1])];
+        transfer.encrypt(keyed, &source, &mut written).unwrap();
+        let mut expected = source.clone();
+        for (area, key) in areas.iter().zip(&keys) {
+            let (start, end) = ((area.start - 0x1000) as usize, (area.end - 0x1000) as usize);
+            oracle(key).encrypt_area(
+                &mut expected[start..end],
+                512,
+                u128::from(area.start / 512),
+                |n: u128| n.to_le_bytes(),
+            );
+        }
+        assert_eq!(written, expected);
+        let mut read = written.clone();
+        transfer.decrypt_in_place(keyed, &mut read).unwrap();
+        assert_eq!(read, source);
+        // Lengths that do not fit, and areas out of order, are refused, never trusted.
+        let misfit = Err(Fault::LengthMisaligned {
+            byte_count: 0x2000,
+            data_unit: 512,
+        });
+        assert_eq!(
+            transfer.encrypt(keyed, &source[..512], &mut written),
+            misfit
+        );
+        assert_eq!(
+            transfer.encrypt(keyed, &source, &mut written[..512]),
+            misfit
+        );
+        assert_eq!(transfer.decrypt_in_place(keyed, &mut read[..512]), misfit);
+        let reversed = [keyed[1], keyed[0]];
+        assert_eq!(transfer.encrypt(reversed, &source, &mut written), misfit);
+        // No area at all: a copy.
+        transfer.encrypt([], &source, &mut written).unwrap();
+        assert_eq!(written, source);
     }
 
     #[test]

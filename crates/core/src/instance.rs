@@ -134,10 +134,13 @@ impl<E> Instance<E> {
         }
     }
 
-    /// Dump_Start. HIGH_LEVEL.
-    pub fn start(&mut self) -> StartOutcome {
-        if let Action::Refuse = self.action {
-            return StartOutcome::Refused;
+    /// Dump_Start. `may_start` says whether the encrypt policy's keys still hold (a
+    /// provider's live state may say they do not). HIGH_LEVEL.
+    pub fn start(&mut self, may_start: impl FnOnce(&E) -> bool) -> StartOutcome {
+        match &self.action {
+            Action::Refuse => return StartOutcome::Refused,
+            Action::Encrypt(encryption) if !may_start(encryption) => return StartOutcome::Refused,
+            Action::Encrypt(_) | Action::Passthrough => {}
         }
         self.state = State::Started;
         StartOutcome::Proceed
@@ -221,7 +224,7 @@ mod tests {
         assert_eq!(instance.read().unwrap_err(), Fault::OutOfOrder { state: 0 });
         assert_eq!(instance.finish().copied(), Some(7));
         assert_eq!(instance.state(), State::Loaded, "a finish without a start");
-        assert_eq!(instance.start(), StartOutcome::Proceed);
+        assert_eq!(instance.start(|_| true), StartOutcome::Proceed);
         assert_eq!(instance.state(), State::Started);
         assert_eq!(instance.write(offset).unwrap().copied(), Some(7));
         assert_eq!(instance.read().unwrap().copied(), Some(7));
@@ -232,7 +235,11 @@ mod tests {
             Fault::OutOfOrder { state: 2 }
         );
         assert_eq!(instance.read().unwrap().copied(), Some(7), "resume");
-        assert_eq!(instance.start(), StartOutcome::Proceed, "a second dump");
+        assert_eq!(
+            instance.start(|_| true),
+            StartOutcome::Proceed,
+            "a second dump"
+        );
         assert_eq!(instance.state(), State::Started);
     }
 
@@ -242,7 +249,7 @@ mod tests {
         assert_eq!(instance.policy(), Policy::Passthrough);
         assert_eq!(instance.write(null_offset).unwrap(), None);
         assert_eq!(instance.read().unwrap(), None);
-        assert_eq!(instance.start(), StartOutcome::Proceed);
+        assert_eq!(instance.start(|_| true), StartOutcome::Proceed);
         assert_eq!(instance.write(null_offset).unwrap(), None);
         assert_eq!(instance.finish(), None);
         assert_eq!(instance.state(), State::Finished);
@@ -252,7 +259,7 @@ mod tests {
     fn refuse_fails_the_start_and_bug_checks_a_write() {
         let mut instance = Instance::new(DumpType::CrashDump, Action::<u8>::Refuse);
         assert_eq!(instance.policy(), Policy::Refuse);
-        assert_eq!(instance.start(), StartOutcome::Refused);
+        assert_eq!(instance.start(|_| true), StartOutcome::Refused);
         assert_eq!(instance.state(), State::Loaded);
         assert_eq!(
             instance.write(offset).unwrap_err(),
@@ -264,6 +271,21 @@ mod tests {
         );
         assert_eq!(instance.read().unwrap(), None);
         assert_eq!(instance.finish(), None);
+    }
+
+    #[test]
+    fn keys_that_no_longer_hold_refuse_the_start() {
+        let mut instance = Instance::new(DumpType::CrashDump, Action::Encrypt(7u8));
+        assert_eq!(instance.start(|&e| e == 8), StartOutcome::Refused);
+        assert_eq!(instance.state(), State::Loaded);
+        assert_eq!(instance.start(|&e| e == 7), StartOutcome::Proceed);
+        assert_eq!(instance.state(), State::Started);
+        let mut passthrough = Instance::new(DumpType::CrashDump, Action::<u8>::Passthrough);
+        assert_eq!(
+            passthrough.start(|_| false),
+            StartOutcome::Proceed,
+            "no keys to ask about"
+        );
     }
 
     #[test]

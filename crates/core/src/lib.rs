@@ -23,5 +23,6 @@ pub mod config;
 pub mod fault;
 pub mod geometry;
 pub mod instance;
+pub mod provider;
 
 pub use dumpcrypt_xts as xts;

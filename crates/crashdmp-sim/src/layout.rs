@@ -13,6 +13,10 @@ pub mod extension {
     pub const GEOMETRY_BYTES_PER_SECTOR: usize = GEOMETRY + 0x14;
     pub const DISK_SIZE: usize = 0x28;
     pub const PARTITION_INFO: usize = 0x30;
+    /// DISK_PARTITION_INFO.PartitionStyle (after SizeOfPartitionInfo).
+    pub const PARTITION_STYLE: usize = PARTITION_INFO + 4;
+    /// DISK_PARTITION_INFO's union: Mbr { Signature, CheckSum } or Gpt { DiskId }.
+    pub const PARTITION_UNION: usize = PARTITION_INFO + 8;
     pub const DUMP_DATA: usize = 0x48;
     pub const SIZE_FIELD: usize = 0x50;
     pub const FLAGS: usize = 0x54;

@@ -77,6 +77,11 @@ pub enum Service {
     ZwQueryValueKey,
     ZwClose,
     IoBuildDeviceIoControlRequest,
+    ExCreateCallback,
+    ExRegisterCallback,
+    ExUnregisterCallback,
+    ExNotifyCallback,
+    ObfDereferenceObject,
 }
 
 /// One registry value.
@@ -106,7 +111,13 @@ pub struct Environment {
     /// DriverEntry (such as [`crate::stack::UNKNOWN_SYSTEM_FLAG`]). A filter must keep them,
     /// ORing its own flags in; [`crate::stack::load`] reports one that clears any.
     pub system_filter_flags: u32,
+    /// FILTER_EXTENSION.PartitionInfo of the dump device: PartitionStyle (0 MBR, 1 GPT, 2
+    /// RAW) and the 16 bytes of its union (MBR Signature and CheckSum, or the GPT DiskId).
+    pub partition_info: (u32, [u8; 16]),
 }
+
+/// The GPT disk GUID of the simulated dump disk, as the GUID structure lays it out.
+pub const SIMULATED_DISK_GUID: [u8; 16] = *b"dumpcrypt-sim-01";
 
 impl Default for Environment {
     fn default() -> Self {
@@ -118,6 +129,7 @@ impl Default for Environment {
             fail_service: None,
             secrets: Vec::new(),
             system_filter_flags: crate::stack::UNKNOWN_SYSTEM_FLAG,
+            partition_info: (1, SIMULATED_DISK_GUID),
         }
     }
 }
@@ -133,6 +145,8 @@ pub struct Counters {
     pub calls: Vec<(Service, bool)>,
     /// Problems that are not bug checks: secrets left in freed memory and the like.
     pub violations: Vec<String>,
+    /// References to callback objects not given back yet.
+    pub object_references: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +168,27 @@ struct Kernel {
     high_level: bool,
     counters: Counters,
     live: BTreeMap<usize, Allocation>,
+    callback_objects: Vec<CallbackObject>,
+    next_object: usize,
+}
+
+/// `PCALLBACK_FUNCTION`: what a driver registers on a callback object.
+pub type CallbackFunction = unsafe extern "C-unwind" fn(
+    context: *mut core::ffi::c_void,
+    argument1: *mut core::ffi::c_void,
+    argument2: *mut core::ffi::c_void,
+);
+
+/// A named callback object (`\Callback\...`): its registrations, and the references the
+/// drivers that created or opened it hold.
+#[derive(Debug)]
+struct CallbackObject {
+    /// The handle drivers see (never dereferenced: the simulator looks it up).
+    address: usize,
+    name: String,
+    allow_multiple: bool,
+    references: usize,
+    registrations: Vec<(usize, CallbackFunction, usize)>,
 }
 
 thread_local! {
@@ -172,6 +207,7 @@ pub fn boot(environment: Environment) {
         kernel.environment = environment;
         kernel.high_level = false;
         kernel.counters = Counters::default();
+        kernel.callback_objects.clear();
     });
 }
 
@@ -477,4 +513,130 @@ fn is_live_mdl(ptr: *mut u8) -> bool {
             .get(&(ptr as usize))
             .is_some_and(|allocation| allocation.kind == Kind::Mdl)
     })
+}
+
+/// `ExCreateCallback`: opens the callback object `name`, or creates it when `create` is set.
+/// Each success takes a reference, which [`ob_dereference_object`] gives back; an object
+/// nobody references any more is deleted. PASSIVE_LEVEL.
+pub fn ex_create_callback(
+    name: &str,
+    create: bool,
+    allow_multiple: bool,
+) -> Result<usize, NtStatus> {
+    enter(Service::ExCreateCallback);
+    if let Some(status) = injected_failure(Service::ExCreateCallback) {
+        return Err(status);
+    }
+    with(|kernel| {
+        if let Some(object) = kernel
+            .callback_objects
+            .iter_mut()
+            .find(|object| object.name.eq_ignore_ascii_case(name))
+        {
+            object.references += 1;
+            kernel.counters.object_references += 1;
+            return Ok(object.address);
+        }
+        if !create {
+            return Err(STATUS_OBJECT_NAME_NOT_FOUND);
+        }
+        kernel.next_object += 1;
+        let address = 0xFFFF_C000_0000_0000 + kernel.next_object * 0x100;
+        kernel.callback_objects.push(CallbackObject {
+            address,
+            name: name.to_string(),
+            allow_multiple,
+            references: 1,
+            registrations: Vec::new(),
+        });
+        kernel.counters.object_references += 1;
+        Ok(address)
+    })
+}
+
+/// `ExRegisterCallback`: `None` for an unknown object, or a second registration on an object
+/// that does not allow several. PASSIVE_LEVEL.
+pub fn ex_register_callback(
+    object: usize,
+    function: CallbackFunction,
+    context: *mut core::ffi::c_void,
+) -> Option<usize> {
+    enter(Service::ExRegisterCallback);
+    with(|kernel| {
+        kernel.next_object += 1;
+        let registration = 0xFFFF_D000_0000_0000 + kernel.next_object * 0x40;
+        let object = kernel
+            .callback_objects
+            .iter_mut()
+            .find(|candidate| candidate.address == object)?;
+        if !object.allow_multiple && !object.registrations.is_empty() {
+            return None;
+        }
+        object
+            .registrations
+            .push((registration, function, context as usize));
+        Some(registration)
+    })
+}
+
+/// `ExUnregisterCallback`.
+pub fn ex_unregister_callback(registration: usize) {
+    enter(Service::ExUnregisterCallback);
+    with(|kernel| {
+        for object in &mut kernel.callback_objects {
+            object.registrations.retain(|(id, ..)| *id != registration);
+        }
+    });
+}
+
+/// `ExNotifyCallback`: calls every function registered on `object`, in order, on this thread
+/// and at this IRQL.
+///
+/// # Safety
+/// `argument1` and `argument2` are what the functions registered on `object` expect, valid
+/// for the length of the call.
+pub unsafe fn ex_notify_callback(
+    object: usize,
+    argument1: *mut core::ffi::c_void,
+    argument2: *mut core::ffi::c_void,
+) {
+    enter(Service::ExNotifyCallback);
+    let registrations = with(|kernel| {
+        kernel
+            .callback_objects
+            .iter()
+            .find(|candidate| candidate.address == object)
+            .map(|object| object.registrations.clone())
+            .unwrap_or_default()
+    });
+    for (_, function, context) in registrations {
+        // SAFETY: the function and its context are what a driver registered for this object,
+        // and the arguments are what it expects (the caller's contract); the simulated kernel
+        // calls them as Windows would.
+        unsafe { function(context as *mut core::ffi::c_void, argument1, argument2) };
+    }
+}
+
+/// `ObfDereferenceObject` for a callback object: gives back one reference.
+pub fn ob_dereference_object(object: usize) {
+    enter(Service::ObfDereferenceObject);
+    with(|kernel| {
+        let Some(index) = kernel
+            .callback_objects
+            .iter()
+            .position(|candidate| candidate.address == object)
+        else {
+            kernel
+                .counters
+                .violations
+                .push(format!("ObDereferenceObject of {object:#x}, not an object"));
+            return;
+        };
+        kernel.counters.object_references -= 1;
+        let entry = &mut kernel.callback_objects[index];
+        entry.references -= 1;
+        if entry.references == 0 {
+            kernel.callback_objects.remove(index);
+        }
+    });
 }

@@ -226,7 +226,10 @@ pub fn load(
             disk.bytes_per_sector,
         );
         put(bytes, extension::DISK_SIZE, disk.disk_size);
+        let (style, union) = ntoskrnl::environment().partition_info;
         put(bytes, extension::PARTITION_INFO, 0x18u32);
+        put(bytes, extension::PARTITION_STYLE, style);
+        bytes[extension::PARTITION_UNION..extension::PARTITION_UNION + 16].copy_from_slice(&union);
         if has_read {
             put(bytes, extension::SIZE_FIELD, extension::SIZE as u32);
             put(bytes, extension::FLAGS, 0u32);

@@ -5,10 +5,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use dumpcrypt_core::config::{Policy, ValueName};
+use dumpcrypt_core::config::{KeySource, Policy, ValueName};
 use dumpcrypt_core::geometry::TweakBase;
 
-use crate::options::{read_key, CliError, PolicyArg, TransformArgs};
+use crate::options::{
+    parse_disk_id, read_key, CliError, DiskIdArg, KeySourceArg, PolicyArg, TransformArgs,
+};
 use crate::output::{self, Output, Rules};
 use crate::parameters::{describe, Data, Settings, Value, PARAMETERS_SUBKEY};
 
@@ -22,9 +24,19 @@ pub struct Args {
     /// passthrough.
     #[arg(long, value_enum)]
     pub hibernation_policy: Option<PolicyArg>,
-    /// Key file: 64 raw bytes (`dumpcrypt keygen`). Required when a policy is encrypt.
+    /// Key file: 64 raw bytes (`dumpcrypt keygen`). Required when a policy is encrypt and
+    /// the key source is the registry.
     #[arg(long)]
     pub key: Option<PathBuf>,
+    /// Where the encrypt policy's key comes from: the Key value (`registry`, for tests and
+    /// labs), or a volume-encryption driver (`provider`: docs/provider.md; then no --key).
+    /// Default: registry.
+    #[arg(long, value_enum)]
+    pub key_source: Option<KeySourceArg>,
+    /// The only disk dumps are encrypted for: an MBR disk signature (8 hex digits) or a GPT
+    /// disk GUID; a dump device on another disk gets no dump.
+    #[arg(long, value_parser = parse_disk_id)]
+    pub disk_id: Option<DiskIdArg>,
     #[command(flatten)]
     pub transform: TransformArgs,
     /// Write the configuration as a `.reg` file (for `reg import` on the target machine): a
@@ -47,8 +59,8 @@ pub struct Args {
     /// Print this machine's current configuration, as the driver would read it (Windows);
     /// exit status 1 when the driver would refuse it.
     #[arg(long, conflicts_with_all = [
-        "crash_policy", "hibernation_policy", "key", "area", "data_unit_arg", "tweak_base_arg",
-        "reg_out", "force", "apply", "update",
+        "crash_policy", "hibernation_policy", "key", "key_source", "disk_id", "area",
+        "data_unit_arg", "tweak_base_arg", "reg_out", "force", "apply", "update",
     ])]
     pub show: bool,
 }
@@ -63,7 +75,19 @@ fn settings(args: &Args, current: Option<Settings>) -> Result<Settings, CliError
         data_unit: 512,
         area: None,
         tweak_base: TweakBase::Partition,
+        key_source: KeySource::Registry,
+        disk_id: None,
     });
+    if let Some(source) = args.key_source {
+        settings.key_source = source.into();
+        if settings.key_source == KeySource::Provider && args.key.is_none() {
+            // A kept key does not go with the provider's keys.
+            settings.key = None;
+        }
+    }
+    if let Some(disk_id) = &args.disk_id {
+        settings.disk_id = Some(disk_id.0.clone());
+    }
     if let Some(policy) = args.crash_policy {
         settings.crash_dump_policy = policy.into();
     }
@@ -119,7 +143,14 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let settings = settings(&args, current)?;
     let encrypts = settings.crash_dump_policy == Policy::Encrypt
         || settings.hibernation_policy == Policy::Encrypt;
-    if encrypts && settings.key.is_none() {
+    if settings.key_source == KeySource::Provider && settings.key.is_some() {
+        return Err(CliError::Usage(
+            "--key-source provider takes the keys from the volume-encryption driver: drop \
+             --key (a key in the registry rests on the disk it protects)"
+                .into(),
+        ));
+    }
+    if encrypts && settings.key_source == KeySource::Registry && settings.key.is_none() {
         return Err(CliError::Usage(
             "an encrypt policy needs a key: add --key FILE (make one with `dumpcrypt keygen --out FILE`)"
                 .into(),
@@ -187,7 +218,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
 
 /// The values as a `.reg` file: every value of the schema (so that importing it leaves
 /// nothing of an older configuration), and, when there is no key, a deletion of any old Key
-/// (`"Key"=-`). DWORDs as `dword:`, QWORDs as `hex(b):` (little-endian bytes), binary as
+/// and DiskId (`"Key"=-`, `"DiskId"=-`). DWORDs as `dword:`, QWORDs as `hex(b):` (little-endian bytes), binary as
 /// `hex:`, lines continued with `\` as regedit writes them, CRLF line ends.
 pub fn reg_file(values: &[Value]) -> String {
     let mut text = format!(
@@ -204,11 +235,17 @@ pub fn reg_file(values: &[Value]) -> String {
         text.push_str(&data);
         text.push_str("\r\n");
     }
-    if !values.iter().any(|value| value.name == ValueName::Key) {
-        text.push_str("\"Key\"=-\r\n");
+    for optional in OPTIONAL {
+        if !values.iter().any(|value| value.name == optional) {
+            text.push_str(&format!("\"{}\"=-\r\n", optional.as_str()));
+        }
     }
     text
 }
+
+/// The values written only when set: an older one is deleted when the new configuration has
+/// none, so that nothing of an older configuration is left.
+const OPTIONAL: [ValueName; 2] = [ValueName::Key, ValueName::DiskId];
 
 /// `prefix` then comma-separated hex bytes, in lines of at most 80 columns ended by `,\`,
 /// continued with a two-space indent, as regedit exports.
@@ -282,11 +319,14 @@ mod registry {
             key.set_raw_value(value.name.as_str(), &raw)
                 .map_err(|e| error("could not write to", e))?;
         }
-        if !values.iter().any(|value| value.name == ValueName::Key) {
-            match key.delete_value(ValueName::Key.as_str()) {
+        for optional in super::OPTIONAL {
+            if values.iter().any(|value| value.name == optional) {
+                continue;
+            }
+            match key.delete_value(optional.as_str()) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(error("could not delete the old Key from", e)),
+                Err(e) => return Err(error("could not delete an old value from", e)),
             }
         }
         Ok(())
@@ -396,6 +436,8 @@ mod tests {
             data_unit: 4096,
             area: Some(0x10_0000..0x1_2345_6000),
             tweak_base: TweakBase::Disk,
+            key_source: KeySource::Registry,
+            disk_id: Some(vec![0x78, 0x56, 0x34, 0x12]),
         };
         let expected = [
             "Windows Registry Editor Version 5.00",
@@ -410,6 +452,8 @@ mod tests {
             r#""EncryptedAreaStart"=hex(b):00,00,10,00,00,00,00,00"#,
             r#""EncryptedAreaEnd"=hex(b):00,60,45,23,01,00,00,00"#,
             r#""TweakBase"=dword:00000001"#,
+            r#""KeySource"=dword:00000000"#,
+            r#""DiskId"=hex:78,56,34,12"#,
             "",
         ]
         .join("\r\n");
@@ -437,8 +481,10 @@ mod tests {
             data_unit: 4096,
             area: Some(0x10_0000..0x20_0000),
             tweak_base: TweakBase::Disk,
+            key_source: KeySource::Registry,
+            disk_id: Some(vec![0x78, 0x56, 0x34, 0x12]),
         };
-        // Nothing given: the current configuration, key included.
+        // Nothing given: the current configuration, key and disk included.
         let same = settings(&parse(&[]), Some(current.clone())).unwrap();
         assert_eq!(same.values(), current.values());
         // One value given: only it changes.
@@ -453,8 +499,17 @@ mod tests {
         assert_eq!(changed.data_unit, 4096);
         assert_eq!(changed.crash_dump_policy, Policy::Encrypt);
         // The whole disk given explicitly clears a configured area.
-        let whole = settings(&parse(&["--area", "0..0xffffffffffffffff"]), Some(current));
+        let whole = settings(
+            &parse(&["--area", "0..0xffffffffffffffff"]),
+            Some(current.clone()),
+        );
         assert_eq!(whole.unwrap().area, None);
+        // Switching to the provider's keys drops the kept key.
+        let provider = settings(&parse(&["--key-source", "provider"]), Some(current)).unwrap();
+        assert_eq!(
+            (provider.key_source, provider.key),
+            (KeySource::Provider, None)
+        );
         // Without --update the defaults stand for what is not given.
         let fresh = settings(&parse(&["--hibernation-policy", "refuse"]), None).unwrap();
         assert_eq!(fresh.crash_dump_policy, Policy::Passthrough);
@@ -462,6 +517,7 @@ mod tests {
         assert_eq!(fresh.key, None);
         assert_eq!(fresh.data_unit, 512);
         assert_eq!(fresh.area, None);
+        assert_eq!(fresh.disk_id, None);
     }
 
     #[test]
@@ -473,11 +529,15 @@ mod tests {
             data_unit: 512,
             area: None,
             tweak_base: TweakBase::Partition,
+            key_source: KeySource::Registry,
+            disk_id: None,
         };
         let text = reg_file(&settings.values());
         assert!(text.contains("\"EncryptedAreaEnd\"=hex(b):ff,ff,ff,ff,ff,ff,ff,ff\r\n"));
         assert!(
-            text.ends_with("\"TweakBase\"=dword:00000000\r\n\"Key\"=-\r\n"),
+            text.ends_with(
+                "\"TweakBase\"=dword:00000000\r\n\"KeySource\"=dword:00000000\r\n\"Key\"=-\r\n\"DiskId\"=-\r\n"
+            ),
             "{text}"
         );
     }

@@ -225,6 +225,8 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         data_unit: args.transform.data_unit(),
         area: args.transform.area.clone(),
         tweak_base: args.transform.tweak_base(),
+        key_source: dumpcrypt_core::config::KeySource::Registry,
+        disk_id: None,
     };
     let config = settings.validate()?;
     drop(settings);

@@ -3,7 +3,7 @@
 use std::ops::Range;
 use std::path::Path;
 
-use dumpcrypt_core::config::Policy;
+use dumpcrypt_core::config::{KeySource, Policy};
 use dumpcrypt_core::geometry::TweakBase;
 use dumpcrypt_xts::KEY_LEN;
 
@@ -146,6 +146,67 @@ impl PolicyArg {
             Self::Encrypt => "encrypt",
             Self::Refuse => "refuse",
         }
+    }
+}
+
+/// `KeySource`: where the encrypt policy's key comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeySourceArg {
+    /// The `Key` value (tests and labs: a key in the registry rests on the disk it protects).
+    Registry,
+    /// A volume-encryption driver, through the provider interface (docs/provider.md).
+    Provider,
+}
+
+impl From<KeySourceArg> for KeySource {
+    fn from(source: KeySourceArg) -> Self {
+        match source {
+            KeySourceArg::Registry => KeySource::Registry,
+            KeySourceArg::Provider => KeySource::Provider,
+        }
+    }
+}
+
+/// A `DiskId`: 8 hex digits (an MBR disk signature, as `Get-Disk` shows it) or a GPT disk
+/// GUID (`{xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx}`, braces optional), as the registry holds
+/// it: the signature little-endian, the GUID in its in-memory layout.
+pub fn parse_disk_id(text: &str) -> Result<DiskIdArg, String> {
+    parse_disk_id_bytes(text).map(DiskIdArg)
+}
+
+/// A parsed `--disk-id`: the registry value's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskIdArg(pub Vec<u8>);
+
+fn parse_disk_id_bytes(text: &str) -> Result<Vec<u8>, String> {
+    let text = text.trim().trim_start_matches('{').trim_end_matches('}');
+    let hex = |digits: &str| -> Result<Vec<u8>, String> {
+        if digits.len() % 2 != 0 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("{digits:?} is not hexadecimal"));
+        }
+        (0..digits.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).map_err(|e| e.to_string()))
+            .collect()
+    };
+    let parts: Vec<&str> = text.split('-').collect();
+    match parts.as_slice() {
+        [signature] if signature.len() == 8 => {
+            let mut bytes = hex(signature)?;
+            bytes.reverse();
+            Ok(bytes)
+        }
+        [a, b, c, d, e] if [a.len(), b.len(), c.len(), d.len(), e.len()] == [8, 4, 4, 4, 12] => {
+            let (mut a, mut b, mut c) = (hex(a)?, hex(b)?, hex(c)?);
+            a.reverse();
+            b.reverse();
+            c.reverse();
+            Ok([a, b, c, hex(d)?, hex(e)?].concat())
+        }
+        _ => Err(format!(
+            "{text:?}: a disk id is 8 hex digits (MBR signature) or a GPT disk GUID \
+             xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (GPT)"
+        )),
     }
 }
 

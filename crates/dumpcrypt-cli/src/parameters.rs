@@ -5,7 +5,8 @@
 use std::ops::Range;
 
 use dumpcrypt_core::config::{
-    Config, Policy, RawValue, RegistryValues, ValueName, REG_BINARY, REG_DWORD, REG_QWORD,
+    Config, KeySource, Policy, RawValue, RegistryValues, ValueName, REG_BINARY, REG_DWORD,
+    REG_QWORD,
 };
 use dumpcrypt_core::geometry::TweakBase;
 use dumpcrypt_xts::KEY_LEN;
@@ -81,6 +82,9 @@ pub struct Settings {
     /// `None`: the whole disk.
     pub area: Option<Range<u64>>,
     pub tweak_base: TweakBase,
+    pub key_source: KeySource,
+    /// `DiskId`, as the registry holds it (4 or 16 bytes).
+    pub disk_id: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -92,6 +96,8 @@ impl std::fmt::Debug for Settings {
             .field("data_unit", &self.data_unit)
             .field("area", &self.area)
             .field("tweak_base", &self.tweak_base)
+            .field("key_source", &self.key_source)
+            .field("disk_id", &self.disk_id)
             .finish()
     }
 }
@@ -140,7 +146,14 @@ impl Settings {
             qword(ValueName::EncryptedAreaStart, area.start),
             qword(ValueName::EncryptedAreaEnd, area.end),
             dword(ValueName::TweakBase, tweak_base_dword(self.tweak_base)),
+            dword(ValueName::KeySource, self.key_source.as_dword()),
         ]);
+        if let Some(disk_id) = &self.disk_id {
+            values.push(Value {
+                name: ValueName::DiskId,
+                data: Data::Binary(disk_id.clone()),
+            });
+        }
         values
     }
 
@@ -249,7 +262,12 @@ pub fn describe(config: &Config) -> String {
         "crash dumps      {}\nhibernation      {}\nkey              {}\ndata unit        {} bytes\nencrypted area   {} ({} offsets and tweaks)\n",
         describe_policy(config.crash_dump_policy),
         describe_policy(config.hibernation_policy),
-        key_line(config.key.as_ref()),
+        match config.key_source {
+            KeySource::Provider => "from the provider (KeySource 1): its answer replaces \
+                                    the key, data unit, area and tweak base below"
+                .to_string(),
+            KeySource::Registry => key_line(config.key.as_ref()),
+        },
         config.data_unit.bytes(),
         area_text(config),
         tweak_base_name(config.tweak_base),
@@ -268,6 +286,14 @@ impl Settings {
             area: (config.area.start != 0 || config.area.end != u64::MAX)
                 .then_some(config.area.start..config.area.end),
             tweak_base: config.tweak_base,
+            key_source: config.key_source,
+            disk_id: config.disk_id.map(|disk| {
+                if disk.style == dumpcrypt_provider::STYLE_MBR {
+                    disk.mbr_signature.to_le_bytes().to_vec()
+                } else {
+                    disk.gpt_disk_id.to_vec()
+                }
+            }),
         }
     }
 }
@@ -284,6 +310,8 @@ mod tests {
             data_unit: 512,
             area: None,
             tweak_base: TweakBase::Partition,
+            key_source: KeySource::Registry,
+            disk_id: None,
         }
     }
 
@@ -300,7 +328,7 @@ mod tests {
         assert_eq!(config.data_unit.bytes(), 4096);
         assert_eq!(config.tweak_base, TweakBase::Disk);
         assert_eq!(config.key, settings.key);
-        assert_eq!(settings.values().len(), 7);
+        assert_eq!(settings.values().len(), 8);
         // And back: the settings a configuration holds give the same configuration.
         let again = Settings::from_config(&config).validate().unwrap();
         assert_eq!(again.area.start, 0x10_0000);

@@ -11,15 +11,18 @@ use crashdmp_sim::machine::{
 };
 use crashdmp_sim::ntoskrnl::{self, Environment, RegistryValue};
 use crashdmp_sim::stack::{self, DiskInfo, Load, LoadedFilter, SimError};
-use dumpcrypt_core::config::Policy;
+
+use dumpcrypt_core::config::{KeySource, Policy};
 use dumpcrypt_core::fault::{Rule, BUGCHECK_CODE};
-use dumpcrypt_core::geometry::Geometry;
+use dumpcrypt_core::geometry::{Area, Geometry, TweakBase};
+use dumpcrypt_sample_provider::{SampleProvider, Volume};
+use dumpcrypt_xts::DataUnit;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::options::{
-    generate_key, human, parse_size, read_key, CliError, PolicyArg, TransformArgs,
+    generate_key, human, parse_size, read_key, CliError, KeySourceArg, PolicyArg, TransformArgs,
 };
-use crate::output::{self, PendingFile, Rules};
+use crate::output::{self, Output, PendingFile, Rules};
 use crate::parameters::{tweak_base_name, Settings};
 
 /// The most PFN slots one MDL can have: its Size is a 16-bit signed count of bytes, the
@@ -75,7 +78,7 @@ pub struct Args {
     /// Write the same image as it would be without the filter to this file.
     #[arg(long)]
     pub reference: Option<PathBuf>,
-    /// Replace existing --image and --reference files.
+    /// Replace existing --image, --reference and --provider-keys-out files.
     #[arg(long)]
     pub force: bool,
     /// Seeds memory contents, file layout and transfer sizes.
@@ -91,19 +94,63 @@ pub struct Args {
     /// `dumpcrypt find-dump --extract` can recover it from the image without a file system.
     #[arg(long)]
     pub contiguous_dump: bool,
+    /// Where the keys come from: `--key` through the registry, or the sample provider (a
+    /// volume-encryption driver through the provider interface: two ranges under two keys
+    /// and a plaintext rest; --data-unit and --tweak-base are what it answers).
+    #[arg(long, value_enum, default_value = "registry")]
+    pub key_source: KeySourceArg,
+    /// With `--key-source provider`: write what the provider handed over, one range a line
+    /// (`START END KEYHEX`, tweak positions, half-open), then
+    /// `data_unit N tweak_base partition|disk partition_offset P`.
+    #[arg(long, value_name = "FILE")]
+    pub provider_keys_out: Option<PathBuf>,
 }
 
 /// The Parameters values for these options, as the registry would hold them.
 fn settings(args: &Args, key: &[u8; 64]) -> Settings {
     let policy = Policy::from(args.policy);
+    let key_source = KeySource::from(args.key_source);
     Settings {
         crash_dump_policy: policy,
         hibernation_policy: policy,
-        key: Some(*key),
+        key: (key_source == KeySource::Registry).then_some(*key),
         data_unit: args.transform.data_unit(),
         area: args.transform.area.clone(),
         tweak_base: args.transform.tweak_base(),
+        key_source,
+        disk_id: None,
     }
+}
+
+/// The sample provider's volume for this run: the whole dump partition, two ranges under
+/// two keys over its first two thirds, in the tweak positions of `--tweak-base`.
+fn provider_volume(args: &Args, disk_size: u64) -> Volume {
+    let mut volume = Volume::two_keys(args.partition_offset, disk_size - args.partition_offset);
+    volume.answer.data_unit = args.transform.data_unit();
+    volume.answer.tweak_base = args.transform.tweak_base().as_dword();
+    if volume.answer.tweak_base == TweakBase::Disk.as_dword() {
+        for range in &mut volume.answer.ranges[..volume.answer.range_count as usize] {
+            range.start += args.partition_offset;
+            range.end += args.partition_offset;
+        }
+    }
+    volume
+}
+
+/// The `--provider-keys-out` file: one range a line, then the geometry.
+fn provider_keys_text(volume: &Volume, args: &Args) -> String {
+    let mut text = String::new();
+    for range in volume.ranges() {
+        let key: String = range.key.iter().map(|byte| format!("{byte:02x}")).collect();
+        text.push_str(&format!("{} {} {key}\n", range.start, range.end));
+    }
+    let base = args.transform.tweak_base().name();
+    text.push_str(&format!(
+        "data_unit {} tweak_base {base} partition_offset {}\n",
+        args.transform.data_unit(),
+        args.partition_offset
+    ));
+    text
 }
 
 /// The values as the simulated registry holds them.
@@ -364,6 +411,17 @@ fn same_file_system(a: &Path, b: &Path) -> bool {
 /// The options checked before anything is built: sizes the simulator can hold, a geometry
 /// that can exist, outputs that can be written.
 fn check(args: &Args) -> Result<(), CliError> {
+    let provider_source = args.key_source == KeySourceArg::Provider;
+    if args.provider_keys_out.is_some() && !provider_source {
+        return Err(CliError::Usage(
+            "--provider-keys-out needs --key-source provider".into(),
+        ));
+    }
+    if args.key.is_some() && provider_source {
+        return Err(CliError::Usage(
+            "--key-source provider uses the sample provider's keys: drop --key".into(),
+        ));
+    }
     if args.max_pages_per_write == 0 {
         return Err(CliError::Usage(
             "--max-pages-per-write must be at least 1".into(),
@@ -488,7 +546,19 @@ fn images(args: &Args) -> Result<Images, CliError> {
 
 pub fn run(args: Args) -> Result<ExitCode, CliError> {
     check(&args)?;
-    // The outputs first: a refused or unwritable image costs no work.
+    // The outputs first: a refused or unwritable image or keys file costs no work.
+    let keys_rules = Rules {
+        option: "--provider-keys-out",
+        streams: true,
+        force: args.force,
+        binary: false,
+        secret: true,
+    };
+    let keys_destination = args
+        .provider_keys_out
+        .as_deref()
+        .map(|path| output::resolve(path, &keys_rules))
+        .transpose()?;
     let images = images(&args)?;
     let key = match &args.key {
         Some(path) => read_key(path)?,
@@ -497,6 +567,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let settings = settings(&args, &key);
     let config = settings.validate()?;
     let values = registry_values(&settings);
+    let provider_source = config.key_source == KeySource::Provider;
     let os_version = match args.os {
         OsArg::Windows7 => (6, 1, 7601),
         OsArg::Windows11 => (10, 0, 26100),
@@ -537,6 +608,32 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         bytes_per_sector: args.transform.data_unit(),
         disk_size: machine.disk_size(),
     };
+    // The keys the bytes of the dump are encrypted with, and where: the registry's one area,
+    // or the provider's ranges (registered now, on the booted kernel).
+    let (keyed, _provider) = if provider_source {
+        let volume = provider_volume(&args, machine.disk_size());
+        if let Some(destination) = keys_destination {
+            let keys = Output::open(destination, &keys_rules, &[])?;
+            keys.write_all(provider_keys_text(&volume, &args).as_bytes())?;
+            keys.commit()?;
+        }
+        let keyed: Vec<Area> = volume
+            .ranges()
+            .iter()
+            .map(|range| Area {
+                start: range.start,
+                end: range.end,
+            })
+            .collect();
+        let provider = SampleProvider::register(volume).map_err(|status| {
+            CliError::Usage(format!(
+                "the sample provider could not register: {status:#x}"
+            ))
+        })?;
+        (keyed, Some(provider))
+    } else {
+        (vec![config.area], None)
+    };
     let crash = args.dump_type != DumpTypeArg::Hibernate;
     let hibernate = args.dump_type != DumpTypeArg::Crash;
     let mut phases = Vec::new();
@@ -560,7 +657,12 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         disk,
     };
 
-    let geometry = config.geometry(args.partition_offset);
+    let geometry = Geometry::new(
+        DataUnit::from_bytes(args.transform.data_unit()).unwrap_or(DataUnit::Bytes512),
+        Area::WHOLE_DISK,
+        args.transform.tweak_base(),
+        args.partition_offset,
+    );
     println!(
         "dumpcrypt simulate: policy {}, {} of memory, MaxPagesPerWrite {}, data unit {}, \
          {} tweaks, partition at byte {:#x} of the image",
@@ -568,9 +670,15 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         human(args.memory),
         args.max_pages_per_write,
         args.transform.data_unit(),
-        tweak_base_name(config.tweak_base),
+        tweak_base_name(geometry.tweak_base()),
         args.partition_offset
     );
+    if provider_source {
+        println!(
+            "key source   the sample provider: {} ranges under their own keys, a plaintext rest",
+            keyed.len()
+        );
+    }
     let mut failures = Vec::new();
     let outcome = (|| -> Result<(), SimError> {
         for (enabled, which, dump_type, phase) in [
@@ -598,7 +706,10 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             progress.end(phase, report.written);
             progress.bar().suspend(|| print_dump(name, &report));
             let expected_changed = match config.crash_dump_policy {
-                Policy::Encrypt => bytes_in_area(&run.machine, which, &geometry),
+                Policy::Encrypt => keyed
+                    .iter()
+                    .map(|&area| bytes_in_area(&run.machine, which, &geometry.with_area(area)))
+                    .sum(),
                 _ => 0,
             };
             let expected_written = config.crash_dump_policy != Policy::Refuse;
