@@ -112,7 +112,7 @@ fn settings(args: &Args, current: Option<Settings>) -> Result<Settings, CliError
 pub fn run(args: Args) -> Result<ExitCode, CliError> {
     if args.show {
         let (text, valid) = registry::show()?;
-        print!("{text}");
+        crate::out!("{text}");
         return Ok(if valid {
             ExitCode::SUCCESS
         } else {
@@ -164,7 +164,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         if to_stdout {
             eprint!("{text}");
         } else {
-            print!("{text}");
+            crate::out!("{text}");
         }
     };
     say(&describe(&config));

@@ -248,7 +248,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     if output.is_stdout() {
         eprint!("{used}");
     } else {
-        print!("{used}");
+        crate::out!("{used}");
     }
     input.skip(plan.range.start)?;
     let began = Instant::now();
@@ -260,7 +260,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         let total = end - plan.range.start;
         let decrypted = plan.encrypted_within(end);
         let seconds = began.elapsed().as_secs_f64();
-        println!(
+        crate::outln!(
             "{name}: {} written; {} decrypted inside the area, {} copied as is ({:.2} GB/s)",
             human(total),
             human(decrypted),

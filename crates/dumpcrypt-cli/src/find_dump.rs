@@ -286,9 +286,9 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         )));
     }
     if !quiet {
-        println!("offset          header           type, size, bug check");
+        crate::outln!("offset          header           type, size, bug check");
         for found in &candidates {
-            println!("{}", found.describe());
+            crate::outln!("{}", found.describe());
         }
     }
     let usable: Vec<&Found> = candidates.iter().filter(|f| f.problem.is_none()).collect();
@@ -328,7 +328,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let output = copy_out(&mut file, &args.image, chosen.offset, size, output)?;
     output.commit()?;
     if !quiet {
-        println!(
+        crate::outln!(
             "extracted {size:#x} bytes ({}) from image offset {:#x} to {name}, as ONE CONTIGUOUS \
              RUN: this is the dump only if its file lies contiguously on the disk. If WinDbg \
              reports a corrupted dump, the file is fragmented: take its extents from the file \

@@ -84,6 +84,50 @@ fn clean_up_and_exit(code: i32, cause: &str) -> ! {
     std::process::exit(code)
 }
 
+/// Writes to standard output. A closed pipe (`dumpcrypt … | head`) ends the run quietly, as
+/// SIGPIPE ends other tools, after removing the temporary files (Rust ignores SIGPIPE, and
+/// `println!` would panic instead); the exit status is 141 (128 + SIGPIPE) on Unix.
+pub fn print(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout.write_fmt(args).and_then(|()| stdout.flush());
+    drop(stdout);
+    match written {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {
+            let pending = pending();
+            for path in pending.iter() {
+                let _ = std::fs::remove_file(path);
+            }
+            std::process::exit(if cfg!(unix) { 128 + 13 } else { 1 });
+        }
+        Err(error) => {
+            eprintln!("dumpcrypt: standard output: {error}");
+            let pending = pending();
+            for path in pending.iter() {
+                let _ = std::fs::remove_file(path);
+            }
+            std::process::exit(1);
+        }
+    }
+}
+
+/// `print!` through [`print`].
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::interrupt::print(format_args!($($arg)*))
+    };
+}
+
+/// `println!` through [`print`].
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::interrupt::print(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 #[cfg(unix)]
 mod platform {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};

@@ -37,10 +37,10 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     key.fill(0);
     std::hint::black_box(&key);
     written?;
-    println!(
+    crate::outln!(
         "{}: new 64-byte XTS-AES-256 key, fingerprint {fingerprint} (first 8 bytes of SHA-256)",
         args.out.display(),
     );
-    println!("keep a copy where you will need it to read dumps: without it they are lost");
+    crate::outln!("keep a copy where you will need it to read dumps: without it they are lost");
     Ok(ExitCode::SUCCESS)
 }

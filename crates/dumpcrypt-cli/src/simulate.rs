@@ -226,13 +226,13 @@ fn throughput(bytes: u64, time: Duration) -> String {
 
 fn print_dump(name: &str, report: &DumpReport) {
     if !report.written {
-        println!(
+        crate::outln!(
             "{name:<12} not written: Dump_Start returned {:#010x}",
             report.start_status
         );
         return;
     }
-    println!(
+    crate::outln!(
         "{name:<12} {} writes, {}, {} changed by the filter; filter {} ({:.3} s), simulator {:.3} s",
         report.writes,
         human(report.bytes),
@@ -245,7 +245,7 @@ fn print_dump(name: &str, report: &DumpReport) {
 
 fn print_resume(report: &ResumeReport) {
     if report.filtered {
-        println!(
+        crate::outln!(
             "{:<12} {} reads, {} read back through Dump_Read and verified; filter {}",
             "resume",
             report.reads,
@@ -253,7 +253,7 @@ fn print_resume(report: &ResumeReport) {
             throughput(report.bytes, report.filter_time),
         );
     } else {
-        println!(
+        crate::outln!(
             "resume       no Dump_Read before Windows 8: the boot path must decrypt the image"
         );
     }
@@ -663,7 +663,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         args.transform.tweak_base(),
         args.partition_offset,
     );
-    println!(
+    crate::outln!(
         "dumpcrypt simulate: policy {}, {} of memory, MaxPagesPerWrite {}, data unit {}, \
          {} tweaks, partition at byte {:#x} of the image",
         PolicyArg::from(config.crash_dump_policy).name(),
@@ -674,7 +674,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         args.partition_offset
     );
     if provider_source {
-        println!(
+        crate::outln!(
             "key source   the sample provider: {} ranges under their own keys, a plaintext rest",
             keyed.len()
         );
@@ -755,13 +755,15 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         reference.commit()?;
     }
     if failures.is_empty() {
-        println!("verdict      PASS: every rule held and every byte is where the policy puts it");
+        crate::outln!(
+            "verdict      PASS: every rule held and every byte is where the policy puts it"
+        );
         Ok(ExitCode::SUCCESS)
     } else {
         for failure in &failures {
-            println!("FAIL         {failure}");
+            crate::outln!("FAIL         {failure}");
         }
-        println!("verdict      FAIL");
+        crate::outln!("verdict      FAIL");
         Ok(ExitCode::FAILURE)
     }
 }

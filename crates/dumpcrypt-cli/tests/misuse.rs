@@ -730,6 +730,37 @@ fn the_tweak_base_has_one_spelling() {
     fails(&["config", "--update"], "--reg-out");
 }
 
+/// `dumpcrypt … | head`: standard output closed before the first line. The run ends as
+/// SIGPIPE ends other tools (status 141), without a panic, and leaves no temporary image.
+#[test]
+fn a_closed_standard_output_ends_the_run_quietly() {
+    let work = tempfile::tempdir().unwrap();
+    let image = work.path().join("image.raw");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dumpcrypt"))
+        .args(["simulate", "--memory", "4MiB", "--image", s(&image)])
+        .env("TMPDIR", work.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader is gone before anything is written
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        listing(work.path()).is_empty(),
+        "{:?}",
+        listing(work.path())
+    );
+}
+
 // ---- Interruptions ----
 
 /// Whether `pid` holds open a file in `dir`, named or unnamed (`O_TMPFILE`): the sign that
