@@ -33,29 +33,43 @@
 //!
 //! `no_std`, no `alloc`, no `unsafe`, no panic path reachable from any input. The derived
 //! keys are held in [`zeroize::Zeroizing`] buffers and the primitives' states zeroize on drop
-//! (their `zeroize` features); the caller's [`Randomness`] zeroizes on drop. What the
-//! compiler and the dependencies leave in their own stack frames (copies of the ephemeral
-//! secret, the ladder's field elements, SHA-256 message schedules, ChaCha20 key stream) is
-//! wiped too: before returning, [`seal`] overwrites, with volatile writes, the stack below
-//! its frame to the depth its work reached ([`STACK_WIPE_LEN`]).
+//! (their `zeroize` features); the caller's [`Randomness`] zeroizes on drop. That is not
+//! enough on its own: the copies the compiler and the dependencies leave in their frames
+//! (moved return values, the ladder's field elements, SHA-256 message schedules, ChaCha20
+//! key stream) stay in the dead stack, and `scripts/stack-use.sh` finds pieces of the shared
+//! secret and of all three HKDF outputs there. So before returning, [`seal`] overwrites the
+//! stack below its frame, with volatile writes, to beyond the depth its work reached
+//! ([`STACK_WIPE_LEN`]); the script then finds none of them.
 //!
 //! # Stack
 //!
-//! Measured with `scripts/stack-use.sh` (the release build, x86_64, soft backends as the
-//! kernel build needs them; the stack painted below the caller's stack pointer and read back
-//! after `seal` returned): **about 2.6 KiB**, of which the deepest call is the HKDF/HMAC
-//! work and the X25519 ladder; the wipe itself reaches no deeper. The debug build needs
-//! several times more (unoptimised frames); `tests/stack.rs` runs `seal` on the smallest
-//! thread stack the host allows.
+//! Measured by `scripts/stack-use.sh` (x86_64 Linux, release build, gdb paints the stack
+//! below `seal`'s caller and reads it back), return address included:
+//!
+//! | backends | the work | [`seal`] with its wipe |
+//! |---|---:|---:|
+//! | portable (`soft`, as a kernel build needs them) | 2312 B | **2792 B (2.7 KiB)** |
+//! | chosen at run time (AVX2 on the measuring machine) | 4376 B | 4840 B |
+//!
+//! [`Recipient::parse`] needs 2104 B (its small-order test runs the X25519 ladder). The
+//! deepest calls are the dependencies' (the ladder's `differential_add_and_double` and
+//! `Mul`, 1.5 KiB; HMAC-SHA-256 inside HKDF, 1.3 KiB); this crate keeps its own frames out
+//! from under them (each step a call of its own, no buffer larger than 64 bytes but the
+//! wipe's). The Windows x64 ABI (a 32-byte home area per call, XMM6-15 saved by callee)
+//! adds to each frame: expect about 3 KiB in the driver, and measure it there.
+//! `tests/seal/stack.rs` also runs `seal` on the smallest thread stack the host allows.
 //!
 //! # Kernel builds
 //!
-//! On x86_64, three dependencies choose a backend at run time from CPUID unless told:
-//! chacha20 (AVX-512, AVX2, SSE2), poly1305 (AVX2) and curve25519-dalek (AVX2 or AVX-512,
-//! chosen in its build script). Code that must not touch YMM/ZMM state (a Windows driver
-//! without `KeSaveExtendedProcessorState`) builds with
-//! `--cfg chacha20_backend="soft"` (or `"sse2"`), `--cfg poly1305_backend="soft"` and
-//! `--cfg curve25519_dalek_backend="serial"`; sha2 uses SHA-NI (XMM) or its portable code.
+//! On x86_64, chacha20 (AVX-512, AVX2, SSE2) and poly1305 (AVX2) choose a backend at run
+//! time from CPUID unless a `--cfg` flag fixes it, and curve25519-dalek compiles an AVX2
+//! backend (for Edwards points; the Montgomery ladder used here is its portable code in
+//! every backend). Code that must not touch YMM/ZMM state (a Windows driver that does not
+//! save it with `KeSaveExtendedProcessorState`) builds with
+//! `--cfg chacha20_backend="soft" --cfg poly1305_backend="soft"
+//! --cfg curve25519_dalek_backend="serial"`: flags for every crate of the build (RUSTFLAGS),
+//! which this crate reads too, to choose [`STACK_WIPE_LEN`]. sha2 uses SHA-NI (XMM only) or
+//! its portable code.
 #![no_std]
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -139,10 +153,19 @@ const _: () = assert!(WRAPPED_KEY_LEN == 32);
 const _: () = assert!(HEADER_LEN == 22 + 54 + 44 + 48);
 const _: () = assert!(SEALED_LEN == 264);
 
-/// How many bytes below its own frame [`seal`] wipes before it returns: above the deepest
-/// its work reaches in a release build (about 2.3 KiB below `seal`'s frame, measured by
-/// `scripts/stack-use.sh`), with a margin for other compilers and backends.
-pub const STACK_WIPE_LEN: usize = 3 * 1024;
+/// How many bytes below its own frame [`seal`] wipes before it returns: more than the
+/// deepest its work reaches, measured by `scripts/stack-use.sh` on x86_64 (release build).
+/// With the portable backends of chacha20 and poly1305 (`--cfg chacha20_backend="soft"`
+/// and `--cfg poly1305_backend="soft"`, as a kernel build needs them) the work reaches
+/// about 2.1 KiB below `seal`'s frame: 2.5 KiB are wiped.
+#[cfg(all(chacha20_backend = "soft", poly1305_backend = "soft"))]
+pub const STACK_WIPE_LEN: usize = 2560;
+/// How many bytes below its own frame [`seal`] wipes before it returns: more than the
+/// deepest its work reaches, measured by `scripts/stack-use.sh` on x86_64 (release build).
+/// With the backends chacha20 and poly1305 choose at run time (AVX2, AVX-512: a host build)
+/// the work reaches about 4.1 KiB below `seal`'s frame: 4.5 KiB are wiped.
+#[cfg(not(all(chacha20_backend = "soft", poly1305_backend = "soft")))]
+pub const STACK_WIPE_LEN: usize = 4608;
 
 /// Why nothing was sealed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -291,7 +314,14 @@ pub fn seal(
     payload: &[u8; PAYLOAD_LEN],
     out: &mut [u8; SEALED_LEN],
 ) -> Result<(), SealError> {
-    let result = seal_into(recipient, randomness, payload, out);
+    // The X25519 ladder is the deepest call tree: called from here rather than from
+    // seal_into, its stack does not add to seal_into's frame.
+    let mut shared = Zeroizing::new([0u8; 32]);
+    let result = randomness
+        .check()
+        .and_then(|()| x25519_agree(&randomness.ephemeral_secret, recipient, &mut shared))
+        .and_then(|share| seal_into(recipient, randomness, &share, &shared, payload, out));
+    drop(shared);
     if result.is_err() {
         out.zeroize();
     }
@@ -308,61 +338,20 @@ fn wipe_stack() {
     core::hint::black_box(&dead);
 }
 
-/// [`seal`]'s work, in a frame of its own (wiped after it by [`wipe_stack`]).
+/// [`seal`]'s work after the X25519 agreement, in a frame of its own (wiped after it by
+/// [`wipe_stack`]). Each step with a deep call tree (HKDF, HMAC, ChaCha20-Poly1305) is a
+/// call of its own from here, so that their stacks do not add up: the keys pass through
+/// this frame, in [`Zeroizing`] buffers.
 #[inline(never)]
 fn seal_into(
     recipient: &Recipient,
     randomness: &Randomness,
+    share: &[u8; 32],
+    shared: &[u8; 32],
     payload: &[u8; PAYLOAD_LEN],
     out: &mut [u8; SEALED_LEN],
 ) -> Result<(), SealError> {
-    randomness.check()?;
-    let mut body = [0u8; WRAPPED_KEY_LEN];
-    let share = wrap_file_key(recipient, randomness, &mut body)?;
-
-    let mut file = Cursor { buf: out, pos: 0 };
-    file.put(VERSION_LINE)?;
-    file.put(STANZA_TAG)?;
-    file.put_base64(&share)?;
-    file.put(b"\n")?;
-    file.put_base64(&body)?;
-    file.put(b"\n")?;
-    file.put(MAC_TAG)?;
-    let mac = header_mac(&randomness.file_key, file.written()?)?;
-    file.put(b" ")?;
-    file.put_base64(&mac)?;
-    file.put(b"\n")?;
-    file.put(&randomness.payload_nonce)?;
-    encrypt_chunk(
-        &randomness.file_key,
-        &randomness.payload_nonce,
-        payload,
-        file.take(CHUNK_LEN)?,
-    )?;
-    if file.pos != SEALED_LEN {
-        return Err(SealError::Internal);
-    }
-    Ok(())
-}
-
-/// The X25519 stanza: computes the ephemeral share (returned) and the shared secret, and
-/// writes the file key wrapped under the derived key into `body`.
-#[inline(never)]
-fn wrap_file_key(
-    recipient: &Recipient,
-    randomness: &Randomness,
-    body: &mut [u8; WRAPPED_KEY_LEN],
-) -> Result<[u8; 32], SealError> {
-    let ephemeral = StaticSecret::from(randomness.ephemeral_secret);
-    // X25519(secret, basepoint) with the Montgomery ladder (RFC 7748 section 5 with u = 9),
-    // the same small-stack code as the shared secret.
-    let share = ephemeral
-        .diffie_hellman(&PublicKey::from(X25519_BASEPOINT_BYTES))
-        .to_bytes();
-    let shared = ephemeral.diffie_hellman(&PublicKey::from(*recipient.public_key()));
-    if is_all_zero(shared.as_bytes()) {
-        return Err(SealError::LowOrderRecipient);
-    }
+    // The X25519 stanza: the wrap key from the shared secret, the file key wrapped.
     let mut salt = [0u8; 2 * PUBLIC_KEY_LEN];
     for (slot, byte) in salt
         .iter_mut()
@@ -370,76 +359,111 @@ fn wrap_file_key(
     {
         *slot = *byte;
     }
-    let wrap_key = hkdf_sha256(&salt, shared.as_bytes(), X25519_INFO)?;
-    drop(shared);
-
-    let (key, tag_out) = body
+    let wrap_key = hkdf_sha256(&salt, shared, X25519_INFO)?;
+    let mut body = Zeroizing::new([0u8; WRAPPED_KEY_LEN]);
+    let (key, tag) = body
         .split_first_chunk_mut::<FILE_KEY_LEN>()
         .ok_or(SealError::Internal)?;
     *key = randomness.file_key;
-    let cipher = ChaCha20Poly1305::new(<&Key>::from(&*wrap_key));
-    match cipher.encrypt_inout_detached(&Nonce::default(), b"", key.as_mut_slice().into()) {
-        Ok(tag) => {
-            for (slot, byte) in tag_out.iter_mut().zip(tag.iter()) {
-                *slot = *byte;
-            }
-            Ok(share)
-        }
-        Err(_) => {
-            body.zeroize();
-            Err(SealError::Internal)
-        }
-    }
-}
+    chacha20_poly1305(&wrap_key, &[0; 12], key, tag)?;
+    drop(wrap_key);
 
-/// The header MAC: HMAC-SHA-256 under HKDF(salt empty, file key, "header").
-#[inline(never)]
-fn header_mac(file_key: &[u8; FILE_KEY_LEN], header: &[u8]) -> Result<[u8; 32], SealError> {
-    let mac_key = hkdf_sha256(&[], file_key, HEADER_INFO)?;
-    let mut mac =
-        <Hmac<Sha256> as KeyInit>::new_from_slice(&*mac_key).map_err(|_| SealError::Internal)?;
-    mac.update(header);
-    Ok(mac.finalize().into_bytes().into())
-}
+    // The header, and its MAC.
+    let mut file = Cursor { buf: out, pos: 0 };
+    file.put(VERSION_LINE)?;
+    file.put(STANZA_TAG)?;
+    file.put_base64(share)?;
+    file.put(b"\n")?;
+    file.put_base64(&body)?;
+    file.put(b"\n")?;
+    file.put(MAC_TAG)?;
+    let mac_key = hkdf_sha256(&[], &randomness.file_key, HEADER_INFO)?;
+    let mac = hmac_sha256(&mac_key, file.written()?)?;
+    drop(mac_key);
+    file.put(b" ")?;
+    file.put_base64(&mac)?;
+    file.put(b"\n")?;
 
-/// The payload: the one STREAM chunk (counter 0, last), the payload encrypted in place in
-/// `chunk` and its tag after it.
-#[inline(never)]
-fn encrypt_chunk(
-    file_key: &[u8; FILE_KEY_LEN],
-    nonce: &[u8; PAYLOAD_NONCE_LEN],
-    payload: &[u8; PAYLOAD_LEN],
-    chunk: &mut [u8],
-) -> Result<(), SealError> {
-    let payload_key = hkdf_sha256(nonce, file_key, PAYLOAD_INFO)?;
-    let (data, tag_out) = chunk
+    // The payload: the nonce, then the one STREAM chunk, encrypted in place.
+    file.put(&randomness.payload_nonce)?;
+    let payload_key = hkdf_sha256(
+        &randomness.payload_nonce,
+        &randomness.file_key,
+        PAYLOAD_INFO,
+    )?;
+    let (data, tag) = file
+        .take(CHUNK_LEN)?
         .split_first_chunk_mut::<PAYLOAD_LEN>()
         .ok_or(SealError::Internal)?;
     *data = *payload;
-    let cipher = ChaCha20Poly1305::new(<&Key>::from(&*payload_key));
-    let tag = cipher
-        .encrypt_inout_detached(
-            &Nonce::from(LAST_CHUNK_0_NONCE),
-            b"",
-            data.as_mut_slice().into(),
-        )
-        .map_err(|_| SealError::Internal)?;
-    if tag_out.len() != TAG_LEN {
+    chacha20_poly1305(&payload_key, &LAST_CHUNK_0_NONCE, data, tag)?;
+    if file.pos != SEALED_LEN {
         return Err(SealError::Internal);
-    }
-    for (slot, byte) in tag_out.iter_mut().zip(tag.iter()) {
-        *slot = *byte;
     }
     Ok(())
 }
 
-/// HKDF-SHA-256 to 32 bytes (RFC 5869 extract with `salt`, expand with `info`).
+/// X25519 with the ephemeral secret: returns the ephemeral share, X25519(secret, basepoint),
+/// and writes the shared secret, X25519(secret, recipient), into `shared`; refuses an
+/// all-zero shared secret (a small-order recipient), as age does. Both with the Montgomery
+/// ladder (RFC 7748 section 5; the share with u = 9).
+#[inline(never)]
+fn x25519_agree(
+    ephemeral_secret: &[u8; EPHEMERAL_SECRET_LEN],
+    recipient: &Recipient,
+    shared: &mut [u8; 32],
+) -> Result<[u8; 32], SealError> {
+    let ephemeral = StaticSecret::from(*ephemeral_secret);
+    let share = ephemeral
+        .diffie_hellman(&PublicKey::from(X25519_BASEPOINT_BYTES))
+        .to_bytes();
+    let agreed = ephemeral.diffie_hellman(&PublicKey::from(*recipient.public_key()));
+    if is_all_zero(agreed.as_bytes()) {
+        return Err(SealError::LowOrderRecipient);
+    }
+    *shared = *agreed.as_bytes();
+    Ok(share)
+}
+
+/// HKDF-SHA-256 to 32 bytes (RFC 5869: extract with `salt`, expand with `info`).
+#[inline(never)]
 fn hkdf_sha256(salt: &[u8], ikm: &[u8], info: &[u8]) -> Result<Zeroizing<[u8; 32]>, SealError> {
     let mut okm = Zeroizing::new([0u8; 32]);
     Hkdf::<Sha256>::new(Some(salt), ikm)
         .expand(info, okm.as_mut_slice())
         .map_err(|_| SealError::Internal)?;
     Ok(okm)
+}
+
+/// HMAC-SHA-256 of `data` under `key`.
+#[inline(never)]
+fn hmac_sha256(key: &[u8; 32], data: &[u8]) -> Result<[u8; 32], SealError> {
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(key).map_err(|_| SealError::Internal)?;
+    mac.update(data);
+    Ok(mac.finalize().into_bytes().into())
+}
+
+/// ChaCha20-Poly1305 (RFC 7539) without associated data: encrypts `data` in place and
+/// writes the tag into `tag`.
+#[inline(never)]
+fn chacha20_poly1305(
+    key: &[u8; 32],
+    nonce: &[u8; 12],
+    data: &mut [u8],
+    tag: &mut [u8],
+) -> Result<(), SealError> {
+    let cipher = ChaCha20Poly1305::new(<&Key>::from(key));
+    let computed = cipher
+        .encrypt_inout_detached(<&Nonce>::from(nonce), b"", data.into())
+        .map_err(|_| SealError::Internal)?;
+    if tag.len() != computed.len() {
+        return Err(SealError::Internal);
+    }
+    for (slot, byte) in tag.iter_mut().zip(computed.iter()) {
+        *slot = *byte;
+    }
+    Ok(())
 }
 
 /// Whether every byte is zero, without a data-dependent branch before the end.

@@ -24,3 +24,12 @@ fn seal_runs_on_the_smallest_thread_stack_the_host_gives() {
         .join()
         .unwrap();
 }
+
+/// The call scripts/stack-use.sh measures under gdb: one seal on an ordinary thread stack,
+/// with the secrets in `Randomness` that the script then looks for in the dead stack.
+#[test]
+fn a_seal_for_scripts_stack_use() {
+    let recipient = Recipient::parse(SPEC_RECIPIENT.as_bytes()).unwrap();
+    let sealed = seal_fresh(&recipient, &random::<64>());
+    assert_eq!(&sealed[..22], b"age-encryption.org/v1\n");
+}
