@@ -174,7 +174,6 @@ pub const STACK_WIPE_LEN: usize = 4608;
 
 /// Why nothing was sealed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum SealError {
     /// The text is an age identity (`AGE-SECRET-KEY-1…`): the secret key, which must never
     /// be on the machine. The recipient is what `age-keygen -y` prints from it.
@@ -182,7 +181,7 @@ pub enum SealError {
     /// The text has an uppercase letter: age prints recipients in lowercase.
     RecipientNotLowercase,
     /// The text is not Bech32 (empty, whitespace or non-ASCII, no `1` separator, a character
-    /// outside the alphabet, too short).
+    /// outside the alphabet).
     RecipientNotBech32,
     /// Bech32 of another kind: a human-readable part other than `age` (a post-quantum or
     /// plugin recipient, or no age recipient at all).

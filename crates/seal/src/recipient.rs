@@ -39,13 +39,12 @@ impl Recipient {
     /// - [`SealError::RecipientNotLowercase`]: an uppercase letter (age prints recipients in
     ///   lowercase; an uppercase or mixed-case text is refused rather than folded).
     /// - [`SealError::RecipientNotBech32`]: empty, whitespace or other characters outside
-    ///   printable ASCII, no `1` separator, a character outside the Bech32 alphabet, or too
-    ///   short for a checksum.
+    ///   printable ASCII, no `1` separator, or a character outside the Bech32 alphabet.
     /// - [`SealError::RecipientNotX25519`]: valid Bech32 of another kind (a human-readable
     ///   part other than `age`: a post-quantum `age1pq1…` or a plugin's `age1name1…`
     ///   recipient, or a Bitcoin address).
-    /// - [`SealError::RecipientChecksum`]: the Bech32 checksum does not match (a mistyped
-    ///   character, or a Bech32m checksum).
+    /// - [`SealError::RecipientChecksum`]: the Bech32 checksum does not match (a mistyped,
+    ///   missing or extra character, a Bech32m checksum, too short for a checksum).
     /// - [`SealError::RecipientLength`]: the payload is not 32 bytes, or its padding bits are
     ///   not zero.
     /// - [`SealError::LowOrderRecipient`]: the point has small order, so that every shared
