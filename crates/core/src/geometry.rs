@@ -466,6 +466,21 @@ mod tests {
     }
 
     #[test]
+    fn another_area_in_the_same_place() {
+        let g = geometry(0x1000..0x3000, TweakBase::Disk, 0x10_0000);
+        let area = Area {
+            start: 0x8000,
+            end: 0x9000,
+        };
+        let moved = g.with_area(area);
+        assert_eq!(moved.area(), area);
+        assert_eq!(
+            (moved.data_unit(), moved.tweak_base(), moved.partition_start()),
+            (g.data_unit(), g.tweak_base(), g.partition_start())
+        );
+    }
+
+    #[test]
     fn the_area_on_disk() {
         let partition = geometry(0x1000..0x3000, TweakBase::Partition, 0x10_0000);
         assert_eq!(partition.area_on_disk(), 0x10_1000..0x10_3000);
