@@ -275,6 +275,26 @@ mod tests {
     }
 
     #[test]
+    fn no_pages_and_too_many_pages_are_refused() {
+        ntoskrnl::boot(Environment::default());
+        for pages in [0, 0x10_0000] {
+            // SAFETY: a test at PASSIVE_LEVEL: the simulated kernel holds no raised IRQL.
+            let buffer =
+                unsafe { Passive::scope(|passive| SecondaryBuffer::allocate(passive, pages)) };
+            assert_eq!(
+                buffer.err(),
+                Some(STATUS_INSUFFICIENT_RESOURCES),
+                "{pages} pages"
+            );
+        }
+        assert_eq!(
+            ntoskrnl::counters().allocations,
+            0,
+            "refused before allocating"
+        );
+    }
+
+    #[test]
     fn a_prefix_spans_its_pages() {
         let mut buffer = buffer(3);
         let (bytes, pfns) = buffer.prefix(PAGE_SIZE + 1).unwrap();

@@ -475,7 +475,11 @@ mod tests {
         let moved = g.with_area(area);
         assert_eq!(moved.area(), area);
         assert_eq!(
-            (moved.data_unit(), moved.tweak_base(), moved.partition_start()),
+            (
+                moved.data_unit(),
+                moved.tweak_base(),
+                moved.partition_start()
+            ),
             (g.data_unit(), g.tweak_base(), g.partition_start())
         );
     }
@@ -656,7 +660,9 @@ mod tests {
         assert_eq!(transfer.decrypt_in_place(keyed, &mut read[..512]), misfit);
         let reversed = [keyed[1], keyed[0]];
         assert_eq!(transfer.encrypt(reversed, &source, &mut written), misfit);
-        // No area at all: a copy.
+        // No area at all: a copy; and lengths that do not fit are refused there too.
+        assert_eq!(transfer.encrypt([], &source[..512], &mut written), misfit);
+        assert_eq!(transfer.encrypt([], &source, &mut written[..512]), misfit);
         transfer.encrypt([], &source, &mut written).unwrap();
         assert_eq!(written, source);
     }
