@@ -7,7 +7,7 @@
 
 use crate::geometry::{Area, Geometry, TweakBase};
 use crate::instance::DumpType;
-use crate::xts::{DataUnit, KEY_LEN};
+use crate::xts::{Backend, DataUnit, KEY_LEN};
 
 /// `REG_BINARY`.
 pub const REG_BINARY: u32 = 3;
@@ -34,11 +34,12 @@ pub enum ValueName {
     EncryptedAreaStart,
     EncryptedAreaEnd,
     TweakBase,
+    Backend,
 }
 
 impl ValueName {
     /// Every value, in the order the kernel boundary reads them.
-    pub const ALL: [ValueName; 7] = [
+    pub const ALL: [ValueName; 8] = [
         Self::CrashDumpPolicy,
         Self::HibernationPolicy,
         Self::Key,
@@ -46,6 +47,7 @@ impl ValueName {
         Self::EncryptedAreaStart,
         Self::EncryptedAreaEnd,
         Self::TweakBase,
+        Self::Backend,
     ];
 
     /// The value's name in the registry.
@@ -58,6 +60,7 @@ impl ValueName {
             Self::EncryptedAreaStart => "EncryptedAreaStart",
             Self::EncryptedAreaEnd => "EncryptedAreaEnd",
             Self::TweakBase => "TweakBase",
+            Self::Backend => "Backend",
         }
     }
 
@@ -125,7 +128,7 @@ impl Drop for RawValue {
 pub struct RegistryValues {
     /// False when the Parameters key does not exist: both policies are passthrough.
     pub key_present: bool,
-    values: [Option<RawValue>; 7],
+    values: [Option<RawValue>; ValueName::ALL.len()],
 }
 
 impl RegistryValues {
@@ -210,6 +213,8 @@ pub struct Config {
     pub area: Area,
     /// `TweakBase`.
     pub tweak_base: TweakBase,
+    /// `Backend`: the fastest transform backend DriverEntry may choose.
+    pub backend: Backend,
 }
 
 impl core::fmt::Debug for Config {
@@ -221,6 +226,7 @@ impl core::fmt::Debug for Config {
             .field("data_unit", &self.data_unit)
             .field("area", &self.area)
             .field("tweak_base", &self.tweak_base)
+            .field("backend", &self.backend)
             .finish()
     }
 }
@@ -257,6 +263,8 @@ pub enum ConfigError {
     DataUnitSize { value: u32 },
     /// TweakBase other than 0 or 1.
     UnknownTweakBase { value: u32 },
+    /// Backend other than 0 to 4.
+    UnknownBackend { value: u32 },
     /// EncryptedAreaStart ≥ EncryptedAreaEnd.
     EmptyArea { start: u64, end: u64 },
     /// The area's bounds are not multiples of the data unit.
@@ -296,6 +304,11 @@ impl core::fmt::Display for ConfigError {
                 f,
                 "TweakBase is {value}; it must be 0 (partition) or 1 (disk)"
             ),
+            Self::UnknownBackend { value } => write!(
+                f,
+                "Backend is {value}; it must be 0 (auto), 1 (vaes512), 2 (vaes256), 3 (aesni) \
+                 or 4 (portable)"
+            ),
             Self::EmptyArea { start, end } => write!(
                 f,
                 "the encrypted area {start:#x}..{end:#x} is empty (start must be below end)"
@@ -322,6 +335,7 @@ impl Config {
         data_unit: DataUnit::Bytes512,
         area: Area::WHOLE_DISK,
         tweak_base: TweakBase::Partition,
+        backend: Backend::Auto,
     };
 
     /// The policy of the stack an instance is loaded into.
@@ -361,6 +375,12 @@ impl Config {
             None => TweakBase::Partition,
             Some(value) => {
                 TweakBase::from_dword(value).ok_or(ConfigError::UnknownTweakBase { value })?
+            }
+        };
+        let backend = match dword(values, ValueName::Backend)? {
+            None => Backend::Auto,
+            Some(value) => {
+                backend_from_dword(value).ok_or(ConfigError::UnknownBackend { value })?
             }
         };
         let start = qword(values, ValueName::EncryptedAreaStart)?.unwrap_or(0);
@@ -407,7 +427,32 @@ impl Config {
             data_unit,
             area: Area { start, end },
             tweak_base,
+            backend,
         })
+    }
+}
+
+/// The backend of a `Backend` value: the fastest DriverEntry may choose (it takes the next one
+/// down where the processor lacks it).
+pub const fn backend_from_dword(value: u32) -> Option<Backend> {
+    match value {
+        0 => Some(Backend::Auto),
+        1 => Some(Backend::Vaes512),
+        2 => Some(Backend::Vaes256),
+        3 => Some(Backend::AesNi),
+        4 => Some(Backend::Portable),
+        _ => None,
+    }
+}
+
+/// The `Backend` value of a backend.
+pub const fn backend_as_dword(backend: Backend) -> u32 {
+    match backend {
+        Backend::Auto => 0,
+        Backend::Vaes512 => 1,
+        Backend::Vaes256 => 2,
+        Backend::AesNi => 3,
+        Backend::Portable => 4,
     }
 }
 
@@ -489,6 +534,7 @@ mod tests {
             }
         );
         assert_eq!(config.tweak_base, TweakBase::Partition);
+        assert_eq!(config.backend, Backend::Auto);
     }
 
     #[test]
@@ -499,7 +545,9 @@ mod tests {
         values.set_qword(ValueName::EncryptedAreaStart, 0x10_0000);
         values.set_qword(ValueName::EncryptedAreaEnd, 0x2000_0000);
         values.set_dword(ValueName::TweakBase, 1);
+        values.set_dword(ValueName::Backend, 3);
         let config = Config::parse(&values).unwrap();
+        assert_eq!(config.backend, Backend::AesNi);
         assert_eq!(config.crash_dump_policy, Policy::Encrypt);
         assert_eq!(config.hibernation_policy, Policy::Refuse);
         assert_eq!(config.key, Some(key()));
@@ -571,6 +619,17 @@ mod tests {
             (
                 &|v| v.set_dword(ValueName::TweakBase, 2),
                 ConfigError::UnknownTweakBase { value: 2 },
+            ),
+            (
+                &|v| v.set_dword(ValueName::Backend, 5),
+                ConfigError::UnknownBackend { value: 5 },
+            ),
+            (
+                &|v| v.set_qword(ValueName::Backend, 1),
+                ConfigError::WrongType {
+                    name: ValueName::Backend,
+                    found: REG_QWORD,
+                },
             ),
             (
                 &|v| {
@@ -736,6 +795,11 @@ mod tests {
                 "TweakBase is 2; it must be 0 (partition) or 1 (disk)",
             ),
             (
+                ConfigError::UnknownBackend { value: 9 },
+                "Backend is 9; it must be 0 (auto), 1 (vaes512), 2 (vaes256), 3 (aesni) or 4 \
+                 (portable)",
+            ),
+            (
                 ConfigError::EmptyArea {
                     start: 0x2000,
                     end: 0x1000,
@@ -778,14 +842,26 @@ mod tests {
                 "DataUnitSize",
                 "EncryptedAreaStart",
                 "EncryptedAreaEnd",
-                "TweakBase"
+                "TweakBase",
+                "Backend"
             ]
         );
+        for (backend, dword) in [
+            (Backend::Auto, 0),
+            (Backend::Vaes512, 1),
+            (Backend::Vaes256, 2),
+            (Backend::AesNi, 3),
+            (Backend::Portable, 4),
+        ] {
+            assert_eq!(backend_as_dword(backend), dword);
+            assert_eq!(backend_from_dword(dword), Some(backend));
+        }
+        assert_eq!(backend_from_dword(5), None);
         let types: std::vec::Vec<_> = ValueName::ALL
             .iter()
             .map(|name| name.expected_type())
             .collect();
-        assert_eq!(types, [4, 4, 3, 4, 11, 11, 4]);
+        assert_eq!(types, [4, 4, 3, 4, 11, 11, 4, 4]);
     }
 
     #[test]
