@@ -26,14 +26,14 @@ use core::ptr::{null_mut, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};
 
 use crate::abi::*;
-use crate::kernel::{self, Passive, PoolBox};
+use crate::kernel::{self, AlignedBlock, Passive, PoolBox};
 use crate::mdl::{SecondaryBuffer, Source, Target};
 use crate::request::{CheckedRead, CheckedWrite, RawRequest};
 use dumpcrypt_core::config::{Config, Policy};
 use dumpcrypt_core::fault::{Callback, Fault, BUGCHECK_CODE};
 use dumpcrypt_core::geometry::{Geometry, TweakBase};
 use dumpcrypt_core::instance::{Action, DumpType, StartOutcome};
-use dumpcrypt_core::xts::XtsAes256;
+use dumpcrypt_core::xts::{Backend, XtsAes256, STATE_AREA_ALIGN};
 
 /// One loaded copy of the filter: the context handed over through DumpData.
 pub(crate) type Instance = dumpcrypt_core::instance::Instance<Encryption>;
@@ -43,6 +43,9 @@ pub(crate) type Instance = dumpcrypt_core::instance::Instance<Encryption>;
 pub(crate) struct Encryption {
     /// In its own pool block: the key schedules are most of the instance's size.
     cipher: PoolBox<XtsAes256>,
+    /// Where a VAES backend saves the extended state around each call (none for the
+    /// others), attached to `cipher`; declared after it, so dropped after it.
+    _state: Option<AlignedBlock>,
     geometry: Geometry,
     buffer: SecondaryBuffer,
 }
@@ -179,11 +182,32 @@ fn load(
     Ok(instance)
 }
 
-/// Expands the key. Not inlined, so that the key expansion's frame is not part of
-/// DriverEntry's for the rest of its run.
+/// Expands the key for the fastest backend the processor runs, up to `backend`. Not inlined,
+/// so that the key expansion's frame is not part of DriverEntry's for the rest of its run.
 #[inline(never)]
-fn expand_key(key: &[u8; 64]) -> Result<XtsAes256, NTSTATUS> {
-    XtsAes256::new(key).map_err(|_| STATUS_BAD_CONFIGURATION)
+fn expand_key(key: &[u8; 64], backend: Backend) -> Result<XtsAes256, NTSTATUS> {
+    XtsAes256::with_backend(key, backend).map_err(|_| STATUS_BAD_CONFIGURATION)
+}
+
+/// Allocates the save area the cipher's backend needs for the extended state (a VAES
+/// backend's, sized from CPUID leaf 0xD; none for the others) and attaches it, so that the
+/// dump path allocates nothing. PASSIVE_LEVEL.
+#[inline(never)]
+fn attach_state_area(
+    passive: &Passive,
+    cipher: &mut XtsAes256,
+) -> Result<Option<AlignedBlock>, NTSTATUS> {
+    let len = cipher.state_len();
+    if len == 0 {
+        return Ok(None);
+    }
+    let area = AlignedBlock::try_new(passive, len, STATE_AREA_ALIGN)
+        .ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
+    // SAFETY: the block is `len` bytes of nonpaged pool, 64-byte aligned, ours alone; it is
+    // kept in the same `Encryption` as the cipher and dropped after it.
+    unsafe { cipher.attach_state_area(area.start(), area.len()) }
+        .map_err(|_| STATUS_INSUFFICIENT_RESOURCES)?;
+    Ok(Some(area))
 }
 
 #[inline(never)]
@@ -195,7 +219,10 @@ fn prepare_encryption(
 ) -> Result<Encryption, NTSTATUS> {
     // Config::parse refuses encrypt without a valid key.
     let key = config.key.as_ref().ok_or(STATUS_BAD_CONFIGURATION)?;
-    let cipher = PoolBox::try_new(passive, STATUS_INSUFFICIENT_RESOURCES, || expand_key(key))?;
+    let mut cipher = PoolBox::try_new(passive, STATUS_INSUFFICIENT_RESOURCES, || {
+        expand_key(key, config.backend)
+    })?;
+    let state = attach_state_area(passive, &mut cipher)?;
     let partition_start = match config.tweak_base {
         TweakBase::Partition => 0,
         // SAFETY: `device` is FILTER_EXTENSION.DeviceObject, as the system passed it.
@@ -203,6 +230,7 @@ fn prepare_encryption(
     };
     Ok(Encryption {
         cipher,
+        _state: state,
         geometry: config.geometry(partition_start),
         buffer: SecondaryBuffer::allocate(passive, max_pages_per_write)?,
     })

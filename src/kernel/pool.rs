@@ -114,3 +114,68 @@ unsafe fn wipe_and_free(block: NonNull<u8>, len: usize) {
     // SAFETY: the caller's contract.
     unsafe { free_context(block) };
 }
+
+/// `len` bytes of nonpaged pool at an address aligned to `align` (a power of two above the
+/// pool's 16), for the transform's extended-state save area (64 bytes). Zeroed when made;
+/// wiped and freed when dropped, below DISPATCH_LEVEL (it lives in an instance's context,
+/// dropped only by DriverEntry's failure path and Dump_Unload).
+///
+/// # Invariants
+/// `block` came from [`allocate_context`] with `size` bytes, owned by this value;
+/// `offset + len ≤ size`, and `block + offset` is aligned to the requested alignment.
+#[derive(Debug)]
+pub struct AlignedBlock {
+    block: NonNull<u8>,
+    size: usize,
+    offset: usize,
+    len: usize,
+}
+
+impl AlignedBlock {
+    /// Allocates the block, or `None` when the pool has no room. PASSIVE_LEVEL.
+    pub fn try_new(passive: &Passive, len: usize, align: usize) -> Option<Self> {
+        let size = len.checked_add(align)?;
+        let block = allocate_context(passive, size)?;
+        let offset = block.as_ptr().align_offset(align);
+        if offset > align {
+            // SAFETY: just allocated with `size` bytes, holding no value.
+            unsafe { wipe_and_free(block, size) };
+            return None;
+        }
+        // SAFETY: `size` bytes at `block` are ours; zeroing them all is in bounds.
+        unsafe { core::ptr::write_bytes(block.as_ptr(), 0, size) };
+        // INVARIANT: `offset ≤ align`, so `offset + len ≤ size`; aligned by `align_offset`.
+        Some(Self {
+            block,
+            size,
+            offset,
+            len,
+        })
+    }
+
+    /// The aligned start.
+    pub fn start(&self) -> NonNull<u8> {
+        // SAFETY: `offset + len ≤ size` bytes of the block are ours (the invariant), so the
+        // aligned start is inside it and not null.
+        unsafe { self.block.add(self.offset) }
+    }
+
+    /// The length from the aligned start.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Drop for AlignedBlock {
+    fn drop(&mut self) {
+        // SAFETY: the block came from `allocate_context` with `size` bytes, holds no value,
+        // and nothing uses it afterwards (its user, the cipher, is dropped before it); below
+        // DISPATCH_LEVEL (see the type's documentation).
+        unsafe { wipe_and_free(self.block, self.size) };
+    }
+}

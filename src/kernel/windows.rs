@@ -47,7 +47,7 @@ const fn utf16<const N: usize>(text: &str) -> [u16; N] {
 static PARAMETERS_PATH_UTF16: [u16; PARAMETERS_PATH.len()] = utf16(PARAMETERS_PATH);
 
 /// The value names, UTF-16, in [`ValueName::ALL`] order.
-static VALUE_NAMES: [&[u16]; 7] = [
+static VALUE_NAMES: [&[u16]; ValueName::ALL.len()] = [
     &utf16::<15>("CrashDumpPolicy"),
     &utf16::<17>("HibernationPolicy"),
     &utf16::<3>("Key"),
@@ -55,6 +55,7 @@ static VALUE_NAMES: [&[u16]; 7] = [
     &utf16::<18>("EncryptedAreaStart"),
     &utf16::<16>("EncryptedAreaEnd"),
     &utf16::<9>("TweakBase"),
+    &utf16::<7>("Backend"),
 ];
 
 const _: () = {
