@@ -166,14 +166,19 @@ impl Backend {
 
     /// Whether this processor (and the OS's enabled state) runs it; `Auto` always.
     pub fn available(self) -> bool {
+        self.runs_on(&Features::detect())
+    }
+
+    /// Whether a processor with `features` runs it.
+    fn runs_on(self, features: &Features) -> bool {
         match self {
             Self::Auto | Self::Portable => true,
             #[cfg(target_arch = "x86_64")]
-            Self::AesNi => !cfg!(aes_force_soft) && cpu::Features::detect().aes,
+            Self::AesNi => !cfg!(aes_force_soft) && features.aes,
             #[cfg(target_arch = "x86_64")]
-            Self::Vaes512 => vaes::Vaes::new(vaes::Width::Zmm, &cpu::Features::detect()).is_some(),
+            Self::Vaes512 => vaes::Vaes::new(vaes::Width::Zmm, features).is_some(),
             #[cfg(target_arch = "x86_64")]
-            Self::Vaes256 => vaes::Vaes::new(vaes::Width::Ymm, &cpu::Features::detect()).is_some(),
+            Self::Vaes256 => vaes::Vaes::new(vaes::Width::Ymm, features).is_some(),
             #[cfg(not(target_arch = "x86_64"))]
             _ => false,
         }
@@ -223,6 +228,54 @@ enum Engine {
     Portable(portable::Portable),
 }
 
+/// What `with_backend` builds: the hardware keys, made, with the VAES backend to run them (or
+/// none: XMM); or the portable backend.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a local of `with_backend`, moved into the cipher at once"
+)]
+enum Kind {
+    #[cfg(target_arch = "x86_64")]
+    Hardware(aesni::AesNiKeys, Option<vaes::Vaes>),
+    Portable,
+}
+
+impl Kind {
+    /// The fastest backend at most `at_most` that runs here, and for the hardware ones their
+    /// key schedules (720 bytes).
+    fn choose(key: &[u8; KEY_LEN], at_most: Backend) -> Self {
+        let features = Features::detect();
+        let backend = at_most
+            .at_most()
+            .iter()
+            .copied()
+            .find(|backend| backend.runs_on(&features))
+            .unwrap_or(Backend::Portable);
+        Self::of(key, backend, &features)
+    }
+
+    /// What to build for `backend`, which the caller found runs here.
+    fn of(key: &[u8; KEY_LEN], backend: Backend, features: &Features) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let width = match backend {
+                Backend::Vaes512 => Some(Some(vaes::Width::Zmm)),
+                Backend::Vaes256 => Some(Some(vaes::Width::Ymm)),
+                Backend::AesNi => Some(None),
+                _ => None,
+            };
+            if let Some(width) = width {
+                if let Some(keys) = aesni::AesNiKeys::new(key, features.aes) {
+                    let vaes = width.and_then(|width| vaes::Vaes::new(width, features));
+                    return Self::Hardware(keys, vaes);
+                }
+            }
+        }
+        let _ = (key, backend, features);
+        Self::Portable
+    }
+}
+
 /// Which way a transform runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Direction {
@@ -258,12 +311,86 @@ impl XtsAes256 {
     /// DriverEntry (it runs CPUID and XGETBV); it allocates nothing and may run at any IRQL.
     pub fn with_backend(key: &[u8; KEY_LEN], at_most: Backend) -> Result<Self, XtsError> {
         check_key(key)?;
-        let engine = at_most
+        Ok(match Kind::choose(key, at_most) {
+            #[cfg(target_arch = "x86_64")]
+            Kind::Hardware(keys, vaes) => Self::hardware(keys, vaes),
+            Kind::Portable => Self::portable(key),
+        })
+    }
+
+    /// [`XtsAes256::with_backend`], building the value in `slot` (the driver's pool block):
+    /// the value is about 2 KB, the key schedules, and DriverEntry's stack has no room for
+    /// copies of it on the way. Each kind is built in a function of its own, so that only the
+    /// frame of the one built is on the stack.
+    pub fn with_backend_in<'a>(
+        slot: &'a mut core::mem::MaybeUninit<Self>,
+        key: &[u8; KEY_LEN],
+        at_most: Backend,
+    ) -> Result<&'a mut Self, XtsError> {
+        check_key(key)?;
+        let features = Features::detect();
+        let backend = at_most
             .at_most()
             .iter()
-            .find_map(|&backend| Engine::new(key, backend))
-            .unwrap_or_else(|| Engine::Portable(portable::Portable::new(key)));
-        Ok(Self::from_engine(engine))
+            .copied()
+            .find(|backend| backend.runs_on(&features))
+            .unwrap_or(Backend::Portable);
+        #[cfg(target_arch = "x86_64")]
+        let slot = match Self::hardware_in(slot, key, backend, &features) {
+            Ok(cipher) => return Ok(cipher),
+            Err(slot) => slot,
+        };
+        Ok(Self::portable_in(slot, key))
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(never)]
+    fn hardware_in<'a>(
+        slot: &'a mut core::mem::MaybeUninit<Self>,
+        key: &[u8; KEY_LEN],
+        backend: Backend,
+        features: &Features,
+    ) -> Result<&'a mut Self, &'a mut core::mem::MaybeUninit<Self>> {
+        match Kind::of(key, backend, features) {
+            Kind::Hardware(keys, vaes) => Ok(slot.write(Self::hardware(keys, vaes))),
+            Kind::Portable => Err(slot),
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn hardware(keys: aesni::AesNiKeys, vaes: Option<vaes::Vaes>) -> Self {
+        let engine = match vaes {
+            Some(vaes) => Engine::Vaes { keys, vaes },
+            None => Engine::Xmm(keys),
+        };
+        Self {
+            engine,
+            attached: vaes::Attached::default(),
+        }
+    }
+
+    /// Not inlined: its key schedules are most of DriverEntry's stack, which the hardware
+    /// backends then do not pay for.
+    #[inline(never)]
+    fn portable(key: &[u8; KEY_LEN]) -> Self {
+        Self {
+            engine: Engine::Portable(portable::Portable::new(key)),
+            #[cfg(target_arch = "x86_64")]
+            attached: vaes::Attached::default(),
+        }
+    }
+
+    /// As [`XtsAes256::portable`], into `slot`.
+    #[inline(never)]
+    fn portable_in<'a>(
+        slot: &'a mut core::mem::MaybeUninit<Self>,
+        key: &[u8; KEY_LEN],
+    ) -> &'a mut Self {
+        slot.write(Self {
+            engine: Engine::Portable(portable::Portable::new(key)),
+            #[cfg(target_arch = "x86_64")]
+            attached: vaes::Attached::default(),
+        })
     }
 
     /// Expands `key` for exactly `backend`, or `None` where this processor does not run it
@@ -271,18 +398,11 @@ impl XtsAes256 {
     /// measure or use one backend.
     pub fn exactly(key: &[u8; KEY_LEN], backend: Backend) -> Result<Option<Self>, XtsError> {
         check_key(key)?;
-        if backend == Backend::Auto {
-            return Self::new(key).map(Some);
+        if !backend.runs_on(&Features::detect()) {
+            return Ok(None);
         }
-        Ok(Engine::new(key, backend).map(Self::from_engine))
-    }
-
-    fn from_engine(engine: Engine) -> Self {
-        Self {
-            engine,
-            #[cfg(target_arch = "x86_64")]
-            attached: vaes::Attached::default(),
-        }
+        // The fastest at most `backend` is `backend` itself, since it runs here.
+        Self::with_backend(key, backend).map(Some)
     }
 
     /// The backend that runs the transform (never `Auto`).
@@ -481,30 +601,17 @@ impl XtsAes256 {
 #[cfg(not(target_arch = "x86_64"))]
 pub struct StateArea;
 
-impl Engine {
-    /// The engine of `backend` (concrete, not `Auto`), where this processor runs it.
-    fn new(key: &[u8; KEY_LEN], backend: Backend) -> Option<Self> {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let features = cpu::Features::detect();
-            let vaes = |width| {
-                let vaes = vaes::Vaes::new(width, &features)?;
-                let keys = aesni::AesNiKeys::new(key, features.aes)?;
-                Some(Self::Vaes { keys, vaes })
-            };
-            match backend {
-                Backend::Auto => None,
-                Backend::Vaes512 => vaes(vaes::Width::Zmm),
-                Backend::Vaes256 => vaes(vaes::Width::Ymm),
-                Backend::AesNi => aesni::AesNiKeys::new(key, features.aes).map(Self::Xmm),
-                Backend::Portable => Some(Self::Portable(portable::Portable::new(key))),
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        match backend {
-            Backend::Portable => Some(Self::Portable(portable::Portable::new(key))),
-            _ => None,
-        }
+#[cfg(target_arch = "x86_64")]
+use cpu::Features;
+
+/// What there is to detect where there are no hardware backends: nothing.
+#[cfg(not(target_arch = "x86_64"))]
+struct Features;
+
+#[cfg(not(target_arch = "x86_64"))]
+impl Features {
+    fn detect() -> Self {
+        Self
     }
 }
 

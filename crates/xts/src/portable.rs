@@ -36,12 +36,14 @@ pub(super) struct Portable {
 }
 
 impl Portable {
-    /// Expands `key` (data key ‖ tweak key).
+    /// Expands `key` (data key ‖ tweak key). Inlined, so that the two schedules can be built
+    /// where the cipher is (DriverEntry's stack has no room for copies).
+    #[inline(always)]
     pub(super) fn new(key: &[u8; KEY_LEN]) -> Self {
         let (data_key, tweak_key) = key.split_at(KEY_LEN / 2);
         Self {
-            data: Aes256::new(GenericArray::from_slice(data_key)),
-            tweak: Aes256::new(GenericArray::from_slice(tweak_key)),
+            data: schedule(data_key),
+            tweak: schedule(tweak_key),
         }
     }
 
@@ -132,6 +134,13 @@ impl Portable {
             xor_in_place(out, &mask);
         }
     }
+}
+
+/// One key's schedule, in a frame of its own: called twice in a row, its temporaries are not
+/// on the stack twice.
+#[inline(never)]
+fn schedule(key: &[u8]) -> Aes256 {
+    Aes256::new(GenericArray::from_slice(key))
 }
 
 /// The tweak sequence of consecutive data units, block by block. A unit's first tweak is
