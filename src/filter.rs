@@ -22,6 +22,7 @@
 )]
 
 use core::ffi::c_void;
+use core::mem::MaybeUninit;
 use core::ptr::{null_mut, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};
 
@@ -182,11 +183,16 @@ fn load(
     Ok(instance)
 }
 
-/// Expands the key for the fastest backend the processor runs, up to `backend`. Not inlined,
-/// so that the key expansion's frame is not part of DriverEntry's for the rest of its run.
+/// Expands the key into `slot` (the cipher's pool block) for the fastest backend the
+/// processor runs, up to `backend`. Not inlined, so that the key expansion's frame is not part
+/// of DriverEntry's for the rest of its run.
 #[inline(never)]
-fn expand_key(key: &[u8; 64], backend: Backend) -> Result<XtsAes256, NTSTATUS> {
-    XtsAes256::with_backend(key, backend).map_err(|_| STATUS_BAD_CONFIGURATION)
+fn expand_key<'a>(
+    slot: &'a mut MaybeUninit<XtsAes256>,
+    key: &[u8; 64],
+    backend: Backend,
+) -> Result<&'a mut XtsAes256, NTSTATUS> {
+    XtsAes256::with_backend_in(slot, key, backend).map_err(|_| STATUS_BAD_CONFIGURATION)
 }
 
 /// Allocates the save area the cipher's backend needs for the extended state (a VAES
@@ -219,8 +225,8 @@ fn prepare_encryption(
 ) -> Result<Encryption, NTSTATUS> {
     // Config::parse refuses encrypt without a valid key.
     let key = config.key.as_ref().ok_or(STATUS_BAD_CONFIGURATION)?;
-    let mut cipher = PoolBox::try_new(passive, STATUS_INSUFFICIENT_RESOURCES, || {
-        expand_key(key, config.backend)
+    let mut cipher = PoolBox::try_new_in(passive, STATUS_INSUFFICIENT_RESOURCES, |slot| {
+        expand_key(slot, key, config.backend)
     })?;
     let state = attach_state_area(passive, &mut cipher)?;
     let partition_start = match config.tweak_base {

@@ -6,7 +6,7 @@
 //! emulator). A `PoolBox` takes its pool block first and moves the value into it once, so the
 //! value crosses no further layers by value.
 
-use core::mem::{align_of, size_of};
+use core::mem::{align_of, size_of, MaybeUninit};
 use core::ptr::NonNull;
 
 use super::{allocate_context, free_context, Passive};
@@ -51,6 +51,43 @@ impl<T> PoolBox<T> {
                 // SAFETY: allocated above, holding no value.
                 unsafe { wipe_and_free(block, size_of::<T>()) };
                 Err(error)
+            }
+        }
+    }
+
+    /// Allocates a block and has `init` build the value in it (`init` returns the slot it
+    /// was given, written): for values too large to pass by value on DriverEntry's stack.
+    /// `init` runs only once the block is there. PASSIVE_LEVEL.
+    pub fn try_new_in<E>(
+        passive: &Passive,
+        out_of_memory: E,
+        init: impl FnOnce(&mut MaybeUninit<T>) -> Result<&mut T, E>,
+    ) -> Result<Self, E> {
+        const {
+            assert!(
+                align_of::<T>() <= 16,
+                "pool blocks are 16-byte aligned on x64"
+            );
+        };
+        let Some(block) = allocate_context(passive, size_of::<T>()) else {
+            return Err(out_of_memory);
+        };
+        let slot = block.cast::<MaybeUninit<T>>();
+        // SAFETY: the block is fresh, at least `size_of::<T>()` bytes, aligned (asserted
+        // above), and ours alone; an uninitialized `MaybeUninit<T>` is valid at any bytes.
+        let slot = unsafe { &mut *slot.as_ptr() };
+        let slot_address = slot.as_ptr();
+        match init(slot) {
+            // INVARIANT: `init` wrote the slot: the reference it returned, the only safe way
+            // to have one from `&mut MaybeUninit<T>`, points to it.
+            Ok(value) if core::ptr::eq(value, slot_address) => Ok(Self {
+                value: block.cast(),
+            }),
+            result => {
+                // SAFETY: allocated above; no live value is left in it (a value written but
+                // not handed back is leaked, never dropped twice).
+                unsafe { wipe_and_free(block, size_of::<T>()) };
+                Err(result.err().unwrap_or(out_of_memory))
             }
         }
     }
