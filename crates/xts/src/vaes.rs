@@ -1325,6 +1325,34 @@ pub(crate) mod tests {
         assert!(!xts.has_state_area());
     }
 
+    /// A call without an area of its own saves into the attached one: XSAVEC leaves the
+    /// compacted form's mark there (XCOMP_BV = the mask | bit 63).
+    #[test]
+    fn calls_save_into_the_attached_area() {
+        for backend in [Backend::Vaes256, Backend::Vaes512] {
+            let Some(mut xts) = XtsAes256::exactly(&key(6), backend).unwrap() else {
+                require(backend);
+                continue;
+            };
+            let vaes = *vaes_of(&mut xts);
+            let area = attach(&mut xts);
+            let header =
+                |area: &StateArea| u64::from_le_bytes(area.bytes[520..528].try_into().unwrap());
+            assert_eq!(header(&area), 0, "zeroed when attached");
+            let plain = Rng::new(7).bytes(4096);
+            let mut out = std::vec![0u8; plain.len()];
+            xts.encrypt_units(DataUnit::Bytes512, 1, &plain, &mut out)
+                .unwrap();
+            let expected = if vaes.compacted {
+                vaes.mask() | 1 << 63
+            } else {
+                0
+            };
+            assert_eq!(header(&area), expected, "{}", backend.name());
+            drop(xts);
+        }
+    }
+
     /// With the attached area held by another call, a call runs on XMM registers instead,
     /// with the same result.
     #[test]
