@@ -12,6 +12,11 @@
 //! - **checked** (`checked_*`): `crashdmp_sim::stack::load` and `LoadedFilter::write`/`read`,
 //!   which also copy the extension and check the guard bytes and the kernel's counters after
 //!   every call. The difference is the simulator's checking, not the filter.
+//!
+//! `dump_write_encrypt` and `dump_read_decrypt` are what DriverEntry's automatic choice gives
+//! on this processor; `*_<backend>` the same with the `Backend` value forcing each backend
+//! the processor runs (through DriverEntry, so the VAES ones with their state area).
+//! `DUMPCRYPT_BENCH_CLOCK=cpu` measures thread CPU time (benches/common/clock.rs).
 #![expect(
     missing_docs,
     reason = "criterion_group! makes an undocumented public function"
@@ -24,6 +29,12 @@ use crashdmp_sim::memory::Pages;
 use crashdmp_sim::ntoskrnl::{self, Environment, RegistryValue};
 use crashdmp_sim::stack::{self, DiskInfo, Load, LoadedFilter};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use dumpcrypt_core::config::backend_as_dword;
+use dumpcrypt_xts::Backend;
+
+#[path = "common/clock.rs"]
+mod clock;
+use clock::Clock;
 
 const SIZES: [(usize, &str); 4] = [
     (4 << 10, "4KiB"),
@@ -58,7 +69,7 @@ fn value(name: &str, value_type: u32, data: &[u8]) -> RegistryValue {
     }
 }
 
-fn boot(setup: Setup) {
+fn boot(setup: Setup, backend: Backend) {
     let key: [u8; 64] = std::array::from_fn(|i| (i as u8).wrapping_mul(29).wrapping_add(7));
     let policy = match setup {
         Setup::Encrypt | Setup::EncryptAreaElsewhere => 1u32,
@@ -68,6 +79,11 @@ fn boot(setup: Setup) {
         value("CrashDumpPolicy", REG_DWORD, &policy.to_le_bytes()),
         value("HibernationPolicy", REG_DWORD, &policy.to_le_bytes()),
         value("Key", REG_BINARY, &key),
+        value(
+            "Backend",
+            REG_DWORD,
+            &backend_as_dword(backend).to_le_bytes(),
+        ),
     ];
     if let Setup::EncryptAreaElsewhere = setup {
         values.push(value(
@@ -140,12 +156,34 @@ impl Transfer {
     }
 }
 
-fn bench_writes(c: &mut Criterion, name: &str, setup: Setup) {
-    boot(setup);
+/// The backends the `Backend` value can force on this processor (DriverEntry takes the next
+/// one down for one it lacks: those are not measured).
+fn backends() -> impl Iterator<Item = Backend> {
+    [
+        Backend::Vaes512,
+        Backend::Vaes256,
+        Backend::AesNi,
+        Backend::Portable,
+    ]
+    .into_iter()
+    .filter(|backend| backend.available())
+}
+
+/// The sizes of the per-backend groups.
+const BACKEND_SIZES: [(usize, &str); 2] = [(4 << 10, "4KiB"), (64 << 10, "64KiB")];
+
+fn bench_writes(
+    c: &mut Criterion<Clock>,
+    name: &str,
+    setup: Setup,
+    backend: Backend,
+    sizes: &[(usize, &str)],
+) {
+    boot(setup, backend);
     let mut lean = checked(stack::CRASHDUMP);
     let mut group = c.benchmark_group(name);
     let _high = ntoskrnl::raise_to_high_level();
-    for (size, label) in SIZES {
+    for &(size, label) in sizes {
         let mut transfer = Transfer::new(size);
         group.throughput(Throughput::Bytes(size as u64));
         group.bench_function(BenchmarkId::from_parameter(label), |b| {
@@ -159,18 +197,36 @@ fn bench_writes(c: &mut Criterion, name: &str, setup: Setup) {
     group.finish();
 }
 
-fn dump_write(c: &mut Criterion) {
-    bench_writes(c, "dump_write_encrypt", Setup::Encrypt);
-    bench_writes(c, "dump_write_copy_only", Setup::EncryptAreaElsewhere);
-    bench_writes(c, "dump_write_passthrough", Setup::Passthrough);
+fn dump_write(c: &mut Criterion<Clock>) {
+    bench_writes(
+        c,
+        "dump_write_encrypt",
+        Setup::Encrypt,
+        Backend::Auto,
+        &SIZES,
+    );
+    for backend in backends() {
+        let name = format!("dump_write_encrypt_{}", backend.name());
+        bench_writes(c, &name, Setup::Encrypt, backend, &BACKEND_SIZES);
+    }
+    let copy_only = Setup::EncryptAreaElsewhere;
+    bench_writes(c, "dump_write_copy_only", copy_only, Backend::Auto, &SIZES);
+    let passthrough = Setup::Passthrough;
+    bench_writes(
+        c,
+        "dump_write_passthrough",
+        passthrough,
+        Backend::Auto,
+        &SIZES,
+    );
 }
 
-fn dump_read(c: &mut Criterion) {
-    boot(Setup::Encrypt);
+fn bench_reads(c: &mut Criterion<Clock>, name: &str, backend: Backend, sizes: &[(usize, &str)]) {
+    boot(Setup::Encrypt, backend);
     let mut lean = checked(stack::HIBERNATION);
-    let mut group = c.benchmark_group("dump_read_decrypt");
+    let mut group = c.benchmark_group(name);
     let _high = ntoskrnl::raise_to_high_level();
-    for (size, label) in SIZES {
+    for &(size, label) in sizes {
         // Decrypting in place again and again: the data changes, the work does not.
         let mut transfer = Transfer::new(size);
         group.throughput(Throughput::Bytes(size as u64));
@@ -185,9 +241,17 @@ fn dump_read(c: &mut Criterion) {
     group.finish();
 }
 
+fn dump_read(c: &mut Criterion<Clock>) {
+    bench_reads(c, "dump_read_decrypt", Backend::Auto, &SIZES);
+    for backend in backends() {
+        let name = format!("dump_read_decrypt_{}", backend.name());
+        bench_reads(c, &name, backend, &BACKEND_SIZES);
+    }
+}
+
 /// The same writes and reads through `LoadedFilter`, with the simulator's checks after each.
-fn checked_path(c: &mut Criterion) {
-    boot(Setup::Encrypt);
+fn checked_path(c: &mut Criterion<Clock>) {
+    boot(Setup::Encrypt, Backend::Auto);
     let mut writer = checked(stack::CRASHDUMP);
     let mut reader = checked(stack::HIBERNATION);
     let mut group = c.benchmark_group("checked_dump_write_encrypt");
@@ -221,6 +285,7 @@ fn checked_path(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default()
+        .with_measurement(Clock::from_env())
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1));
     targets = dump_write, dump_read, checked_path

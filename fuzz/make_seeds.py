@@ -213,19 +213,19 @@ def config_input(values):
 
 def config_seeds():
     binary, dword, qword = 0, 1, 2
-    values = 9  # ValueName::ALL: ..., TweakBase, KeySource, DiskId
+    values = 10  # ValueName::ALL: ..., TweakBase, KeySource, DiskId, Backend
     valid = [value(dword, small_dword(1)), value(dword, small_dword(2)),
              value(binary, key_content(9)), value(dword, variant(1, 7) + boolean(True) + u8(0)),
              value(qword, aligned_qword(8, True)), value(qword, aligned_qword(64, True)),
              value(dword, small_dword(1)), value(dword, small_dword(0)),
-             value(binary, variant(2, 7) + u32(0x12345678))]
+             value(binary, variant(2, 7) + u32(0x12345678)), value(dword, small_dword(3))]
     assert len(valid) == values
     yield "every_value", config_input(valid)
-    yield "encrypt_needs_key", config_input([value(dword, small_dword(1))] + [None] * 8)
-    yield "equal_key_halves", config_input([None, None, value(binary, key_content(3, True))] + [None] * 6)
-    yield "long_value", config_input([None, None, value(binary, key_content(3), 200)] + [None] * 6)
+    yield "encrypt_needs_key", config_input([value(dword, small_dword(1))] + [None] * 9)
+    yield "equal_key_halves", config_input([None, None, value(binary, key_content(3, True))] + [None] * 7)
+    yield "long_value", config_input([None, None, value(binary, key_content(3), 200)] + [None] * 7)
     yield "absent", boolean(False) + b"".join(option(None) for _ in range(values))
-    provider = [value(dword, small_dword(1))] + [None] * 6 + [value(dword, small_dword(1)), None]
+    provider = [value(dword, small_dword(1))] + [None] * 6 + [value(dword, small_dword(1)), None, None]
     yield "provider_key_source", config_input(provider)
 
 

@@ -21,11 +21,11 @@
 )]
 
 use core::ffi::c_void;
-use core::mem::offset_of;
+use core::mem::{offset_of, MaybeUninit};
 use core::ptr::NonNull;
 
 use crate::abi::{NTSTATUS, STATUS_BAD_CONFIGURATION, STATUS_INSUFFICIENT_RESOURCES};
-use crate::kernel::{self, Passive, PoolBox};
+use crate::kernel::{self, AlignedBlock, Passive, PoolBox};
 use crate::mdl::{SecondaryBuffer, Source, Target};
 use crate::request::{CheckedRead, CheckedWrite, RawRequest};
 use dumpcrypt_core::config::Config;
@@ -33,7 +33,7 @@ use dumpcrypt_core::fault::Fault;
 use dumpcrypt_core::geometry::{Area, Geometry, KeyedArea, TweakBase};
 use dumpcrypt_core::instance::DumpType;
 use dumpcrypt_core::provider::{check_answer, same_disk, Accepted, LiveView};
-use dumpcrypt_core::xts::XtsAes256;
+use dumpcrypt_core::xts::{Backend, XtsAes256, STATE_AREA_ALIGN};
 use dumpcrypt_provider::{Answer, DiskIdentity, LiveState, Query, MAX_RANGES};
 
 /// One encrypted range: where it is, and its expanded key in a pool block of its own (the
@@ -42,6 +42,9 @@ use dumpcrypt_provider::{Answer, DiskIdentity, LiveState, Query, MAX_RANGES};
 struct KeyedRange {
     area: Area,
     cipher: PoolBox<XtsAes256>,
+    /// Where a VAES backend saves the extended state around each call (none for the
+    /// others), attached to `cipher`; declared after it, so dropped after it.
+    _state: Option<AlignedBlock>,
 }
 
 /// What the encrypt policy needs, all prepared at DriverEntry.
@@ -102,10 +105,7 @@ impl Encryption {
                     TweakBase::Disk => unsafe { kernel::partition_offset(passive, device) }?,
                 };
                 if let Some(slot) = ranges.first_mut() {
-                    *slot = Some(KeyedRange {
-                        area: config.area,
-                        cipher: expand(passive, key)?,
-                    });
+                    *slot = Some(expand(passive, config.area, key, config.backend)?);
                 }
                 (config.geometry(partition_start), None)
             }
@@ -116,10 +116,7 @@ impl Encryption {
                 let given = accepted.areas.iter().zip(&answer.ranges);
                 for (slot, (area, range)) in ranges.iter_mut().zip(given) {
                     if let Some(area) = area {
-                        *slot = Some(KeyedRange {
-                            area: *area,
-                            cipher: expand(passive, &range.key)?,
-                        });
+                        *slot = Some(expand(passive, *area, &range.key, config.backend)?);
                     }
                 }
                 // INVARIANT (LiveStateBlock): the provider's side of the interface keeps the
@@ -176,13 +173,55 @@ fn keys<'a>(
     })
 }
 
-/// Expands a key into its own pool block. Not inlined, so that the key expansion's frame is
-/// not part of DriverEntry's for the rest of its run. PASSIVE_LEVEL.
-#[inline(never)]
-fn expand(passive: &Passive, key: &[u8; 64]) -> Result<PoolBox<XtsAes256>, NTSTATUS> {
-    PoolBox::try_new(passive, STATUS_INSUFFICIENT_RESOURCES, || {
-        XtsAes256::new(key).map_err(|_| STATUS_BAD_CONFIGURATION)
+/// Expands a key into its own pool block for the fastest backend the processor runs, up to
+/// `backend`, and gives a VAES backend the save area for the extended state, so that the
+/// dump path allocates nothing. PASSIVE_LEVEL.
+fn expand(
+    passive: &Passive,
+    area: Area,
+    key: &[u8; 64],
+    backend: Backend,
+) -> Result<KeyedRange, NTSTATUS> {
+    let mut cipher = PoolBox::try_new_in(passive, STATUS_INSUFFICIENT_RESOURCES, |slot| {
+        expand_key(slot, key, backend)
+    })?;
+    let state = attach_state_area(passive, &mut cipher)?;
+    Ok(KeyedRange {
+        area,
+        cipher,
+        _state: state,
     })
+}
+
+/// Expands the key into `slot` (the cipher's pool block). Not inlined, so that the key
+/// expansion's frame is not part of DriverEntry's for the rest of its run.
+#[inline(never)]
+fn expand_key<'a>(
+    slot: &'a mut MaybeUninit<XtsAes256>,
+    key: &[u8; 64],
+    backend: Backend,
+) -> Result<&'a mut XtsAes256, NTSTATUS> {
+    XtsAes256::with_backend_in(slot, key, backend).map_err(|_| STATUS_BAD_CONFIGURATION)
+}
+
+/// Allocates the save area the cipher's backend needs for the extended state (a VAES
+/// backend's, sized from CPUID leaf 0xD; none for the others) and attaches it. PASSIVE_LEVEL.
+#[inline(never)]
+fn attach_state_area(
+    passive: &Passive,
+    cipher: &mut XtsAes256,
+) -> Result<Option<AlignedBlock>, NTSTATUS> {
+    let len = cipher.state_len();
+    if len == 0 {
+        return Ok(None);
+    }
+    let area = AlignedBlock::try_new(passive, len, STATE_AREA_ALIGN)
+        .ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
+    // SAFETY: the block is `len` bytes of nonpaged pool, 64-byte aligned, ours alone; it is
+    // kept in the same `KeyedRange` as the cipher and dropped after it.
+    unsafe { cipher.attach_state_area(area.start(), area.len()) }
+        .map_err(|_| STATUS_INSUFFICIENT_RESOURCES)?;
+    Ok(Some(area))
 }
 
 /// Asks the provider (docs/provider.md) and checks its answer: what was accepted, and the

@@ -11,8 +11,8 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use dumpcrypt_core::config::{
-    Config, KeySource, Policy, RawValue, RegistryValues, ValueName, REG_BINARY, REG_DWORD,
-    REG_QWORD,
+    backend_as_dword, Config, KeySource, Policy, RawValue, RegistryValues, ValueName, REG_BINARY,
+    REG_DWORD, REG_QWORD,
 };
 use dumpcrypt_core::geometry::{Area, TweakBase};
 use dumpcrypt_provider::DiskIdentity;
@@ -120,6 +120,7 @@ struct Expected {
     tweak_base: TweakBase,
     key_source: KeySource,
     disk_id: Option<DiskIdentity>,
+    backend: u32,
 }
 
 fn model(present: bool, raws: &[Option<Raw>; VALUES]) -> Option<Expected> {
@@ -133,6 +134,7 @@ fn model(present: bool, raws: &[Option<Raw>; VALUES]) -> Option<Expected> {
             tweak_base: TweakBase::Partition,
             key_source: KeySource::Registry,
             disk_id: None,
+            backend: 0,
         });
     }
     // The bytes the registry holds, if the driver could have kept all of them: the value's
@@ -220,6 +222,12 @@ fn model(present: bool, raws: &[Option<Raw>; VALUES]) -> Option<Expected> {
             })
         }
     };
+    // Backend: 0 auto, 1 vaes512, 2 vaes256, 3 aesni, 4 portable.
+    let backend = match dword(ValueName::Backend).ok()? {
+        None => 0,
+        Some(value @ 0..=4) => value as u32,
+        Some(_) => return None,
+    };
     let encrypts = crash_dump_policy == Policy::Encrypt || hibernation_policy == Policy::Encrypt;
     match key_source {
         KeySource::Registry if encrypts && key.is_none() => return None,
@@ -235,6 +243,7 @@ fn model(present: bool, raws: &[Option<Raw>; VALUES]) -> Option<Expected> {
         tweak_base,
         key_source,
         disk_id,
+        backend,
     })
 }
 
@@ -309,6 +318,7 @@ fn check(input: Input) {
             assert_eq!(config.tweak_base, expected.tweak_base);
             assert_eq!(config.key_source, expected.key_source);
             assert_eq!(config.disk_id, expected.disk_id);
+            assert_eq!(backend_as_dword(config.backend), expected.backend);
         }
         (Ok(config), None) => panic!("accepted what the schema refuses: {config:?}"),
         (Err(error), Some(_)) => panic!("refused a valid configuration: {error}"),

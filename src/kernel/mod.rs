@@ -16,7 +16,7 @@
 use core::marker::PhantomData;
 
 mod pool;
-pub use pool::PoolBox;
+pub use pool::{AlignedBlock, PoolBox};
 
 #[cfg(feature = "host")]
 mod host;

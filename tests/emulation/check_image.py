@@ -3,9 +3,18 @@
 Usage: check_image.py IMAGE.sys [IMAGE.sys ...]
 For each image: PE32+ for AMD64, subsystem NATIVE, the entry point is the exported DriverEntry
 (and nothing else is exported), imports only from ntoskrnl.exe and only routines on the allow
-list, no section both writable and executable, NX compatible, a valid checksum, and no
-AVX/VEX-encoded instruction or YMM/ZMM register in executable code (their state is not saved
-in the dump path). Prints the size and the import list; exits 1 on any deviation.
+list, no section both writable and executable, NX compatible, a valid checksum, and the
+placement of the vector code:
+
+- the code sections are exactly .text, .aesni (the XMM backend's kernels) and .vaes (the VAES
+  backends' kernels, each of which saves and restores the extended state it touches itself);
+- no VEX- or EVEX-encoded instruction (found by its prefix byte, C4, C5 or 62, as well as by
+  its mnemonic), no YMM, ZMM or opmask register, no XSAVE/XRSTOR outside .vaes: the OS saves
+  no YMM/ZMM state for the dump path, so nothing else may touch it;
+- in .vaes, every XRSTOR comes right after a VZEROUPPER, with two saves per restore (each kernel: an XSAVEC and an XSAVE, of which one runs, and an XRSTOR); .aesni
+  holds AES-NI code and .vaes VAES code.
+
+Prints the size, the import list and the vector code per section; exits 1 on any deviation.
 
 HVCI (Memory Integrity) compatibility, as far as the image shows it (check_hvci): no section
 both writable and executable; section alignment a multiple of the 4 KiB page, every section
@@ -45,6 +54,27 @@ IMAGE_DLLCHARACTERISTICS_NX_COMPAT = 0x0100
 IMAGE_SCN_MEM_EXECUTE = 0x20000000
 IMAGE_SCN_MEM_WRITE = 0x80000000
 IMAGE_SCN_MEM_DISCARDABLE = 0x02000000
+
+# The code sections, and the one where VEX/EVEX code (and the state save around it) belongs.
+CODE_SECTIONS = {".text", ".aesni", ".vaes"}
+VEX_SECTION = ".vaes"
+LEGACY_PREFIXES = {0x66, 0x67, 0xF0, 0xF2, 0xF3, 0x2E, 0x36, 0x3E, 0x26, 0x64, 0x65}
+
+
+def vex_or_evex(code):
+    """Whether the instruction bytes start (after legacy prefixes and REX) with a VEX (C4, C5)
+    or EVEX (62) prefix: in 64-bit mode those bytes are nothing else."""
+    for byte in code:
+        if byte in LEGACY_PREFIXES or 0x40 <= byte <= 0x4F:
+            continue
+        return byte in (0xC4, 0xC5, 0x62)
+    return False
+
+
+def uses_wide_state(mnemonic, operands):
+    return (mnemonic.startswith("v") or mnemonic.startswith("k") and " k" in " " + operands
+            or any(register in operands for register in ("ymm", "zmm"))
+            or any(" k%d" % i in " " + operands.replace(",", " ") for i in range(8)))
 
 
 def check(path):
@@ -107,17 +137,48 @@ def check(path):
            % (pe.OPTIONAL_HEADER.CheckSum, pe.generate_checksum()))
 
     disassembler = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
-    wide = []
+    code_sections = {}
     for section in pe.sections:
-        if not section.Characteristics & IMAGE_SCN_MEM_EXECUTE:
-            continue
-        code = section.get_data()[:section.Misc_VirtualSize]
+        if section.Characteristics & IMAGE_SCN_MEM_EXECUTE:
+            code_sections[section.Name.rstrip(b"\0").decode(errors="replace")] = section
+    expect(set(code_sections) == CODE_SECTIONS, "code sections %s, expected %s"
+           % (sorted(code_sections), sorted(CODE_SECTIONS)))
+    summary = []
+    for name, section in sorted(code_sections.items()):
+        data = section.get_data()[:section.Misc_VirtualSize]
         address = pe.OPTIONAL_HEADER.ImageBase + section.VirtualAddress
-        for instruction in disassembler.disasm_lite(code, address):
-            _, _, mnemonic, operands = instruction
-            if mnemonic.startswith("v") or "ymm" in operands or "zmm" in operands:
-                wide.append("%#x %s %s" % (instruction[0], mnemonic, operands))
-    expect(not wide, "AVX (VEX/EVEX) instructions in code: %s" % wide[:5])
+        wide, saves, restores, aes, vaes = [], 0, 0, 0, 0
+        previous = None
+        for offset, size, mnemonic, operands in disassembler.disasm_lite(data, 0):
+            where = "%#x %s %s" % (address + offset, mnemonic, operands)
+            is_wide = (vex_or_evex(data[offset:offset + size])
+                       or uses_wide_state(mnemonic, operands))
+            if is_wide or mnemonic.startswith(("xsave", "xrstor")):
+                wide.append(where)
+            if mnemonic.startswith("xsave"):
+                saves += 1
+            if mnemonic.startswith("xrstor"):
+                restores += 1
+                expect(previous == "vzeroupper",
+                       "%s: XRSTOR not right after VZEROUPPER: %s" % (name, where))
+            if mnemonic.startswith("aes"):
+                aes += 1
+            if mnemonic.startswith("vaes"):
+                vaes += 1
+            previous = mnemonic
+        summary.append("%s: %d VEX/EVEX or state-save instructions, %d XSAVE, %d XRSTOR, "
+                       "%d AES-NI, %d VAES" % (name, len(wide), saves, restores, aes, vaes))
+        if name == VEX_SECTION:
+            # Each kernel saves with XSAVEC or XSAVE (two instructions, one runs) and restores.
+            expect(vaes > 0 and restores > 0 and saves == 2 * restores,
+                   "%s: %d VAES instructions, %d saves, %d restores" % (name, vaes, saves,
+                                                                       restores))
+        else:
+            expect(not wide, "VEX/EVEX or extended-state instructions outside %s, in %s: %s"
+                   % (VEX_SECTION, name, wide[:5]))
+        if name == ".aesni":
+            expect(aes > 0, ".aesni holds no AES-NI instruction")
+    print("%s: vector code per section: %s" % (path, "; ".join(summary)))
 
     failures.extend(check_hvci(pe))
 

@@ -12,6 +12,12 @@ stand-ins. Conventions of this emulated machine:
 - The kernel stack is 24 KiB (KERNEL_STACK_SIZE on x64) with a painted zone below it; the stack
   is painted before each call, so its depth is measured and a use past 24 KiB is reported.
 - KeBugCheckEx records its code and parameters and ends the call; the call returns BugCheck.
+- CPUID is answered by the harness, from a `Cpu` model (unicorn's own answers are fixed and,
+  past its highest leaf, 4, are another leaf's data): every CPUID instruction of the image is
+  found by disassembly and hooked. The default model has AES-NI and no AVX, VAES or XSAVE,
+  which is also all this emulator can run (it has no PCLMULQDQ, no AVX, no XGETBV).
+- The code run in the transform's image sections is counted (`.aesni`, the XMM backend;
+  `.vaes`, the VAES backends), by basic blocks.
 """
 
 import copy
@@ -22,8 +28,11 @@ import struct
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
+import capstone
+import pefile
 import speakeasy
 import speakeasy.winenv.arch as arch
+from unicorn import UC_HOOK_BLOCK
 
 PAGE = 0x1000
 KERNEL_STACK_SIZE = 0x6000
@@ -185,12 +194,50 @@ class Allocation:
     detail: dict
 
 
+class Cpu:
+    """What CPUID tells the driver. `aes`: AES-NI; `avx`: AVX, AVX2, AVX-512 F/BW/VL, VAES and
+    VPCLMULQDQ reported by the processor; `osxsave`: XSAVE enabled by the OS (XGETBV usable),
+    which this emulator cannot do (it has no XGETBV), so a driver that believed it would stop
+    the emulation."""
+
+    def __init__(self, name, aes=True, avx=False, osxsave=False):
+        self.name = name
+        self.aes, self.avx, self.osxsave = aes, avx, osxsave
+
+    def leaf(self, eax, ecx):
+        if eax == 0:
+            return 0xD, 0x68747541, 0x444D4163, 0x69746E65  # AuthenticAMD
+        if eax == 1:
+            # SSE3, SSSE3, CX16, SSE4.1, SSE4.2 (unicorn's own), and the model's bits.
+            ecx1 = 0x00182201 | (1 << 25 if self.aes else 0)
+            if self.avx:
+                ecx1 |= 1 << 28 | 1 << 26  # AVX, XSAVE
+            if self.osxsave:
+                ecx1 |= 1 << 27
+            return 0x663, 0x800, ecx1, 0x07088100
+        if eax == 7 and ecx == 0 and self.avx:
+            ebx7 = 1 << 5 | 1 << 16 | 1 << 30 | 1 << 31  # AVX2, AVX512F, AVX512BW, AVX512VL
+            ecx7 = 1 << 9 | 1 << 10  # VAES, VPCLMULQDQ
+            return 0, ebx7, ecx7, 0
+        return 0, 0, 0, 0
+
+
+# The emulator's processor: AES-NI, no AVX, no VAES (the transform must take its XMM backend).
+CPU_NO_VAES = Cpu("AES-NI, no VAES")
+# A processor that reports VAES and AVX-512 where the OS did not enable XSAVE (OSXSAVE clear):
+# the driver must not use them, nor even read XCR0.
+CPU_VAES_WITHOUT_OS_SUPPORT = Cpu("VAES and AVX-512 reported, XSAVE not enabled", avx=True)
+# No AES-NI at all: the portable backend.
+CPU_NO_AES_NI = Cpu("no AES-NI", aes=False)
+
+
 def registry_values(crash=None, hibernation=None, key=None, data_unit=None, area_start=None,
-                    area_end=None, tweak_base=None, extra=None):
+                    area_end=None, tweak_base=None, backend=None, extra=None):
     """The Parameters key's values as {name: (type, bytes)}; None leaves a value out."""
     values = {}
     for name, value in (("CrashDumpPolicy", crash), ("HibernationPolicy", hibernation),
-                        ("DataUnitSize", data_unit), ("TweakBase", tweak_base)):
+                        ("DataUnitSize", data_unit), ("TweakBase", tweak_base),
+                        ("Backend", backend)):
         if value is not None:
             values[name] = (REG_DWORD, struct.pack("<I", value))
     for name, value in (("EncryptedAreaStart", area_start), ("EncryptedAreaEnd", area_end)):
@@ -223,9 +270,13 @@ class Machine:
                         "RtlGetVersion", "KeBugCheckEx"},
     }
 
+    # The image sections of the transform's backends, whose code runs are counted.
+    COUNTED_SECTIONS = (".aesni", ".vaes")
+
     def __init__(self, image, os_version=(10, 0, 19045), registry=None, partition_offset=0,
-                 provider=None):
+                 provider=None, cpu=CPU_NO_VAES):
         self.os_version = os_version
+        self.cpu = cpu
         # The provider (docs/provider.md), played by the harness: a function from the query's
         # bytes to the answer's, or None for no provider (no callback object).
         self.provider = provider
@@ -262,6 +313,7 @@ class Machine:
         self.next_handle = 0x80000100
         self.irps = {}
         self.stack_depth = defaultdict(int)  # callback -> deepest use in bytes
+        self.stack_label = {}  # callback -> the name its stack use is recorded under
         self.hook_errors = []
         self.served = set()
 
@@ -281,12 +333,47 @@ class Machine:
                              ("ExCreateCallback", "QQBB"), ("ExNotifyCallback", "QQQ"),
                              ("ObfDereferenceObject", "Q")):
             self._hook(name, widths)
+        self.cpuid_calls = Counter()  # (leaf, subleaf) -> count
+        self.blocks_run = Counter()  # section name -> basic blocks run there
+        self._hook_cpuid_and_sections(image)
         # Every import is served by a hook of ours (a wildcard hook cannot do it: speakeasy
         # calls every matching hook and keeps the last one's result).
         unserved = {f"{module}.{name}" for module, name in self.module.import_table.values()
                     if module.lower() != "ntoskrnl" or name not in self.served}
         if unserved:
             raise EmulationError("imports this machine does not serve: %s" % sorted(unserved))
+
+    def _hook_cpuid_and_sections(self, image):
+        pe = pefile.PE(image, fast_load=True)
+        disassembler = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+        self.cpuid_sites = []
+        for section in pe.sections:
+            name = section.Name.rstrip(b"\0").decode(errors="replace")
+            if not section.Characteristics & 0x20000000:  # IMAGE_SCN_MEM_EXECUTE
+                continue
+            start = self.base + section.VirtualAddress
+            code = section.get_data()[:section.Misc_VirtualSize]
+            for address, size, mnemonic, _ in disassembler.disasm_lite(code, start):
+                if mnemonic == "cpuid":
+                    self.cpuid_sites.append(address)
+                    self.se.add_code_hook(self._cpuid, begin=address, end=address)
+            if name in self.COUNTED_SECTIONS:
+                end = start + max(section.Misc_VirtualSize, 1) - 1
+                self.emu.emu_eng.emu.hook_add(
+                    UC_HOOK_BLOCK, lambda uc, address, size, user, name=name:
+                    self.blocks_run.update([name]), None, start, end)
+        if not self.cpuid_sites:
+            raise EmulationError("no CPUID instruction found in the image")
+
+    def _cpuid(self, se, address, size, ctx):
+        """Serves one CPUID from the model and steps over the instruction."""
+        leaf = se.reg_read("rax") & 0xFFFFFFFF
+        subleaf = se.reg_read("rcx") & 0xFFFFFFFF
+        self.cpuid_calls[(leaf, subleaf)] += 1
+        for register, value in zip(("rax", "rbx", "rcx", "rdx"), self.cpu.leaf(leaf, subleaf)):
+            se.reg_write(register, value)
+        se.reg_write("rip", address + 2)
+        return True
 
     # -- memory -------------------------------------------------------------------------------
 
@@ -345,7 +432,8 @@ class Machine:
         painted = self.read(self.stack_low, STACK_GUARD + KERNEL_STACK_SIZE)
         untouched = len(painted) - len(painted.lstrip(bytes([STACK_PAINT])))
         depth = STACK_GUARD + KERNEL_STACK_SIZE - untouched
-        self.stack_depth[callback] = max(self.stack_depth[callback], depth)
+        label = self.stack_label.get(callback, callback)
+        self.stack_depth[label] = max(self.stack_depth[label], depth)
         if depth >= STACK_GUARD + KERNEL_STACK_SIZE:
             raise EmulationError("%s used all %d bytes of the emulated stack and its guard zone"
                                  % (callback, depth))

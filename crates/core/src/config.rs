@@ -7,7 +7,7 @@
 
 use crate::geometry::{Area, Geometry, TweakBase};
 use crate::instance::DumpType;
-use crate::xts::{DataUnit, KEY_LEN};
+use crate::xts::{Backend, DataUnit, KEY_LEN};
 use dumpcrypt_provider::{DiskIdentity, STYLE_GPT, STYLE_MBR};
 
 /// `REG_BINARY`.
@@ -37,11 +37,12 @@ pub enum ValueName {
     TweakBase,
     KeySource,
     DiskId,
+    Backend,
 }
 
 impl ValueName {
     /// Every value, in the order the kernel boundary reads them.
-    pub const ALL: [ValueName; 9] = [
+    pub const ALL: [ValueName; 10] = [
         Self::CrashDumpPolicy,
         Self::HibernationPolicy,
         Self::Key,
@@ -51,6 +52,7 @@ impl ValueName {
         Self::TweakBase,
         Self::KeySource,
         Self::DiskId,
+        Self::Backend,
     ];
 
     /// The value's name in the registry.
@@ -65,6 +67,7 @@ impl ValueName {
             Self::TweakBase => "TweakBase",
             Self::KeySource => "KeySource",
             Self::DiskId => "DiskId",
+            Self::Backend => "Backend",
         }
     }
 
@@ -221,6 +224,8 @@ pub struct Config {
     pub key_source: KeySource,
     /// `DiskId`: the only disk dumps may go to.
     pub disk_id: Option<DiskIdentity>,
+    /// `Backend`: the fastest transform backend DriverEntry may choose.
+    pub backend: Backend,
 }
 
 /// Where the key of the encrypt policy comes from (`KeySource`).
@@ -272,6 +277,7 @@ impl core::fmt::Debug for Config {
             .field("tweak_base", &self.tweak_base)
             .field("key_source", &self.key_source)
             .field("disk_id", &self.disk_id)
+            .field("backend", &self.backend)
             .finish()
     }
 }
@@ -314,6 +320,8 @@ pub enum ConfigError {
     DataUnitSize { value: u32 },
     /// TweakBase other than 0 or 1.
     UnknownTweakBase { value: u32 },
+    /// Backend other than 0 to 4.
+    UnknownBackend { value: u32 },
     /// EncryptedAreaStart ≥ EncryptedAreaEnd.
     EmptyArea { start: u64, end: u64 },
     /// The area's bounds are not multiples of the data unit.
@@ -365,6 +373,11 @@ impl core::fmt::Display for ConfigError {
                 f,
                 "TweakBase is {value}; it must be 0 (partition) or 1 (disk)"
             ),
+            Self::UnknownBackend { value } => write!(
+                f,
+                "Backend is {value}; it must be 0 (auto), 1 (vaes512), 2 (vaes256), 3 (aesni) \
+                 or 4 (portable)"
+            ),
             Self::EmptyArea { start, end } => write!(
                 f,
                 "the encrypted area {start:#x}..{end:#x} is empty (start must be below end)"
@@ -393,6 +406,7 @@ impl Config {
         tweak_base: TweakBase::Partition,
         key_source: KeySource::Registry,
         disk_id: None,
+        backend: Backend::Auto,
     };
 
     /// The policy of the stack an instance is loaded into.
@@ -432,6 +446,12 @@ impl Config {
             None => TweakBase::Partition,
             Some(value) => {
                 TweakBase::from_dword(value).ok_or(ConfigError::UnknownTweakBase { value })?
+            }
+        };
+        let backend = match dword(values, ValueName::Backend)? {
+            None => Backend::Auto,
+            Some(value) => {
+                backend_from_dword(value).ok_or(ConfigError::UnknownBackend { value })?
             }
         };
         let start = qword(values, ValueName::EncryptedAreaStart)?.unwrap_or(0);
@@ -497,7 +517,32 @@ impl Config {
             tweak_base,
             key_source,
             disk_id,
+            backend,
         })
+    }
+}
+
+/// The backend of a `Backend` value: the fastest DriverEntry may choose (it takes the next one
+/// down where the processor lacks it).
+pub const fn backend_from_dword(value: u32) -> Option<Backend> {
+    match value {
+        0 => Some(Backend::Auto),
+        1 => Some(Backend::Vaes512),
+        2 => Some(Backend::Vaes256),
+        3 => Some(Backend::AesNi),
+        4 => Some(Backend::Portable),
+        _ => None,
+    }
+}
+
+/// The `Backend` value of a backend.
+pub const fn backend_as_dword(backend: Backend) -> u32 {
+    match backend {
+        Backend::Auto => 0,
+        Backend::Vaes512 => 1,
+        Backend::Vaes256 => 2,
+        Backend::AesNi => 3,
+        Backend::Portable => 4,
     }
 }
 
@@ -596,6 +641,7 @@ mod tests {
             }
         );
         assert_eq!(config.tweak_base, TweakBase::Partition);
+        assert_eq!(config.backend, Backend::Auto);
     }
 
     #[test]
@@ -606,7 +652,9 @@ mod tests {
         values.set_qword(ValueName::EncryptedAreaStart, 0x10_0000);
         values.set_qword(ValueName::EncryptedAreaEnd, 0x2000_0000);
         values.set_dword(ValueName::TweakBase, 1);
+        values.set_dword(ValueName::Backend, 3);
         let config = Config::parse(&values).unwrap();
+        assert_eq!(config.backend, Backend::AesNi);
         assert_eq!(config.crash_dump_policy, Policy::Encrypt);
         assert_eq!(config.hibernation_policy, Policy::Refuse);
         assert_eq!(config.key, Some(key()));
@@ -678,6 +726,17 @@ mod tests {
             (
                 &|v| v.set_dword(ValueName::TweakBase, 2),
                 ConfigError::UnknownTweakBase { value: 2 },
+            ),
+            (
+                &|v| v.set_dword(ValueName::Backend, 5),
+                ConfigError::UnknownBackend { value: 5 },
+            ),
+            (
+                &|v| v.set_qword(ValueName::Backend, 1),
+                ConfigError::WrongType {
+                    name: ValueName::Backend,
+                    found: REG_QWORD,
+                },
             ),
             (
                 &|v| {
@@ -843,6 +902,11 @@ mod tests {
                 "TweakBase is 2; it must be 0 (partition) or 1 (disk)",
             ),
             (
+                ConfigError::UnknownBackend { value: 9 },
+                "Backend is 9; it must be 0 (auto), 1 (vaes512), 2 (vaes256), 3 (aesni) or 4 \
+                 (portable)",
+            ),
+            (
                 ConfigError::EmptyArea {
                     start: 0x2000,
                     end: 0x1000,
@@ -900,14 +964,26 @@ mod tests {
                 "EncryptedAreaEnd",
                 "TweakBase",
                 "KeySource",
-                "DiskId"
+                "DiskId",
+                "Backend"
             ]
         );
+        for (backend, dword) in [
+            (Backend::Auto, 0),
+            (Backend::Vaes512, 1),
+            (Backend::Vaes256, 2),
+            (Backend::AesNi, 3),
+            (Backend::Portable, 4),
+        ] {
+            assert_eq!(backend_as_dword(backend), dword);
+            assert_eq!(backend_from_dword(dword), Some(backend));
+        }
+        assert_eq!(backend_from_dword(5), None);
         let types: std::vec::Vec<_> = ValueName::ALL
             .iter()
             .map(|name| name.expected_type())
             .collect();
-        assert_eq!(types, [4, 4, 3, 4, 11, 11, 4, 4, 3]);
+        assert_eq!(types, [4, 4, 3, 4, 11, 11, 4, 4, 3, 4]);
         for (source, dword, name) in [
             (KeySource::Registry, 0, "registry"),
             (KeySource::Provider, 1, "provider"),

@@ -14,11 +14,13 @@ use std::time::Instant;
 
 use dumpcrypt_core::config::Policy;
 use dumpcrypt_core::geometry::Geometry;
-use dumpcrypt_xts::XtsAes256;
+use dumpcrypt_xts::{Backend, StateArea, XtsAes256};
 use indicatif::ProgressBar;
 
 use crate::input::{self, progress_bar, read_full, Input};
-use crate::options::{human, parse_range, parse_size, read_key, CliError, TransformArgs};
+use crate::options::{
+    human, parse_backend, parse_range, parse_size, read_key, CliError, TransformArgs,
+};
 use crate::output::{self, Output, Rules};
 use crate::parameters::{describe_transform, Settings};
 
@@ -48,6 +50,10 @@ pub struct Args {
     /// its start offset (e.g. 1MiB; see `fdisk -l`) for an image of the whole disk.
     #[arg(long, value_parser = parse_size, default_value = "0")]
     pub partition_offset: u64,
+    /// The transform's backend, as the driver's Backend value: auto (the fastest here),
+    /// vaes512, vaes256, aesni or portable.
+    #[arg(long, value_parser = parse_backend, default_value = "auto")]
+    pub backend: Backend,
 }
 
 /// What to do with which bytes, all in image offsets (disk offsets when the image is the
@@ -184,7 +190,10 @@ impl Plan {
         let (start, end) = (span.start, span.end);
         destination[..start].copy_from_slice(&source[..start]);
         destination[end..].copy_from_slice(&source[end..]);
-        xts.decrypt_units(
+        // Where a VAES backend saves the vector state it uses (a few KB, on this thread's stack).
+        let mut state = StateArea::new();
+        xts.decrypt_units_with(
+            &mut state,
             self.geometry.data_unit(),
             span.first_unit,
             &source[start..end],
@@ -230,7 +239,14 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     };
     let config = settings.validate()?;
     drop(settings);
-    let xts = XtsAes256::new(&key).map_err(|error| CliError::Usage(format!("key: {error:?}")))?;
+    let xts = XtsAes256::exactly(&key, args.backend)
+        .map_err(|error| CliError::Usage(format!("key: {error:?}")))?
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "--backend {}: this processor does not run it",
+                args.backend.name()
+            ))
+        })?;
     key.fill(0);
     std::hint::black_box(&key);
     check_partition_offset(args.partition_offset)?;

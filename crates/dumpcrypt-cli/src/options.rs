@@ -5,7 +5,7 @@ use std::path::Path;
 
 use dumpcrypt_core::config::{KeySource, Policy};
 use dumpcrypt_core::geometry::TweakBase;
-use dumpcrypt_xts::KEY_LEN;
+use dumpcrypt_xts::{Backend, KEY_LEN};
 
 /// Errors a person can act on.
 #[derive(Debug, thiserror::Error)]
@@ -233,6 +233,14 @@ pub fn parse_data_unit(text: &str) -> Result<u32, String> {
     }
 }
 
+/// A transform backend by name, as the driver's `Backend` value names them: `auto`, `vaes512`,
+/// `vaes256`, `aesni`, `portable`.
+pub fn parse_backend(text: &str) -> Result<Backend, String> {
+    Backend::from_name(text).ok_or_else(|| {
+        format!("backend `{text}`: it must be auto, vaes512, vaes256, aesni or portable")
+    })
+}
+
 /// A 64-byte raw key file; its halves must differ. A key is read from a file (a FIFO such as
 /// `<(…)` works too), never from standard input: `-` is refused.
 pub fn read_key(path: &Path) -> Result<[u8; KEY_LEN], CliError> {
@@ -320,6 +328,15 @@ mod tests {
         assert!(parse_range("2MiB..1MiB").is_err());
         assert!(parse_range("5..5").is_err());
         assert!(parse_range("1MiB").is_err());
+    }
+
+    #[test]
+    fn backends() {
+        assert_eq!(parse_backend("auto"), Ok(Backend::Auto));
+        assert_eq!(parse_backend("vaes512"), Ok(Backend::Vaes512));
+        assert_eq!(parse_backend("AESNI"), Ok(Backend::AesNi));
+        assert_eq!(parse_backend("portable"), Ok(Backend::Portable));
+        assert!(parse_backend("avx").is_err());
     }
 
     #[test]

@@ -5,19 +5,27 @@
 //! of the AES block, so there is no ciphertext stealing. Sources are read once and ciphertext
 //! is written straight to the destination.
 //!
-//! Two backends, chosen once in [`XtsAes256::new`] (at DriverEntry, never on the dump path)
-//! and kept in the value:
-//! - `aesni.rs` (x86_64 with AES-NI): XTS on XMM registers with AES-NI intrinsics, eight
-//!   blocks in flight, the tweak folded into the first and last round keys as OpenSSL does.
-//!   The one module here with `unsafe` (entering `#[target_feature]` code after detection,
-//!   unaligned loads and stores); it allows `unsafe_code` for itself alone.
-//! - `portable.rs` (everywhere else): safe Rust over the `aes` crate's many-blocks API, whose
+//! Four backends ([`Backend`]), one chosen in [`XtsAes256::with_backend`] (at DriverEntry,
+//! never on the dump path) from CPUID and XGETBV and kept in the value:
+//! - **vaes512** (`vaes.rs`): VAES + VPCLMULQDQ on ZMM registers (AVX-512 F/BW/VL), four
+//!   blocks per instruction;
+//! - **vaes256** (`vaes.rs`): VAES + VPCLMULQDQ on YMM registers (AVX2), two per
+//!   instruction;
+//! - **aesni** (`aesni.rs`): AES-NI on XMM registers, legacy SSE encodings only;
+//! - **portable** (`portable.rs`): safe Rust over the `aes` crate's many-blocks API, whose
 //!   fixsliced software backend is constant time. `#![forbid(unsafe_code)]`.
+//!
+//! The VAES backends save and restore the YMM/ZMM state they touch around every call
+//! (XSAVEC/XRSTOR, in `vaes.rs`), into a 64-byte aligned area that the caller provides: the
+//! driver attaches one allocated at DriverEntry ([`XtsAes256::attach_state_area`]); others
+//! pass a [`StateArea`] per call (`*_with`). A VAES cipher called without either runs its
+//! calls on the XMM backend. `cpu.rs` reads CPUID and XGETBV.
 //!
 //! Building with `RUSTFLAGS="--cfg aes_force_soft"` forces the portable backend and, in the
 //! `aes` crate, its software AES (scripts/bench-report.sh measures the fallback that way).
 //!
-//! This crate is the dump path's only code with CPU-feature `unsafe`; the driver's policy and
+//! This crate is the dump path's only code with CPU-feature `unsafe` (`aesni.rs`, `vaes.rs`,
+//! `cpu.rs`, which allow `unsafe_code` for themselves alone); the driver's policy and
 //! geometry (`dumpcrypt-core`) call it through the safe [`XtsAes256`].
 #![no_std]
 #![deny(unsafe_code)]
@@ -38,10 +46,22 @@ extern crate std;
 #[cfg(target_arch = "x86_64")]
 #[expect(
     unsafe_code,
-    reason = "the AES-NI backend: target_feature entry after detection, unaligned loads/stores"
+    reason = "the XMM backend: the key expansion's target_feature entry, its kernels' asm!"
 )]
 mod aesni;
+#[cfg(target_arch = "x86_64")]
+#[expect(unsafe_code, reason = "CPUID and XGETBV, in asm!")]
+mod cpu;
 mod portable;
+#[cfg(target_arch = "x86_64")]
+#[expect(
+    unsafe_code,
+    reason = "the VAES backends' asm! (kernels with the XSAVE/XRSTOR pair), the attached area"
+)]
+mod vaes;
+
+#[cfg(target_arch = "x86_64")]
+pub use vaes::{StateArea, STATE_AREA_ALIGN};
 
 /// Length of an XTS-AES-256 key: the data key followed by the tweak key.
 pub const KEY_LEN: usize = 64;
@@ -91,13 +111,105 @@ pub enum XtsError {
         /// The destination's length.
         destination: usize,
     },
+    /// A state area that is not 64-byte aligned or is shorter than the backend needs.
+    StateArea {
+        /// The area's length.
+        len: usize,
+        /// The length needed.
+        needed: usize,
+    },
+}
+
+/// An implementation of the transform, fastest first; [`Backend::Auto`] asks for the fastest
+/// this processor runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// The fastest this processor and its OS allow.
+    Auto,
+    /// VAES + VPCLMULQDQ on ZMM registers (AVX-512 F/BW/VL), the state saved per call.
+    Vaes512,
+    /// VAES + VPCLMULQDQ on YMM registers (AVX2), the state saved per call.
+    Vaes256,
+    /// AES-NI on XMM registers.
+    AesNi,
+    /// The `aes` crate's code: its constant-time software AES where there is no AES-NI.
+    Portable,
+}
+
+impl Backend {
+    /// Every value, `Auto` first, then fastest first.
+    pub const ALL: [Backend; 5] = [
+        Self::Auto,
+        Self::Vaes512,
+        Self::Vaes256,
+        Self::AesNi,
+        Self::Portable,
+    ];
+
+    /// Its name: `auto`, `vaes512`, `vaes256`, `aesni`, `portable`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Vaes512 => "vaes512",
+            Self::Vaes256 => "vaes256",
+            Self::AesNi => "aesni",
+            Self::Portable => "portable",
+        }
+    }
+
+    /// The backend of that name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|backend| backend.name().eq_ignore_ascii_case(name))
+    }
+
+    /// Whether this processor (and the OS's enabled state) runs it; `Auto` always.
+    pub fn available(self) -> bool {
+        self.runs_on(&Features::detect())
+    }
+
+    /// Whether a processor with `features` runs it.
+    fn runs_on(self, features: &Features) -> bool {
+        match self {
+            Self::Auto | Self::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Self::AesNi => !cfg!(aes_force_soft) && features.aes,
+            #[cfg(target_arch = "x86_64")]
+            Self::Vaes512 => vaes::Vaes::new(vaes::Width::Zmm, features).is_some(),
+            #[cfg(target_arch = "x86_64")]
+            Self::Vaes256 => vaes::Vaes::new(vaes::Width::Ymm, features).is_some(),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// The concrete backends at or below this one, fastest first.
+    fn at_most(self) -> &'static [Backend] {
+        const ORDER: [Backend; 4] = [
+            Backend::Vaes512,
+            Backend::Vaes256,
+            Backend::AesNi,
+            Backend::Portable,
+        ];
+        let start = match self {
+            Self::Auto | Self::Vaes512 => 0,
+            Self::Vaes256 => 1,
+            Self::AesNi => 2,
+            Self::Portable => 3,
+        };
+        ORDER.get(start..).unwrap_or(&[])
+    }
 }
 
 /// An expanded XTS-AES-256 key, with the backend chosen for this processor.
 ///
 /// The key schedules are wiped when the value is dropped.
 pub struct XtsAes256 {
-    backend: Backend,
+    engine: Engine,
+    /// The state area the VAES backends use for calls without one of their own.
+    #[cfg(target_arch = "x86_64")]
+    attached: vaes::Attached,
 }
 
 /// Which implementation runs the transform, with its expanded keys.
@@ -105,10 +217,80 @@ pub struct XtsAes256 {
     clippy::large_enum_variant,
     reason = "one value per driver instance, in nonpaged pool; boxing would mean an allocation"
 )]
-enum Backend {
+enum Engine {
     #[cfg(target_arch = "x86_64")]
-    AesNi(aesni::AesNiKeys),
+    Xmm(aesni::AesNiKeys),
+    #[cfg(target_arch = "x86_64")]
+    Vaes {
+        keys: aesni::AesNiKeys,
+        vaes: vaes::Vaes,
+    },
     Portable(portable::Portable),
+}
+
+/// What `with_backend` builds: the hardware keys, made, with the VAES backend to run them (or
+/// none: XMM); or the portable backend.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a local of `with_backend`, moved into the cipher at once"
+)]
+enum Kind {
+    #[cfg(target_arch = "x86_64")]
+    Hardware(aesni::AesNiKeys, Option<vaes::Vaes>),
+    Portable,
+}
+
+impl Kind {
+    /// The fastest backend at most `at_most` that runs here, and for the hardware ones their
+    /// key schedules (720 bytes).
+    fn choose(key: &[u8; KEY_LEN], at_most: Backend) -> Self {
+        let features = Features::detect();
+        let backend = at_most
+            .at_most()
+            .iter()
+            .copied()
+            .find(|backend| backend.runs_on(&features))
+            .unwrap_or(Backend::Portable);
+        Self::of(key, backend, &features)
+    }
+
+    /// What to build for `backend`, which the caller found runs here.
+    fn of(key: &[u8; KEY_LEN], backend: Backend, features: &Features) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let width = match backend {
+                Backend::Vaes512 => Some(Some(vaes::Width::Zmm)),
+                Backend::Vaes256 => Some(Some(vaes::Width::Ymm)),
+                Backend::AesNi => Some(None),
+                _ => None,
+            };
+            if let Some(width) = width {
+                if let Some(keys) = aesni::AesNiKeys::new(key, features.aes) {
+                    let vaes = width.and_then(|width| vaes::Vaes::new(width, features));
+                    return Self::Hardware(keys, vaes);
+                }
+            }
+        }
+        let _ = (key, backend, features);
+        Self::Portable
+    }
+}
+
+/// Which way a transform runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Encrypt,
+    Decrypt,
+}
+
+/// One transform call, its lengths checked: whole data units, the source (`None`: in place)
+/// as long as the destination.
+struct Job<'a> {
+    direction: Direction,
+    unit: DataUnit,
+    first_unit: u64,
+    source: Option<&'a [u8]>,
+    destination: &'a mut [u8],
 }
 
 impl core::fmt::Debug for XtsAes256 {
@@ -118,47 +300,132 @@ impl core::fmt::Debug for XtsAes256 {
 }
 
 impl XtsAes256 {
-    /// Expands `key` (data key ‖ tweak key) and picks the backend: AES-NI when the processor
-    /// has it, the portable one otherwise. Meant for DriverEntry (it runs CPUID once); it
-    /// allocates nothing and may run at any IRQL.
+    /// [`XtsAes256::with_backend`] with [`Backend::Auto`]: the fastest backend here.
     pub fn new(key: &[u8; KEY_LEN]) -> Result<Self, XtsError> {
+        Self::with_backend(key, Backend::Auto)
+    }
+
+    /// Expands `key` (data key ‖ tweak key) for the fastest backend this processor runs that
+    /// is not faster than `at_most` (so `Backend::AesNi` on a VAES machine gives AES-NI, and
+    /// `Backend::Vaes512` on a machine without AVX-512 the next one down). Meant for
+    /// DriverEntry (it runs CPUID and XGETBV); it allocates nothing and may run at any IRQL.
+    pub fn with_backend(key: &[u8; KEY_LEN], at_most: Backend) -> Result<Self, XtsError> {
         check_key(key)?;
-        #[cfg(target_arch = "x86_64")]
-        if let Some(keys) = aesni::AesNiKeys::new(key) {
-            return Ok(Self {
-                backend: Backend::AesNi(keys),
-            });
-        }
-        Ok(Self {
-            backend: Backend::Portable(portable::Portable::new(key)),
+        Ok(match Kind::choose(key, at_most) {
+            #[cfg(target_arch = "x86_64")]
+            Kind::Hardware(keys, vaes) => Self::hardware(keys, vaes),
+            Kind::Portable => Self::portable(key),
         })
     }
 
-    /// `new` with the backend forced, for tests: `None` when AES-NI was asked for and the
-    /// processor (or the target) has none.
-    #[cfg(test)]
-    fn with_backend(key: &[u8; KEY_LEN], aes_ni: bool) -> Result<Option<Self>, XtsError> {
+    /// [`XtsAes256::with_backend`], building the value in `slot` (the driver's pool block):
+    /// the value is about 2 KB, the key schedules, and DriverEntry's stack has no room for
+    /// copies of it on the way. Each kind is built in a function of its own, so that only the
+    /// frame of the one built is on the stack.
+    pub fn with_backend_in<'a>(
+        slot: &'a mut core::mem::MaybeUninit<Self>,
+        key: &[u8; KEY_LEN],
+        at_most: Backend,
+    ) -> Result<&'a mut Self, XtsError> {
         check_key(key)?;
-        if !aes_ni {
-            return Ok(Some(Self {
-                backend: Backend::Portable(portable::Portable::new(key)),
-            }));
-        }
+        let features = Features::detect();
+        let backend = at_most
+            .at_most()
+            .iter()
+            .copied()
+            .find(|backend| backend.runs_on(&features))
+            .unwrap_or(Backend::Portable);
         #[cfg(target_arch = "x86_64")]
-        return Ok(aesni::AesNiKeys::new(key).map(|keys| Self {
-            backend: Backend::AesNi(keys),
-        }));
-        #[cfg(not(target_arch = "x86_64"))]
-        return Ok(None);
+        let slot = match Self::hardware_in(slot, key, backend, &features) {
+            Ok(cipher) => return Ok(cipher),
+            Err(slot) => slot,
+        };
+        Ok(Self::portable_in(slot, key))
     }
 
-    /// Whether the AES-NI backend was chosen.
-    #[cfg(test)]
-    fn uses_aes_ni(&self) -> bool {
-        match self.backend {
+    #[cfg(target_arch = "x86_64")]
+    #[inline(never)]
+    fn hardware_in<'a>(
+        slot: &'a mut core::mem::MaybeUninit<Self>,
+        key: &[u8; KEY_LEN],
+        backend: Backend,
+        features: &Features,
+    ) -> Result<&'a mut Self, &'a mut core::mem::MaybeUninit<Self>> {
+        match Kind::of(key, backend, features) {
+            Kind::Hardware(keys, vaes) => Ok(slot.write(Self::hardware(keys, vaes))),
+            Kind::Portable => Err(slot),
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn hardware(keys: aesni::AesNiKeys, vaes: Option<vaes::Vaes>) -> Self {
+        let engine = match vaes {
+            Some(vaes) => Engine::Vaes { keys, vaes },
+            None => Engine::Xmm(keys),
+        };
+        Self {
+            engine,
+            attached: vaes::Attached::default(),
+        }
+    }
+
+    /// Not inlined: its key schedules are most of DriverEntry's stack, which the hardware
+    /// backends then do not pay for.
+    #[inline(never)]
+    fn portable(key: &[u8; KEY_LEN]) -> Self {
+        Self {
+            engine: Engine::Portable(portable::Portable::new(key)),
             #[cfg(target_arch = "x86_64")]
-            Backend::AesNi(_) => true,
-            Backend::Portable(_) => false,
+            attached: vaes::Attached::default(),
+        }
+    }
+
+    /// As [`XtsAes256::portable`], into `slot`.
+    #[inline(never)]
+    fn portable_in<'a>(
+        slot: &'a mut core::mem::MaybeUninit<Self>,
+        key: &[u8; KEY_LEN],
+    ) -> &'a mut Self {
+        slot.write(Self {
+            engine: Engine::Portable(portable::Portable::new(key)),
+            #[cfg(target_arch = "x86_64")]
+            attached: vaes::Attached::default(),
+        })
+    }
+
+    /// Expands `key` for exactly `backend`, or `None` where this processor does not run it
+    /// (`Backend::Auto`: as [`XtsAes256::new`]). For tests, benchmarks and tools that must
+    /// measure or use one backend.
+    pub fn exactly(key: &[u8; KEY_LEN], backend: Backend) -> Result<Option<Self>, XtsError> {
+        check_key(key)?;
+        if !backend.runs_on(&Features::detect()) {
+            return Ok(None);
+        }
+        // The fastest at most `backend` is `backend` itself, since it runs here.
+        Self::with_backend(key, backend).map(Some)
+    }
+
+    /// The backend that runs the transform (never `Auto`).
+    pub fn backend(&self) -> Backend {
+        match &self.engine {
+            #[cfg(target_arch = "x86_64")]
+            Engine::Xmm(_) => Backend::AesNi,
+            #[cfg(target_arch = "x86_64")]
+            Engine::Vaes { vaes, .. } => match vaes.width() {
+                vaes::Width::Zmm => Backend::Vaes512,
+                vaes::Width::Ymm => Backend::Vaes256,
+            },
+            Engine::Portable(_) => Backend::Portable,
+        }
+    }
+
+    /// Bytes of the state area the backend saves the extended state into (from CPUID leaf
+    /// 0xD for its components), 64-byte aligned; 0 for the backends that need none.
+    pub fn state_len(&self) -> usize {
+        match &self.engine {
+            #[cfg(target_arch = "x86_64")]
+            Engine::Vaes { vaes, .. } => vaes.state_len(),
+            _ => 0,
         }
     }
 
@@ -172,11 +439,16 @@ impl XtsAes256 {
         destination: &mut [u8],
     ) -> Result<(), XtsError> {
         check_lengths(unit, source.len(), destination.len())?;
-        match &self.backend {
-            #[cfg(target_arch = "x86_64")]
-            Backend::AesNi(keys) => keys.encrypt_units(unit, first_unit, source, destination),
-            Backend::Portable(keys) => keys.encrypt_units(unit, first_unit, source, destination),
-        }
+        self.run(
+            Job {
+                direction: Direction::Encrypt,
+                unit,
+                first_unit,
+                source: Some(source),
+                destination,
+            },
+            None,
+        );
         Ok(())
     }
 
@@ -188,11 +460,16 @@ impl XtsAes256 {
         buffer: &mut [u8],
     ) -> Result<(), XtsError> {
         check_lengths(unit, buffer.len(), buffer.len())?;
-        match &self.backend {
-            #[cfg(target_arch = "x86_64")]
-            Backend::AesNi(keys) => keys.decrypt_units_in_place(unit, first_unit, buffer),
-            Backend::Portable(keys) => keys.decrypt_units_in_place(unit, first_unit, buffer),
-        }
+        self.run(
+            Job {
+                direction: Direction::Decrypt,
+                unit,
+                first_unit,
+                source: None,
+                destination: buffer,
+            },
+            None,
+        );
         Ok(())
     }
 
@@ -205,12 +482,136 @@ impl XtsAes256 {
         destination: &mut [u8],
     ) -> Result<(), XtsError> {
         check_lengths(unit, source.len(), destination.len())?;
-        match &self.backend {
-            #[cfg(target_arch = "x86_64")]
-            Backend::AesNi(keys) => keys.decrypt_units(unit, first_unit, source, destination),
-            Backend::Portable(keys) => keys.decrypt_units(unit, first_unit, source, destination),
-        }
+        self.run(
+            Job {
+                direction: Direction::Decrypt,
+                unit,
+                first_unit,
+                source: Some(source),
+                destination,
+            },
+            None,
+        );
         Ok(())
+    }
+
+    /// [`XtsAes256::encrypt_units`], a VAES backend saving the state in `state`.
+    #[cfg(target_arch = "x86_64")]
+    pub fn encrypt_units_with(
+        &self,
+        state: &mut StateArea,
+        unit: DataUnit,
+        first_unit: u64,
+        source: &[u8],
+        destination: &mut [u8],
+    ) -> Result<(), XtsError> {
+        check_lengths(unit, source.len(), destination.len())?;
+        self.run(
+            Job {
+                direction: Direction::Encrypt,
+                unit,
+                first_unit,
+                source: Some(source),
+                destination,
+            },
+            Some(state),
+        );
+        Ok(())
+    }
+
+    /// [`XtsAes256::decrypt_units_in_place`], a VAES backend saving the state in `state`.
+    #[cfg(target_arch = "x86_64")]
+    pub fn decrypt_units_in_place_with(
+        &self,
+        state: &mut StateArea,
+        unit: DataUnit,
+        first_unit: u64,
+        buffer: &mut [u8],
+    ) -> Result<(), XtsError> {
+        check_lengths(unit, buffer.len(), buffer.len())?;
+        self.run(
+            Job {
+                direction: Direction::Decrypt,
+                unit,
+                first_unit,
+                source: None,
+                destination: buffer,
+            },
+            Some(state),
+        );
+        Ok(())
+    }
+
+    /// [`XtsAes256::decrypt_units`], a VAES backend saving the state in `state`.
+    #[cfg(target_arch = "x86_64")]
+    pub fn decrypt_units_with(
+        &self,
+        state: &mut StateArea,
+        unit: DataUnit,
+        first_unit: u64,
+        source: &[u8],
+        destination: &mut [u8],
+    ) -> Result<(), XtsError> {
+        check_lengths(unit, source.len(), destination.len())?;
+        self.run(
+            Job {
+                direction: Direction::Decrypt,
+                unit,
+                first_unit,
+                source: Some(source),
+                destination,
+            },
+            Some(state),
+        );
+        Ok(())
+    }
+
+    /// Saves and restores the extended state the backend saves per call, in `state`, with
+    /// nothing in between: the cost the state save adds to every call (benches only; for a
+    /// backend without a state save it does nothing).
+    #[cfg(target_arch = "x86_64")]
+    #[doc(hidden)]
+    pub fn save_and_restore_state(&self, state: &mut StateArea) {
+        if let Engine::Vaes { vaes, .. } = &self.engine {
+            vaes::save_and_restore(*vaes, state);
+        }
+    }
+
+    fn run(&self, mut job: Job<'_>, state: Option<&mut StateArea>) {
+        match &self.engine {
+            #[cfg(target_arch = "x86_64")]
+            Engine::Xmm(keys) => keys.transform(&mut job),
+            #[cfg(target_arch = "x86_64")]
+            Engine::Vaes { keys, vaes } => {
+                let done = match state {
+                    Some(state) => vaes::transform_with(keys, *vaes, state, &mut job),
+                    None => vaes::transform_attached(keys, *vaes, &self.attached, &mut job),
+                };
+                if !done {
+                    // No area to save the state in: the same keys on XMM registers.
+                    keys.transform(&mut job);
+                }
+            }
+            Engine::Portable(keys) => keys.run(&mut job),
+        }
+    }
+}
+
+/// `StateArea` where there are no VAES backends: nothing to save.
+#[cfg(not(target_arch = "x86_64"))]
+pub struct StateArea;
+
+#[cfg(target_arch = "x86_64")]
+use cpu::Features;
+
+/// What there is to detect where there are no hardware backends: nothing.
+#[cfg(not(target_arch = "x86_64"))]
+struct Features;
+
+#[cfg(not(target_arch = "x86_64"))]
+impl Features {
+    fn detect() -> Self {
+        Self
     }
 }
 
@@ -236,49 +637,169 @@ fn check_lengths(unit: DataUnit, source: usize, destination: usize) -> Result<()
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use aes::cipher::generic_array::GenericArray;
     use aes::Aes256;
+    use std::boxed::Box;
+    use std::string::{String, ToString};
+    use std::vec::Vec;
 
-    fn hex(s: &str) -> std::vec::Vec<u8> {
-        let s: std::string::String = s.split_whitespace().collect();
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
         (0..s.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
             .collect()
     }
 
-    /// Both backends for `key` (the AES-NI one where the processor has it), each named.
-    fn backends(key: &[u8; KEY_LEN]) -> std::vec::Vec<(&'static str, XtsAes256)> {
-        let mut backends = std::vec![(
-            "portable",
-            XtsAes256::with_backend(key, false).unwrap().unwrap()
-        )];
-        match XtsAes256::with_backend(key, true).unwrap() {
-            Some(xts) => backends.push(("aes-ni", xts)),
-            None => require_aes_ni_unless_allowed(),
+    /// A small deterministic generator (SplitMix64) for keys, data, lengths and unit numbers.
+    pub(crate) struct Rng(u64);
+
+    impl Rng {
+        pub(crate) fn new(seed: u64) -> Self {
+            Self(seed)
         }
-        backends
+
+        pub(crate) fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+
+        pub(crate) fn bytes(&mut self, len: usize) -> Vec<u8> {
+            (0..len).map(|_| self.next() as u8).collect()
+        }
+
+        pub(crate) fn below(&mut self, bound: u64) -> u64 {
+            self.next() % bound
+        }
+    }
+
+    /// One way of calling a backend: plain, with a state area per call, or (VAES) with an
+    /// attached area.
+    pub(crate) struct Subject {
+        pub(crate) name: String,
+        pub(crate) xts: XtsAes256,
+        /// For the `*_with` calls.
+        area: Option<Box<StateArea>>,
+        /// Kept alive for the attached area (declared after `xts`, so dropped after it).
+        _attached: Option<Box<StateArea>>,
+    }
+
+    impl Subject {
+        pub(crate) fn encrypt(
+            &mut self,
+            unit: DataUnit,
+            first: u64,
+            source: &[u8],
+            destination: &mut [u8],
+        ) -> Result<(), XtsError> {
+            match &mut self.area {
+                Some(area) => self
+                    .xts
+                    .encrypt_units_with(area, unit, first, source, destination),
+                None => self.xts.encrypt_units(unit, first, source, destination),
+            }
+        }
+
+        pub(crate) fn decrypt(
+            &mut self,
+            unit: DataUnit,
+            first: u64,
+            source: &[u8],
+            destination: &mut [u8],
+        ) -> Result<(), XtsError> {
+            match &mut self.area {
+                Some(area) => self
+                    .xts
+                    .decrypt_units_with(area, unit, first, source, destination),
+                None => self.xts.decrypt_units(unit, first, source, destination),
+            }
+        }
+
+        pub(crate) fn decrypt_in_place(
+            &mut self,
+            unit: DataUnit,
+            first: u64,
+            buffer: &mut [u8],
+        ) -> Result<(), XtsError> {
+            match &mut self.area {
+                Some(area) => self
+                    .xts
+                    .decrypt_units_in_place_with(area, unit, first, buffer),
+                None => self.xts.decrypt_units_in_place(unit, first, buffer),
+            }
+        }
+    }
+
+    /// Every backend this processor runs, each every way it can be called: the portable and
+    /// XMM ones plainly; each VAES one with a state area per call, with an attached area, and
+    /// with neither (its calls then run on XMM registers). A backend the processor lacks is
+    /// left out, which fails in CI unless allowed (see [`require`]).
+    pub(crate) fn subjects(key: &[u8; KEY_LEN]) -> Vec<Subject> {
+        let mut subjects = Vec::new();
+        for backend in [
+            Backend::Portable,
+            Backend::AesNi,
+            Backend::Vaes256,
+            Backend::Vaes512,
+        ] {
+            let name = backend.name();
+            let Some(xts) = XtsAes256::exactly(key, backend).unwrap() else {
+                require(backend);
+                continue;
+            };
+            assert_eq!(xts.backend(), backend);
+            if !matches!(backend, Backend::Vaes256 | Backend::Vaes512) {
+                subjects.push(Subject {
+                    name: name.to_string(),
+                    xts,
+                    area: None,
+                    _attached: None,
+                });
+                continue;
+            }
+            subjects.push(Subject {
+                name: std::format!("{name} (state area per call)"),
+                xts,
+                area: Some(Box::new(StateArea::new())),
+                _attached: None,
+            });
+            let mut attached = XtsAes256::exactly(key, backend).unwrap().unwrap();
+            let area = vaes::tests::attach(&mut attached);
+            subjects.push(Subject {
+                name: std::format!("{name} (attached state area)"),
+                xts: attached,
+                area: None,
+                _attached: Some(area),
+            });
+            subjects.push(Subject {
+                name: std::format!("{name} (no state area: XMM)"),
+                xts: XtsAes256::exactly(key, backend).unwrap().unwrap(),
+                area: None,
+                _attached: None,
+            });
+        }
+        subjects
     }
 
     /// IEEE 1619-2007 Annex B, XTS-AES-256 vectors 10 to 14: the same key and plaintext
     /// (bytes 0..=255 twice), data unit sequence numbers 0xff, 0xffff, 0xffffff, 0xffffffff
     /// and 0xffffffffff; the ciphertexts are kept in vectors/ieee1619.txt.
-    fn ieee_vectors() -> std::vec::Vec<(u64, std::vec::Vec<u8>)> {
+    fn ieee_vectors() -> Vec<(u64, Vec<u8>)> {
         let text = include_str!("../vectors/ieee1619.txt");
-        let mut vectors = std::vec::Vec::new();
-        let mut current: Option<(u64, std::string::String)> = None;
+        let mut vectors = Vec::new();
+        let mut current: Option<(u64, String)> = None;
         for line in text.lines() {
             let line = line.trim();
             if let Some(rest) = line.strip_prefix("DUSN ") {
                 if let Some((dusn, ct)) = current.take() {
                     vectors.push((dusn, hex(&ct)));
                 }
-                current = Some((
-                    u64::from_str_radix(rest, 16).unwrap(),
-                    std::string::String::new(),
-                ));
+                current = Some((u64::from_str_radix(rest, 16).unwrap(), String::new()));
             } else if !line.is_empty() && !line.starts_with('#') {
                 current.as_mut().unwrap().1.push_str(line);
             }
@@ -295,7 +816,7 @@ mod tests {
         key.try_into().unwrap()
     }
 
-    fn ieee_plaintext() -> std::vec::Vec<u8> {
+    fn ieee_plaintext() -> Vec<u8> {
         (0..512).map(|i| i as u8).collect()
     }
 
@@ -303,15 +824,17 @@ mod tests {
     fn ieee1619_vectors_10_to_14_encrypt() {
         let vectors = ieee_vectors();
         assert_eq!(vectors.len(), 5, "vectors 10 to 14");
-        for (backend, xts) in backends(&ieee_key()) {
+        for mut subject in subjects(&ieee_key()) {
             for (dusn, expected) in &vectors {
                 let mut out = [0u8; 512];
-                xts.encrypt_units(DataUnit::Bytes512, *dusn, &ieee_plaintext(), &mut out)
+                subject
+                    .encrypt(DataUnit::Bytes512, *dusn, &ieee_plaintext(), &mut out)
                     .unwrap();
                 assert_eq!(
                     out.as_slice(),
                     expected.as_slice(),
-                    "{backend}, DUSN {dusn:#x}"
+                    "{}, DUSN {dusn:#x}",
+                    subject.name
                 );
             }
         }
@@ -319,37 +842,47 @@ mod tests {
 
     #[test]
     fn ieee1619_vectors_10_to_14_decrypt() {
-        for (backend, xts) in backends(&ieee_key()) {
+        for mut subject in subjects(&ieee_key()) {
             for (dusn, ciphertext) in ieee_vectors() {
                 let mut buf = ciphertext.clone();
-                xts.decrypt_units_in_place(DataUnit::Bytes512, dusn, &mut buf)
+                subject
+                    .decrypt_in_place(DataUnit::Bytes512, dusn, &mut buf)
                     .unwrap();
-                assert_eq!(buf, ieee_plaintext(), "{backend}, DUSN {dusn:#x}");
+                assert_eq!(buf, ieee_plaintext(), "{}, DUSN {dusn:#x}", subject.name);
                 let mut out = [0u8; 512];
-                xts.decrypt_units(DataUnit::Bytes512, dusn, &ciphertext, &mut out)
+                subject
+                    .decrypt(DataUnit::Bytes512, dusn, &ciphertext, &mut out)
                     .unwrap();
-                assert_eq!(out.as_slice(), ieee_plaintext().as_slice(), "{backend}");
+                assert_eq!(
+                    out.as_slice(),
+                    ieee_plaintext().as_slice(),
+                    "{}",
+                    subject.name
+                );
             }
         }
     }
 
-    /// Each vector's unit in the middle of a longer call, at every position of the eight unit
-    /// tweaks encrypted together (and the first of the next batch): it must come out the same.
+    /// Each vector's unit in the middle of a longer call, at every position of a batch of
+    /// unit tweaks (eight for XMM and YMM, four for ZMM) and past two batches: it must come
+    /// out the same.
     #[test]
-    fn ieee1619_vectors_in_every_unit_tweak_lane() {
-        for (backend, xts) in backends(&ieee_key()) {
+    fn ieee1619_vectors_at_every_position_of_a_call() {
+        for mut subject in subjects(&ieee_key()) {
             for (dusn, expected) in ieee_vectors() {
-                for lane in 0..9u64 {
-                    let units = 12;
-                    let plain: std::vec::Vec<u8> = ieee_plaintext().repeat(units);
+                for lane in 0..18u64 {
+                    let units = 19;
+                    let plain: Vec<u8> = ieee_plaintext().repeat(units);
                     let mut out = std::vec![0u8; plain.len()];
-                    xts.encrypt_units(DataUnit::Bytes512, dusn - lane, &plain, &mut out)
+                    subject
+                        .encrypt(DataUnit::Bytes512, dusn - lane, &plain, &mut out)
                         .unwrap();
                     let lane = lane as usize;
                     assert_eq!(
                         &out[lane * 512..(lane + 1) * 512],
                         expected.as_slice(),
-                        "{backend}, DUSN {dusn:#x} at unit {lane}"
+                        "{}, DUSN {dusn:#x} at unit {lane}",
+                        subject.name
                     );
                 }
             }
@@ -373,8 +906,13 @@ mod tests {
     #[expect(unsafe_code, reason = "reads the bytes a dropped value occupied")]
     fn expanded_keys_are_wiped_when_dropped() {
         use core::mem::{size_of, MaybeUninit};
-        for aes_ni in [false, true] {
-            let Some(xts) = XtsAes256::with_backend(&ieee_key(), aes_ni).unwrap() else {
+        for backend in [
+            Backend::Portable,
+            Backend::AesNi,
+            Backend::Vaes256,
+            Backend::Vaes512,
+        ] {
+            let Some(xts) = XtsAes256::exactly(&ieee_key(), backend).unwrap() else {
                 continue;
             };
             let mut slot = MaybeUninit::new(xts);
@@ -394,7 +932,7 @@ mod tests {
                 .zip(&after)
                 .filter(|&(&was, &is)| was != 0 && is == 0)
                 .count();
-            assert!(wiped > 400, "aes-ni {aes_ni}: only {wiped} bytes wiped");
+            assert!(wiped > 400, "{backend:?}: only {wiped} bytes wiped");
         }
     }
 
@@ -414,156 +952,244 @@ mod tests {
     }
 
     #[test]
+    fn backend_names() {
+        let names: Vec<_> = Backend::ALL.iter().map(|backend| backend.name()).collect();
+        assert_eq!(names, ["auto", "vaes512", "vaes256", "aesni", "portable"]);
+        for backend in Backend::ALL {
+            assert_eq!(Backend::from_name(backend.name()), Some(backend));
+        }
+        assert_eq!(Backend::from_name("VAES512"), Some(Backend::Vaes512));
+        assert_eq!(Backend::from_name("avx"), None);
+    }
+
+    #[test]
     fn refuses_equal_halves_and_partial_units() {
         assert_eq!(
             XtsAes256::new(&[7u8; KEY_LEN]).unwrap_err(),
             XtsError::KeyHalvesEqual
         );
-        assert_eq!(
-            XtsAes256::with_backend(&[7u8; KEY_LEN], true).err(),
-            Some(XtsError::KeyHalvesEqual)
-        );
-        for (backend, xts) in backends(&ieee_key()) {
-            let mut out = [0u8; 1024];
+        for backend in Backend::ALL {
             assert_eq!(
-                xts.encrypt_units(DataUnit::Bytes512, 0, &[0u8; 1000], &mut out[..1000]),
-                Err(XtsError::PartialDataUnit { len: 1000 }),
-                "{backend}"
+                XtsAes256::exactly(&[7u8; KEY_LEN], backend).err(),
+                Some(XtsError::KeyHalvesEqual)
             );
             assert_eq!(
-                xts.encrypt_units(DataUnit::Bytes512, 0, &[0u8; 512], &mut out),
+                XtsAes256::with_backend(&[7u8; KEY_LEN], backend).err(),
+                Some(XtsError::KeyHalvesEqual)
+            );
+        }
+        for mut subject in subjects(&ieee_key()) {
+            let name = subject.name.clone();
+            let mut out = [0u8; 1024];
+            assert_eq!(
+                subject.encrypt(DataUnit::Bytes512, 0, &[0u8; 1000], &mut out[..1000]),
+                Err(XtsError::PartialDataUnit { len: 1000 }),
+                "{name}"
+            );
+            assert_eq!(
+                subject.encrypt(DataUnit::Bytes512, 0, &[0u8; 512], &mut out),
                 Err(XtsError::LengthMismatch {
                     source: 512,
                     destination: 1024
                 })
             );
-            assert!(xts
-                .decrypt_units_in_place(DataUnit::Bytes4096, 0, &mut out)
+            assert!(subject
+                .decrypt_in_place(DataUnit::Bytes4096, 0, &mut out)
                 .is_err());
             assert_eq!(
-                xts.decrypt_units(DataUnit::Bytes512, 0, &[0u8; 512], &mut out[..511]),
+                subject.decrypt(DataUnit::Bytes512, 0, &[0u8; 512], &mut out[..511]),
                 Err(XtsError::LengthMismatch {
                     source: 512,
                     destination: 511
                 })
             );
-            assert_eq!(out, [0u8; 1024], "{backend}: nothing written on error");
+            assert_eq!(out, [0u8; 1024], "{name}: nothing written on error");
+            // Nothing at all is no error, and writes nothing.
+            subject
+                .encrypt(DataUnit::Bytes512, 0, &[], &mut [])
+                .unwrap();
+            subject
+                .decrypt_in_place(DataUnit::Bytes4096, 0, &mut [])
+                .unwrap();
         }
     }
 
-    /// Whether this processor has AES-NI, asked of std (not of the code under test), and the
-    /// build does not force the software path.
-    fn processor_has_aes_ni() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        return !cfg!(aes_force_soft) && std::is_x86_feature_detected!("aes");
-        #[cfg(not(target_arch = "x86_64"))]
-        return false;
+    /// Whether this processor runs `backend`, asked of std (not of the code under test); the
+    /// build may force the software path.
+    pub(crate) fn processor_runs(backend: Backend) -> bool {
+        use std::is_x86_feature_detected as has;
+        let aes = !cfg!(aes_force_soft) && has!("aes");
+        let vaes = aes && has!("vaes") && has!("vpclmulqdq");
+        match backend {
+            Backend::Auto | Backend::Portable => true,
+            Backend::AesNi => aes,
+            Backend::Vaes256 => vaes && has!("avx2"),
+            Backend::Vaes512 => {
+                vaes && has!("avx2") && has!("avx512f") && has!("avx512bw") && has!("avx512vl")
+            }
+        }
     }
 
-    /// Without AES-NI the tests run the portable backend alone, which would let a broken
-    /// AES-NI backend pass unseen. That is allowed on a developer's machine, and in CI only
-    /// when asked for (`DUMPCRYPT_ALLOW_NO_AES_NI=1`): CI's machines have AES-NI.
-    fn require_aes_ni_unless_allowed() {
+    /// A backend the tests cannot run here, because the processor lacks it, would let a
+    /// broken one pass unseen. That is allowed on a developer's machine, and in CI only when
+    /// asked for (`DUMPCRYPT_ALLOW_NO_AESNI=1`, `DUMPCRYPT_ALLOW_NO_VAES256=1`,
+    /// `DUMPCRYPT_ALLOW_NO_VAES512=1`): CI's machines have them all. Also fails when the
+    /// processor has it but the backend refused to start.
+    pub(crate) fn require(backend: Backend) {
+        assert!(
+            !processor_runs(backend),
+            "the processor runs {} but the backend refused to start",
+            backend.name()
+        );
+        if cfg!(aes_force_soft) {
+            return;
+        }
+        let variable = std::format!("DUMPCRYPT_ALLOW_NO_{}", backend.name().to_uppercase());
         let in_ci = std::env::var_os("CI").is_some();
-        let allowed = std::env::var_os("DUMPCRYPT_ALLOW_NO_AES_NI").is_some();
+        // The AES-NI one's earlier name, DUMPCRYPT_ALLOW_NO_AES_NI, is still taken.
+        let allowed = std::env::var_os(&variable).is_some()
+            || backend == Backend::AesNi && std::env::var_os("DUMPCRYPT_ALLOW_NO_AES_NI").is_some();
         assert!(
-            !processor_has_aes_ni(),
-            "the processor has AES-NI but the AES-NI backend refused to start"
+            !in_ci || allowed,
+            "this processor does not run the {} backend: its tests would be skipped (set \
+             {variable}=1 to accept that)",
+            backend.name()
         );
-        assert!(
-            !in_ci || allowed || cfg!(aes_force_soft),
-            "no AES-NI here: only the portable backend would be tested (set \
-             DUMPCRYPT_ALLOW_NO_AES_NI=1 to accept that)"
+        std::eprintln!(
+            "the processor does not run the {} backend: not tested",
+            backend.name()
         );
-        std::eprintln!("no AES-NI on this processor: only the portable backend");
     }
 
-    /// `new` takes AES-NI exactly where the processor has it (and the build does not force
-    /// the software path).
+    /// Kept for the module tests that need AES-NI.
+    pub(crate) fn require_aes_ni_unless_allowed() {
+        require(Backend::AesNi);
+    }
+
+    /// `new` takes the fastest backend the processor runs, and `with_backend` the fastest at
+    /// or below the one asked for; `exactly` gives one where the processor runs it.
     #[test]
-    fn new_chooses_aes_ni_when_present() {
-        assert_eq!(
-            XtsAes256::new(&ieee_key()).unwrap().uses_aes_ni(),
-            processor_has_aes_ni()
-        );
-        assert_eq!(
-            XtsAes256::with_backend(&ieee_key(), true)
+    fn the_choice_follows_the_processor() {
+        let order = [
+            Backend::Vaes512,
+            Backend::Vaes256,
+            Backend::AesNi,
+            Backend::Portable,
+        ];
+        let fastest_from = |cap: usize| {
+            *order[cap..]
+                .iter()
+                .find(|&&backend| processor_runs(backend))
                 .unwrap()
-                .is_some(),
-            processor_has_aes_ni()
+        };
+        assert_eq!(
+            XtsAes256::new(&ieee_key()).unwrap().backend(),
+            fastest_from(0)
         );
-        if !processor_has_aes_ni() {
-            require_aes_ni_unless_allowed();
+        assert_eq!(
+            XtsAes256::with_backend(&ieee_key(), Backend::Auto)
+                .unwrap()
+                .backend(),
+            fastest_from(0)
+        );
+        for (cap, &backend) in order.iter().enumerate() {
+            assert_eq!(
+                XtsAes256::with_backend(&ieee_key(), backend)
+                    .unwrap()
+                    .backend(),
+                fastest_from(cap),
+                "at most {}",
+                backend.name()
+            );
+            assert_eq!(backend.available(), processor_runs(backend));
+            assert_eq!(
+                XtsAes256::exactly(&ieee_key(), backend)
+                    .unwrap()
+                    .map(|xts| xts.backend()),
+                processor_runs(backend).then_some(backend)
+            );
+            if !processor_runs(backend) {
+                require(backend);
+            }
+        }
+        // The state area: needed by the VAES backends only.
+        for backend in order {
+            if let Some(xts) = XtsAes256::exactly(&ieee_key(), backend).unwrap() {
+                let vaes = matches!(backend, Backend::Vaes256 | Backend::Vaes512);
+                assert_eq!(xts.state_len() > 0, vaes, "{}", backend.name());
+                assert!(xts.state_len() <= core::mem::size_of::<StateArea>());
+                assert!(!xts.has_state_area());
+            }
         }
     }
 
-    /// Agrees with the independent `xts-mode` crate, through both backends: both data units,
-    /// many units in one call (more than the eight unit tweaks encrypted together), and unit
-    /// numbers near the top of the 64-bit range, where they pass 2^64.
+    /// Agrees with the independent `xts-mode` crate through every backend, every way of
+    /// calling it: random keys, data, lengths (1 to 40 units of 512 bytes, 1 to 9 of 4096)
+    /// and first unit numbers, a third of them just below 2^32 or 2^64 so that the call's
+    /// units carry across 32 and 64 bits; encryption, and both decryptions.
     #[test]
     fn agrees_with_xts_mode_crate() {
         use aes::cipher::KeyInit as _;
-        let key: [u8; KEY_LEN] = core::array::from_fn(|i| (i as u8).wrapping_mul(37) ^ 0x5a);
-        let oracle = xts_mode::Xts128::<Aes256>::new(
-            Aes256::new(GenericArray::from_slice(&key[..32])),
-            Aes256::new(GenericArray::from_slice(&key[32..])),
-        );
-        for (backend, xts) in backends(&key) {
-            for (unit, units) in [(DataUnit::Bytes512, 19), (DataUnit::Bytes4096, 9)] {
-                for first in [
-                    0u64,
-                    1,
-                    12345,
-                    u64::MAX - 20,
-                    u64::MAX - 8,
-                    u64::MAX - 3,
-                    u64::MAX,
-                ] {
-                    let plain: std::vec::Vec<u8> = (0..unit.bytes() * units)
-                        .map(|i| (i * 7 + 3) as u8)
-                        .collect();
+        let mut rng = Rng::new(0x5eed);
+        for round in 0..12 {
+            let key: [u8; KEY_LEN] = rng.bytes(KEY_LEN).try_into().unwrap();
+            let oracle = xts_mode::Xts128::<Aes256>::new(
+                Aes256::new(GenericArray::from_slice(&key[..32])),
+                Aes256::new(GenericArray::from_slice(&key[32..])),
+            );
+            let mut subjects = subjects(&key);
+            for _ in 0..6 {
+                let (unit, units) = if rng.below(2) == 0 {
+                    (DataUnit::Bytes512, 1 + rng.below(40) as usize)
+                } else {
+                    (DataUnit::Bytes4096, 1 + rng.below(9) as usize)
+                };
+                let first = match rng.below(3) {
+                    0 => (1u64 << 32) - 1 - rng.below(units as u64),
+                    1 => u64::MAX - rng.below(units as u64 + 2),
+                    _ => rng.next(),
+                };
+                let plain = rng.bytes(unit.bytes() * units);
+                let mut expected = plain.clone();
+                oracle.encrypt_area(&mut expected, unit.bytes(), first.into(), |n| {
+                    n.to_le_bytes()
+                });
+                for subject in &mut subjects {
+                    let what = std::format!(
+                        "{}, round {round}, {units} × {unit:?} from {first:#x}",
+                        subject.name
+                    );
                     let mut ours = std::vec![0u8; plain.len()];
-                    xts.encrypt_units(unit, first, &plain, &mut ours).unwrap();
-                    let mut theirs = plain.clone();
-                    oracle
-                        .encrypt_area(&mut theirs, unit.bytes(), first.into(), |n| n.to_le_bytes());
-                    assert_eq!(ours, theirs, "{backend}, {unit:?} from {first}");
+                    subject.encrypt(unit, first, &plain, &mut ours).unwrap();
+                    assert_eq!(ours, expected, "{what}");
                     let mut copy = std::vec![0u8; plain.len()];
-                    xts.decrypt_units(unit, first, &ours, &mut copy).unwrap();
-                    assert_eq!(copy, plain, "{backend}, {unit:?} from {first}");
-                    xts.decrypt_units_in_place(unit, first, &mut ours).unwrap();
-                    assert_eq!(ours, plain, "{backend}, {unit:?} from {first}");
+                    subject.decrypt(unit, first, &ours, &mut copy).unwrap();
+                    assert_eq!(copy, plain, "{what}");
+                    subject.decrypt_in_place(unit, first, &mut ours).unwrap();
+                    assert_eq!(ours, plain, "{what}");
                 }
             }
         }
     }
 
-    /// The two backends agree with each other on every length from one unit up to past two
-    /// batches of unit tweaks, for many keys.
+    /// All backends agree on a large call (2 MiB, both data units) from a random unit number.
     #[test]
-    fn backends_agree() {
-        for seed in 0..16u8 {
-            let key: [u8; KEY_LEN] =
-                core::array::from_fn(|i| (i as u8).wrapping_mul(seed | 1).wrapping_add(seed));
-            let all = backends(&key);
-            let Some((_, fast)) = all.get(1) else { return };
-            let portable = &all[0].1;
-            for unit in [DataUnit::Bytes512, DataUnit::Bytes4096] {
-                let units = 1 + usize::from(seed) % 18;
-                let first = u64::from(seed).wrapping_mul(0x0123_4567_89ab_cdef);
-                let plain: std::vec::Vec<u8> = (0..unit.bytes() * units)
-                    .map(|i| (i as u8) ^ seed.wrapping_mul(13))
-                    .collect();
-                let (mut a, mut b) = (std::vec![0u8; plain.len()], std::vec![0u8; plain.len()]);
-                portable.encrypt_units(unit, first, &plain, &mut a).unwrap();
-                fast.encrypt_units(unit, first, &plain, &mut b).unwrap();
-                assert_eq!(a, b, "seed {seed}, {unit:?}, {units} units");
-                portable
-                    .decrypt_units_in_place(unit, first, &mut a)
-                    .unwrap();
-                fast.decrypt_units(unit, first, &b.clone(), &mut b).unwrap();
-                assert_eq!(a, plain);
-                assert_eq!(b, plain);
+    fn backends_agree_on_a_large_call() {
+        let mut rng = Rng::new(7);
+        let key: [u8; KEY_LEN] = rng.bytes(KEY_LEN).try_into().unwrap();
+        let plain = rng.bytes(2 << 20);
+        let first = rng.next();
+        for unit in [DataUnit::Bytes512, DataUnit::Bytes4096] {
+            let mut reference: Option<Vec<u8>> = None;
+            for mut subject in subjects(&key) {
+                let mut out = std::vec![0u8; plain.len()];
+                subject.encrypt(unit, first, &plain, &mut out).unwrap();
+                match &reference {
+                    None => reference = Some(out.clone()),
+                    Some(reference) => assert!(out == *reference, "{}", subject.name),
+                }
+                subject.decrypt_in_place(unit, first, &mut out).unwrap();
+                assert!(out == plain, "{}", subject.name);
             }
         }
     }

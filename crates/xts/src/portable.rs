@@ -23,7 +23,7 @@ use aes::cipher::inout::InOutBuf;
 use aes::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
 use aes::{Aes256, Block};
 
-use super::{DataUnit, KEY_LEN};
+use super::{DataUnit, Direction, Job, KEY_LEN};
 
 const BLOCK: usize = 16;
 /// Blocks handed to the cipher at once (the AES-NI backend's pipeline depth).
@@ -36,17 +36,37 @@ pub(super) struct Portable {
 }
 
 impl Portable {
-    /// Expands `key` (data key ‖ tweak key).
+    /// Expands `key` (data key ‖ tweak key). Inlined, so that the two schedules can be built
+    /// where the cipher is (DriverEntry's stack has no room for copies).
+    #[inline(always)]
     pub(super) fn new(key: &[u8; KEY_LEN]) -> Self {
         let (data_key, tweak_key) = key.split_at(KEY_LEN / 2);
         Self {
-            data: Aes256::new(GenericArray::from_slice(data_key)),
-            tweak: Aes256::new(GenericArray::from_slice(tweak_key)),
+            data: schedule(data_key),
+            tweak: schedule(tweak_key),
+        }
+    }
+
+    /// XTS of the job's whole data units (the caller checked the lengths).
+    pub(super) fn run(&self, job: &mut Job<'_>) {
+        let (unit, first_unit) = (job.unit, job.first_unit);
+        match (job.direction, job.source) {
+            (Direction::Encrypt, Some(source)) => {
+                self.encrypt_units(unit, first_unit, source, job.destination);
+            }
+            // Encryption in place is not part of the API.
+            (Direction::Encrypt, None) => {}
+            (Direction::Decrypt, Some(source)) => {
+                self.decrypt_units(unit, first_unit, source, job.destination);
+            }
+            (Direction::Decrypt, None) => {
+                self.decrypt_units_in_place(unit, first_unit, job.destination);
+            }
         }
     }
 
     /// Encrypts `source` into `destination` (equal lengths, whole data units).
-    pub(super) fn encrypt_units(
+    fn encrypt_units(
         &self,
         unit: DataUnit,
         first_unit: u64,
@@ -59,19 +79,14 @@ impl Portable {
     }
 
     /// Decrypts `buffer` (whole data units) in place.
-    pub(super) fn decrypt_units_in_place(
-        &self,
-        unit: DataUnit,
-        first_unit: u64,
-        buffer: &mut [u8],
-    ) {
+    fn decrypt_units_in_place(&self, unit: DataUnit, first_unit: u64, buffer: &mut [u8]) {
         self.transform(unit, first_unit, None, buffer, |blocks| {
             self.data.decrypt_blocks_inout(blocks);
         });
     }
 
     /// Decrypts `source` into `destination` (equal lengths, whole data units).
-    pub(super) fn decrypt_units(
+    fn decrypt_units(
         &self,
         unit: DataUnit,
         first_unit: u64,
@@ -119,6 +134,13 @@ impl Portable {
             xor_in_place(out, &mask);
         }
     }
+}
+
+/// One key's schedule, in a frame of its own: called twice in a row, its temporaries are not
+/// on the stack twice.
+#[inline(never)]
+fn schedule(key: &[u8]) -> Aes256 {
+    Aes256::new(GenericArray::from_slice(key))
 }
 
 /// The tweak sequence of consecutive data units, block by block. A unit's first tweak is
