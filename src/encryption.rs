@@ -109,6 +109,8 @@ impl Encryption {
                 }
                 (config.geometry(partition_start), None)
             }
+            // Until sealing lands, a sealed configuration fails closed: no dump.
+            dumpcrypt_core::config::KeySource::Sealed => return Err(Unprepared::Refused),
             dumpcrypt_core::config::KeySource::Provider => {
                 // SAFETY: `device` is as the caller's contract says.
                 let answer = unsafe { ask_provider(passive, dump_type, disk, device) }?;

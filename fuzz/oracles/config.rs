@@ -267,6 +267,7 @@ fn assert_valid(config: &Config) {
     match config.key_source {
         KeySource::Registry => assert!(!encrypts || config.key.is_some(), "encrypt without a key"),
         KeySource::Provider => assert!(config.key.is_none(), "a key beside a provider"),
+        KeySource::Sealed => assert!(config.key.is_none(), "a key beside a sealed key"),
     }
     for policy in [config.crash_dump_policy, config.hibernation_policy] {
         assert_eq!(Policy::from_dword(policy.as_dword()), Some(policy));

@@ -9,7 +9,10 @@ use crate::geometry::{Area, Geometry, TweakBase};
 use crate::instance::DumpType;
 use crate::xts::{Backend, DataUnit, KEY_LEN};
 use dumpcrypt_provider::{DiskIdentity, STYLE_GPT, STYLE_MBR};
+use dumpcrypt_seal::{Recipient, SealError};
 
+/// `REG_SZ`: UTF-16LE text, usually with a terminating NUL.
+pub const REG_SZ: u32 = 1;
 /// `REG_BINARY`.
 pub const REG_BINARY: u32 = 3;
 /// `REG_DWORD` (little-endian).
@@ -18,7 +21,13 @@ pub const REG_DWORD: u32 = 4;
 pub const REG_QWORD: u32 = 11;
 
 /// The largest value the driver keeps; longer values are recorded by length only (and refused).
-pub const MAX_VALUE_LEN: usize = KEY_LEN;
+/// The longest value of the schema is `Recipient`: 62 characters of UTF-16LE and a NUL, 126
+/// bytes. An age identity configured there by mistake (`AGE-SECRET-KEY-1…`, 74 characters) is
+/// kept whole too, so that it is refused as what it is.
+pub const MAX_VALUE_LEN: usize = 160;
+
+/// The most characters of `Recipient` text kept for parsing.
+const RECIPIENT_TEXT_MAX: usize = MAX_VALUE_LEN / 2;
 
 /// The values of the Parameters key the driver reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,11 +47,13 @@ pub enum ValueName {
     KeySource,
     DiskId,
     Backend,
+    Recipient,
+    AllowPlaintextHibernation,
 }
 
 impl ValueName {
     /// Every value, in the order the kernel boundary reads them.
-    pub const ALL: [ValueName; 10] = [
+    pub const ALL: [ValueName; 12] = [
         Self::CrashDumpPolicy,
         Self::HibernationPolicy,
         Self::Key,
@@ -53,6 +64,8 @@ impl ValueName {
         Self::KeySource,
         Self::DiskId,
         Self::Backend,
+        Self::Recipient,
+        Self::AllowPlaintextHibernation,
     ];
 
     /// The value's name in the registry.
@@ -68,6 +81,8 @@ impl ValueName {
             Self::KeySource => "KeySource",
             Self::DiskId => "DiskId",
             Self::Backend => "Backend",
+            Self::Recipient => "Recipient",
+            Self::AllowPlaintextHibernation => "AllowPlaintextHibernation",
         }
     }
 
@@ -75,6 +90,7 @@ impl ValueName {
     pub const fn expected_type(self) -> u32 {
         match self {
             Self::Key | Self::DiskId => REG_BINARY,
+            Self::Recipient => REG_SZ,
             Self::EncryptedAreaStart | Self::EncryptedAreaEnd => REG_QWORD,
             _ => REG_DWORD,
         }
@@ -162,6 +178,19 @@ impl RegistryValues {
         self.set(name, RawValue::new(REG_QWORD, 8, &value.to_le_bytes()));
     }
 
+    /// Records a `REG_SZ`, as the registry holds it: UTF-16LE with a terminating NUL.
+    pub fn set_string(&mut self, name: ValueName, text: &str) {
+        let mut bytes = [0u8; MAX_VALUE_LEN];
+        let mut len = 0;
+        for unit in text.encode_utf16().chain([0]) {
+            if let Some(pair) = bytes.get_mut(len..len + 2) {
+                pair.copy_from_slice(&unit.to_le_bytes());
+            }
+            len += 2;
+        }
+        self.set(name, RawValue::new(REG_SZ, len, &bytes));
+    }
+
     /// Records a `REG_BINARY`.
     pub fn set_binary(&mut self, name: ValueName, bytes: &[u8]) {
         self.set(name, RawValue::new(REG_BINARY, bytes.len(), bytes));
@@ -226,6 +255,11 @@ pub struct Config {
     pub disk_id: Option<DiskIdentity>,
     /// `Backend`: the fastest transform backend DriverEntry may choose.
     pub backend: Backend,
+    /// `Recipient`: the age X25519 recipient a sealed key is sealed to.
+    pub recipient: Option<Recipient>,
+    /// `AllowPlaintextHibernation`: the administrator accepts that, with a crash dump key in
+    /// memory and hibernation passthrough, the key schedule reaches hiberfil.sys in plaintext.
+    pub allow_plaintext_hibernation: bool,
 }
 
 /// Where the key of the encrypt policy comes from (`KeySource`).
@@ -237,6 +271,10 @@ pub enum KeySource {
     /// 1: a volume-encryption driver, through the provider interface (docs/provider.md); its
     /// answer replaces Key, the area, the data unit and the tweak base.
     Provider,
+    /// 2: a fresh key at each load of an encrypting copy, sealed to `Recipient` and kept only
+    /// as an age file in `Parameters\SealedKeys`; only the holder of the identity can read
+    /// the dump.
+    Sealed,
 }
 
 impl KeySource {
@@ -245,6 +283,7 @@ impl KeySource {
         match value {
             0 => Some(Self::Registry),
             1 => Some(Self::Provider),
+            2 => Some(Self::Sealed),
             _ => None,
         }
     }
@@ -254,14 +293,16 @@ impl KeySource {
         match self {
             Self::Registry => 0,
             Self::Provider => 1,
+            Self::Sealed => 2,
         }
     }
 
-    /// The one spelling the tools use: `registry` or `provider`.
+    /// The one spelling the tools use: `registry`, `provider` or `sealed`.
     pub const fn name(self) -> &'static str {
         match self {
             Self::Registry => "registry",
             Self::Provider => "provider",
+            Self::Sealed => "sealed",
         }
     }
 }
@@ -278,6 +319,11 @@ impl core::fmt::Debug for Config {
             .field("key_source", &self.key_source)
             .field("disk_id", &self.disk_id)
             .field("backend", &self.backend)
+            .field("recipient", &self.recipient)
+            .field(
+                "allow_plaintext_hibernation",
+                &self.allow_plaintext_hibernation,
+            )
             .finish()
     }
 }
@@ -308,8 +354,22 @@ pub enum ConfigError {
     KeyMissing,
     /// `KeySource` is provider but there is a `Key` value: it would rest on the disk.
     KeyWithProvider,
-    /// `KeySource` other than 0 or 1.
+    /// `KeySource` is sealed but there is a `Key` value: it would rest on the disk.
+    KeyWithSealed,
+    /// `KeySource` other than 0, 1 or 2.
     UnknownKeySource { value: u32 },
+    /// `KeySource` is sealed but there is no `Recipient` value.
+    RecipientMissing,
+    /// `Recipient` is not UTF-16 text of an age X25519 recipient.
+    RecipientInvalid { reason: SealError },
+    /// `AllowPlaintextHibernation` other than 0 or 1.
+    UnknownAllowPlaintextHibernation { value: u32 },
+    /// The crash dump policy encrypts with a key in memory (registry or sealed) while
+    /// hibernation is passthrough, and `AllowPlaintextHibernation` is not 1.
+    PlaintextHibernation,
+    /// `KeySource` is sealed and the hibernation policy is encrypt: no boot loader has the
+    /// key to read such a hibernation file back.
+    SealedHibernation,
     /// `DiskId` is neither 4 bytes (MBR signature) nor 16 (GPT disk GUID).
     DiskIdLength { len: usize },
     /// The key is not 64 bytes.
@@ -354,9 +414,34 @@ impl core::fmt::Display for ConfigError {
                 "KeySource is provider but there is a Key value: remove it (a key in the \
                  registry rests on the disk it protects)",
             ),
+            Self::KeyWithSealed => f.write_str(
+                "KeySource is sealed but there is a Key value: remove it (a key in the \
+                 registry rests on the disk it protects)",
+            ),
             Self::UnknownKeySource { value } => write!(
                 f,
-                "KeySource is {value}; it must be 0 (registry) or 1 (provider)"
+                "KeySource is {value}; it must be 0 (registry), 1 (provider) or 2 (sealed)"
+            ),
+            Self::RecipientMissing => f.write_str(
+                "KeySource is sealed but there is no Recipient value (the age1... recipient \
+                 that age-keygen -y prints)",
+            ),
+            Self::RecipientInvalid { reason } => write!(f, "Recipient: {reason}"),
+            Self::UnknownAllowPlaintextHibernation { value } => write!(
+                f,
+                "AllowPlaintextHibernation is {value}; it must be 0 or 1"
+            ),
+            Self::PlaintextHibernation => f.write_str(
+                "the crash dump policy is encrypt with a key held in memory while \
+                 HibernationPolicy is passthrough: every hibernation (Fast Startup included) \
+                 would write the key schedule to hiberfil.sys in plaintext. Set \
+                 HibernationPolicy to refuse (and turn hibernation off), or set \
+                 AllowPlaintextHibernation to 1 to accept that",
+            ),
+            Self::SealedHibernation => f.write_str(
+                "KeySource is sealed and HibernationPolicy is encrypt: no boot loader holds a \
+                 sealed key to resume from such a hibernation file; set HibernationPolicy to \
+                 refuse",
             ),
             Self::DiskIdLength { len } => write!(
                 f,
@@ -407,6 +492,8 @@ impl Config {
         key_source: KeySource::Registry,
         disk_id: None,
         backend: Backend::Auto,
+        recipient: None,
+        allow_plaintext_hibernation: false,
     };
 
     /// The policy of the stack an instance is loaded into.
@@ -499,14 +586,47 @@ impl Config {
                 Some(disk_identity(raw.bytes()).ok_or(ConfigError::DiskIdLength { len: raw.len })?)
             }
         };
+        let recipient = match values.get(ValueName::Recipient) {
+            None => None,
+            Some(raw) => {
+                check_type(ValueName::Recipient, raw)?;
+                Some(recipient(raw)?)
+            }
+        };
+        let allow_plaintext_hibernation =
+            match dword(values, ValueName::AllowPlaintextHibernation)? {
+                None | Some(0) => false,
+                Some(1) => true,
+                Some(value) => {
+                    return Err(ConfigError::UnknownAllowPlaintextHibernation { value })
+                }
+            };
         let encrypts =
             crash_dump_policy == Policy::Encrypt || hibernation_policy == Policy::Encrypt;
         match key_source {
             KeySource::Provider if key.is_some() => return Err(ConfigError::KeyWithProvider),
+            KeySource::Sealed if key.is_some() => return Err(ConfigError::KeyWithSealed),
             KeySource::Registry if encrypts && key.is_none() => {
                 return Err(ConfigError::KeyMissing)
             }
+            KeySource::Sealed if recipient.is_none() => {
+                return Err(ConfigError::RecipientMissing)
+            }
+            KeySource::Sealed if hibernation_policy == Policy::Encrypt => {
+                return Err(ConfigError::SealedHibernation)
+            }
             _ => {}
+        }
+        // A key in memory (from the registry, or drawn for sealing) reaches hiberfil.sys in
+        // plaintext whenever a hibernation is written unencrypted. A provider's keys are the
+        // provider's to protect: they are in memory with or without dumpcrypt.
+        let key_in_memory = matches!(key_source, KeySource::Registry | KeySource::Sealed);
+        if crash_dump_policy == Policy::Encrypt
+            && key_in_memory
+            && hibernation_policy == Policy::Passthrough
+            && !allow_plaintext_hibernation
+        {
+            return Err(ConfigError::PlaintextHibernation);
         }
         Ok(Config {
             crash_dump_policy,
@@ -518,8 +638,42 @@ impl Config {
             key_source,
             disk_id,
             backend,
+            recipient,
+            allow_plaintext_hibernation,
         })
     }
+}
+
+/// A `Recipient` value: UTF-16LE text of `age1…`, with or without a terminating NUL.
+fn recipient(raw: &RawValue) -> Result<Recipient, ConfigError> {
+    let invalid = |reason| ConfigError::RecipientInvalid { reason };
+    let bytes = raw
+        .bytes()
+        .ok_or(invalid(SealError::RecipientLength))?;
+    let mut text = [0u8; RECIPIENT_TEXT_MAX];
+    let mut len = 0;
+    let mut terminated = false;
+    for pair in bytes.chunks(2) {
+        let unit = match *pair {
+            [low, high] => u16::from_le_bytes([low, high]),
+            _ => return Err(invalid(SealError::RecipientNotBech32)),
+        };
+        if unit == 0 {
+            // The terminating NUL, and only NULs after it.
+            terminated = true;
+            continue;
+        }
+        if terminated {
+            return Err(invalid(SealError::RecipientNotBech32));
+        }
+        // Recipients are ASCII; anything else is not Bech32.
+        let byte = u8::try_from(unit).map_err(|_| invalid(SealError::RecipientNotBech32))?;
+        *text
+            .get_mut(len)
+            .ok_or(invalid(SealError::RecipientLength))? = byte;
+        len += 1;
+    }
+    Recipient::parse(text.get(..len).unwrap_or_default()).map_err(invalid)
 }
 
 /// The backend of a `Backend` value: the fastest DriverEntry may choose (it takes the next one
@@ -611,10 +765,26 @@ mod tests {
         core::array::from_fn(|i| i as u8)
     }
 
+    /// Crash dumps encrypted under a registry key; hibernation refused, as a key in memory
+    /// requires unless AllowPlaintextHibernation is set.
     fn encrypting() -> RegistryValues {
         let mut values = RegistryValues::present();
         values.set_dword(ValueName::CrashDumpPolicy, 1);
+        values.set_dword(ValueName::HibernationPolicy, 2);
         values.set_binary(ValueName::Key, &key());
+        values
+    }
+
+    /// `age-keygen -y` of a fixed identity (the seal crate's tests check such pairs against
+    /// the age crate).
+    const RECIPIENT: &str = "age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnujwj";
+
+    fn sealed() -> RegistryValues {
+        let mut values = RegistryValues::present();
+        values.set_dword(ValueName::CrashDumpPolicy, 1);
+        values.set_dword(ValueName::HibernationPolicy, 2);
+        values.set_dword(ValueName::KeySource, 2);
+        values.set_string(ValueName::Recipient, RECIPIENT);
         values
     }
 
@@ -928,7 +1098,19 @@ mod tests {
             ),
             (
                 ConfigError::UnknownKeySource { value: 3 },
-                "KeySource is 3; it must be 0 (registry) or 1 (provider)",
+                "KeySource is 3; it must be 0 (registry), 1 (provider) or 2 (sealed)",
+            ),
+            (
+                ConfigError::RecipientInvalid {
+                    reason: SealError::SecretKeyNotRecipient,
+                },
+                "Recipient: this is an age secret key (AGE-SECRET-KEY-1...), not a recipient: \
+                 give the age1... recipient that age-keygen -y prints, and keep the secret key \
+                 off the machine",
+            ),
+            (
+                ConfigError::UnknownAllowPlaintextHibernation { value: 2 },
+                "AllowPlaintextHibernation is 2; it must be 0 or 1",
             ),
             (
                 ConfigError::DiskIdLength { len: 5 },
@@ -965,7 +1147,9 @@ mod tests {
                 "TweakBase",
                 "KeySource",
                 "DiskId",
-                "Backend"
+                "Backend",
+                "Recipient",
+                "AllowPlaintextHibernation"
             ]
         );
         for (backend, dword) in [
@@ -983,15 +1167,16 @@ mod tests {
             .iter()
             .map(|name| name.expected_type())
             .collect();
-        assert_eq!(types, [4, 4, 3, 4, 11, 11, 4, 4, 3, 4]);
+        assert_eq!(types, [4, 4, 3, 4, 11, 11, 4, 4, 3, 4, 1, 4]);
         for (source, dword, name) in [
             (KeySource::Registry, 0, "registry"),
             (KeySource::Provider, 1, "provider"),
+            (KeySource::Sealed, 2, "sealed"),
         ] {
             assert_eq!((source.as_dword(), source.name()), (dword, name));
             assert_eq!(KeySource::from_dword(dword), Some(source));
         }
-        assert_eq!(KeySource::from_dword(2), None);
+        assert_eq!(KeySource::from_dword(3), None);
     }
 
     #[test]
@@ -1007,10 +1192,10 @@ mod tests {
             Config::parse(&values).unwrap_err(),
             ConfigError::KeyWithProvider
         );
-        values.set_dword(ValueName::KeySource, 2);
+        values.set_dword(ValueName::KeySource, 3);
         assert_eq!(
             Config::parse(&values).unwrap_err(),
-            ConfigError::UnknownKeySource { value: 2 }
+            ConfigError::UnknownKeySource { value: 3 }
         );
         assert_eq!(
             Config::parse(&encrypting()).unwrap().key_source,
@@ -1079,5 +1264,144 @@ mod tests {
                 end: u64::MAX
             }
         );
+    }
+
+    #[test]
+    fn a_sealed_key_needs_a_recipient_and_no_key() {
+        let config = Config::parse(&sealed()).unwrap();
+        assert_eq!(config.key_source, KeySource::Sealed);
+        assert_eq!(
+            config.recipient,
+            Some(Recipient::parse(RECIPIENT.as_bytes()).unwrap())
+        );
+        assert_eq!(config.key, None);
+
+        let mut values = sealed();
+        values.set_binary(ValueName::Key, &key());
+        assert_eq!(
+            Config::parse(&values).unwrap_err(),
+            ConfigError::KeyWithSealed
+        );
+        let mut values = RegistryValues::present();
+        values.set_dword(ValueName::CrashDumpPolicy, 1);
+        values.set_dword(ValueName::HibernationPolicy, 2);
+        values.set_dword(ValueName::KeySource, 2);
+        assert_eq!(
+            Config::parse(&values).unwrap_err(),
+            ConfigError::RecipientMissing
+        );
+        let mut values = sealed();
+        values.set_dword(ValueName::HibernationPolicy, 1);
+        assert_eq!(
+            Config::parse(&values).unwrap_err(),
+            ConfigError::SealedHibernation
+        );
+    }
+
+    #[test]
+    fn a_recipient_is_utf16_text_of_age1() {
+        let parse = |values: &RegistryValues| Config::parse(values).map(|c| c.recipient);
+        let expected = Recipient::parse(RECIPIENT.as_bytes()).unwrap();
+        let mut values = sealed();
+        // Without the terminating NUL, and with more than one.
+        let utf16: std::vec::Vec<u8> = RECIPIENT
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        values.set(
+            ValueName::Recipient,
+            RawValue::new(REG_SZ, utf16.len(), &utf16),
+        );
+        assert_eq!(parse(&values), Ok(Some(expected)));
+        let mut padded = utf16.clone();
+        padded.extend_from_slice(&[0; 4]);
+        values.set(
+            ValueName::Recipient,
+            RawValue::new(REG_SZ, padded.len(), &padded),
+        );
+        assert_eq!(parse(&values), Ok(Some(expected)));
+
+        let invalid = |reason| Err(ConfigError::RecipientInvalid { reason });
+        let mut after_nul = utf16.clone();
+        after_nul.extend_from_slice(&[0, 0, b'x', 0]);
+        values.set(
+            ValueName::Recipient,
+            RawValue::new(REG_SZ, after_nul.len(), &after_nul),
+        );
+        assert_eq!(parse(&values), invalid(SealError::RecipientNotBech32));
+        let mut odd = utf16.clone();
+        odd.push(b'x');
+        values.set(ValueName::Recipient, RawValue::new(REG_SZ, odd.len(), &odd));
+        assert_eq!(parse(&values), invalid(SealError::RecipientNotBech32));
+        // A character outside ASCII, an identity, a mistyped character, a longer text.
+        values.set_string(ValueName::Recipient, "age1\u{e9}");
+        assert_eq!(parse(&values), invalid(SealError::RecipientNotBech32));
+        values.set_string(
+            ValueName::Recipient,
+            "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ",
+        );
+        assert_eq!(parse(&values), invalid(SealError::SecretKeyNotRecipient));
+        let mistyped = RECIPIENT.replace("zvk", "zvq");
+        values.set_string(ValueName::Recipient, &mistyped);
+        assert_eq!(parse(&values), invalid(SealError::RecipientChecksum));
+        values.set_string(ValueName::Recipient, &std::format!("{RECIPIENT}q"));
+        assert_eq!(parse(&values), invalid(SealError::RecipientChecksum));
+        // Longer than any value the driver keeps.
+        values.set_string(ValueName::Recipient, &"q".repeat(80));
+        assert_eq!(parse(&values), invalid(SealError::RecipientLength));
+        values.set_binary(ValueName::Recipient, RECIPIENT.as_bytes());
+        assert_eq!(
+            parse(&values),
+            Err(ConfigError::WrongType {
+                name: ValueName::Recipient,
+                found: REG_BINARY
+            })
+        );
+    }
+
+    #[test]
+    fn a_key_in_memory_keeps_hibernation_out_of_plaintext() {
+        // Crash dumps encrypted, hibernation passthrough: refused for the registry and the
+        // sealed key, unless AllowPlaintextHibernation = 1.
+        for mut values in [encrypting(), sealed()] {
+            values.set_dword(ValueName::HibernationPolicy, 0);
+            assert_eq!(
+                Config::parse(&values).unwrap_err(),
+                ConfigError::PlaintextHibernation
+            );
+            values.set_dword(ValueName::AllowPlaintextHibernation, 0);
+            assert_eq!(
+                Config::parse(&values).unwrap_err(),
+                ConfigError::PlaintextHibernation
+            );
+            values.set_dword(ValueName::AllowPlaintextHibernation, 1);
+            let config = Config::parse(&values).unwrap();
+            assert!(config.allow_plaintext_hibernation);
+            assert_eq!(config.hibernation_policy, Policy::Passthrough);
+            values.set_dword(ValueName::AllowPlaintextHibernation, 2);
+            assert_eq!(
+                Config::parse(&values).unwrap_err(),
+                ConfigError::UnknownAllowPlaintextHibernation { value: 2 }
+            );
+        }
+        // Hibernation absent (passthrough) counts as passthrough.
+        let mut values = RegistryValues::present();
+        values.set_dword(ValueName::CrashDumpPolicy, 1);
+        values.set_binary(ValueName::Key, &key());
+        assert_eq!(
+            Config::parse(&values).unwrap_err(),
+            ConfigError::PlaintextHibernation
+        );
+        // Both encrypted under the registry key: hiberfil.sys is ciphertext.
+        values.set_dword(ValueName::HibernationPolicy, 1);
+        assert!(Config::parse(&values).is_ok());
+        // No key in memory: a provider's keys are its own, and passthrough has none.
+        let mut values = RegistryValues::present();
+        values.set_dword(ValueName::CrashDumpPolicy, 1);
+        values.set_dword(ValueName::KeySource, 1);
+        assert!(Config::parse(&values).is_ok());
+        let mut values = RegistryValues::present();
+        values.set_binary(ValueName::Key, &key());
+        assert!(Config::parse(&values).is_ok());
     }
 }

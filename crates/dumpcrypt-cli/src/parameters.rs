@@ -267,6 +267,9 @@ pub fn describe(config: &Config) -> String {
                                     the key, data unit, area and tweak base below"
                 .to_string(),
             KeySource::Registry => key_line(config.key.as_ref()),
+            KeySource::Sealed => "a fresh key at each load, sealed to the Recipient \
+                                  (KeySource 2), kept only in Parameters\\SealedKeys"
+                .to_string(),
         },
         config.data_unit.bytes(),
         area_text(config),
