@@ -20,8 +20,10 @@
     SYSTEM and Administrators. Values not given are left as they are (-Replace: set back to
     their defaults). The configuration is checked before anything is installed or written,
     by `dumpcrypt.exe config` (shipped in the package), which validates it with the driver's
-    own parser: an invalid configuration would make the filter's DriverEntry fail, and then
-    Windows writes no crash dump at all. The script keeps no copy of those rules.
+    own parser: with an invalid configuration the filter refuses every dump, so Windows
+    writes no crash dump at all. The script keeps no copy of those rules. When the
+    configuration refuses hibernation (as a sealed key requires), hibernation is turned off
+    with powercfg /h off.
 
     Running it again is safe: the INF appends dumpcrypt.sys only when it is missing.
     The filter takes effect after a reboot (the crash dump stack loads its filters at boot).
@@ -45,8 +47,25 @@
 
 .PARAMETER KeyFile
     A file of exactly 64 bytes: the XTS-AES-256 data key followed by the tweak key (the
-    halves must differ). `dumpcrypt keygen` makes one. Required when a policy is Encrypt
-    and no key is configured yet. dumpcrypt.exe reads it; the script never does.
+    halves must differ). `dumpcrypt keygen` makes one. Required when a policy is Encrypt,
+    the key source is Registry and no key is configured yet. For tests and labs only: a key
+    in the registry rests on the disk it protects. dumpcrypt.exe reads it; the script never
+    does.
+
+.PARAMETER KeySource
+    Registry (the KeyFile), Provider (a volume-encryption driver through the provider
+    interface) or Sealed (a fresh key at each load, sealed to -Recipient and kept only in
+    Parameters\SealedKeys): the spelling of `dumpcrypt config --key-source`.
+
+.PARAMETER Recipient
+    With -KeySource Sealed: the administrator's age X25519 recipient (age1...), as
+    `age-keygen -y IDENTITY` prints it. Public; the identity must never be on this machine.
+
+.PARAMETER AllowPlaintextHibernation
+    Accept hibernation passthrough while crash dumps are encrypted with a key held in memory
+    (Registry or Sealed): every hibernation, Fast Startup included, then writes the key
+    schedule and the Parameters key to hiberfil.sys in plaintext. Without it, such a
+    configuration is refused.
 
 .PARAMETER DataUnitSize
     512 or 4096 bytes.
@@ -76,6 +95,12 @@
     .\Install-DumpCrypt.ps1 -PackagePath C:\dumpcrypt_package -CrashDumpPolicy Encrypt -KeyFile C:\keys\dump.key
 
 .EXAMPLE
+    .\Install-DumpCrypt.ps1 -PackagePath C:\dumpcrypt_package -CrashDumpPolicy Encrypt -KeySource Sealed -Recipient age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnujwj
+
+    Crash dumps encrypted under a fresh key per load, sealed to the administrator's age
+    recipient; hibernation is refused, so the script turns it off (powercfg /h off).
+
+.EXAMPLE
     .\Install-DumpCrypt.ps1 -PackagePath C:\dumpcrypt_package -WhatIf
 
 .NOTES
@@ -97,6 +122,13 @@ param(
     [string]$HibernationPolicy,
 
     [string]$KeyFile,
+
+    [ValidateSet('Registry', 'Provider', 'Sealed')]
+    [string]$KeySource,
+
+    [string]$Recipient,
+
+    [switch]$AllowPlaintextHibernation,
 
     [ValidateSet(512, 4096)]
     [int]$DataUnitSize,
@@ -132,7 +164,8 @@ function Get-InfArchitecture {
 
 function Test-ConfigurationRequested {
     # The script's parameters (a function's own $PSBoundParameters would be empty here).
-    return [bool]($CrashDumpPolicy -or $HibernationPolicy -or $KeyFile -or $DataUnitSize -or
+    return [bool]($CrashDumpPolicy -or $HibernationPolicy -or $KeyFile -or $KeySource -or
+        $Recipient -or $AllowPlaintextHibernation -or $DataUnitSize -or
         ($null -ne $EncryptedAreaStart) -or ($null -ne $EncryptedAreaEnd) -or $TweakBase -or $Replace)
 }
 
@@ -153,6 +186,15 @@ function Get-ConfigArguments {
     }
     if ($KeyFile) {
         $arguments += @('--key', $KeyFile)
+    }
+    if ($KeySource) {
+        $arguments += @('--key-source', $KeySource.ToLowerInvariant())
+    }
+    if ($Recipient) {
+        $arguments += @('--recipient', $Recipient)
+    }
+    if ($AllowPlaintextHibernation) {
+        $arguments += '--allow-plaintext-hibernation'
     }
     if ($DataUnitSize) {
         $arguments += @('--data-unit', [string]$DataUnitSize)
@@ -201,6 +243,23 @@ function Set-ParametersSecurity {
         })
     if (-not $check.AreAccessRulesProtected -or $others.Count -ne 0) {
         throw 'The Parameters key is still readable by others than SYSTEM and Administrators.'
+    }
+}
+
+function Disable-RefusedHibernation {
+    <# With HibernationPolicy refuse, turns hibernation off, and says why. #>
+    if ((Get-DwordParameter 'HibernationPolicy') -ne 2) {
+        return
+    }
+    Write-Result INFO ('HibernationPolicy is refuse: a refused hibernation shows as a black screen and a ' +
+        'fresh logon (also at every Fast Startup shutdown), so hibernation and Fast Startup are turned off.')
+    if ($PSCmdlet.ShouldProcess('powercfg', 'Turn hibernation off (powercfg /h off)')) {
+        $result = Invoke-Native 'powercfg.exe' @('/h', 'off')
+        if ($result.ExitCode -ne 0) {
+            throw ("powercfg /h off failed with exit code {0}: {1}. Turn hibernation off by hand." -f
+                $result.ExitCode, ($result.Output -join ' '))
+        }
+        Write-Result PASS 'Hibernation is off (powercfg /h off).'
     }
 }
 
@@ -316,6 +375,7 @@ try {
             Set-ParametersSecurity
             Invoke-DumpCryptConfig -Exe $exe -Arguments ($configArguments + '--apply') -What 'written'
             Write-Result PASS 'Configuration written (Parameters readable by SYSTEM and Administrators only).'
+            Disable-RefusedHibernation
         }
     }
 

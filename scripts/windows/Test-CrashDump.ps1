@@ -470,7 +470,7 @@ function Invoke-After {
             }
         }
         default {
-            Write-Result FAIL "Invalid CrashDumpPolicy $policy was configured: DriverEntry must have failed and no dump written."
+            Write-Result FAIL "Invalid CrashDumpPolicy $policy was configured: the filter must have refused the dump (none written); configure a valid policy to test."
             $failures++
         }
     }

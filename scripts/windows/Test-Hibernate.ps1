@@ -178,7 +178,7 @@ function Invoke-After {
             Write-Result PASS 'Refuse: no resume from a hibernation image.'
         }
     } else {
-        Write-Result FAIL "Invalid HibernationPolicy ${policy}: DriverEntry must have failed."
+        Write-Result FAIL "Invalid HibernationPolicy ${policy}: the filter must have refused the hibernation; configure a valid policy to test."
         $failures++
     }
 

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use dumpcrypt_core::config::{KeySource, Policy, ValueName};
-use dumpcrypt_core::geometry::TweakBase;
 
 use crate::options::{
     parse_disk_id, read_key, CliError, DiskIdArg, KeySourceArg, PolicyArg, TransformArgs,
@@ -21,7 +20,8 @@ pub struct Args {
     pub crash_policy: Option<PolicyArg>,
     /// What the hibernation stack does. `encrypt` only where a pre-boot component decrypts
     /// what the boot loader reads; otherwise resume fails and Windows boots fresh. Default:
-    /// passthrough.
+    /// refuse when crash dumps are encrypted with a key held in memory (registry or sealed:
+    /// a plaintext hibernation file would hold it), passthrough otherwise.
     #[arg(long, value_enum)]
     pub hibernation_policy: Option<PolicyArg>,
     /// Key file: 64 raw bytes (`dumpcrypt keygen`). Required when a policy is encrypt and
@@ -29,10 +29,20 @@ pub struct Args {
     #[arg(long)]
     pub key: Option<PathBuf>,
     /// Where the encrypt policy's key comes from: the Key value (`registry`, for tests and
-    /// labs), or a volume-encryption driver (`provider`: docs/provider.md; then no --key).
-    /// Default: registry.
+    /// labs), a volume-encryption driver (`provider`: docs/provider.md; then no --key), or a
+    /// fresh key at each load sealed to --recipient (`sealed`; then no --key). Default:
+    /// registry.
     #[arg(long, value_enum)]
     pub key_source: Option<KeySourceArg>,
+    /// With `--key-source sealed`: the administrator's age X25519 recipient, `age1…` as
+    /// `age-keygen -y IDENTITY` prints it (public; the identity stays off the machine).
+    #[arg(long, value_name = "AGE1...")]
+    pub recipient: Option<String>,
+    /// Accept hibernation passthrough while crash dumps are encrypted with a key in memory:
+    /// every hibernation (Fast Startup included) then writes the key schedule and the
+    /// Parameters key to hiberfil.sys in plaintext.
+    #[arg(long)]
+    pub allow_plaintext_hibernation: bool,
     /// The only disk dumps are encrypted for: an MBR disk signature (8 hex digits) or a GPT
     /// disk GUID; a dump device on another disk gets no dump.
     #[arg(long, value_parser = parse_disk_id)]
@@ -59,7 +69,8 @@ pub struct Args {
     /// Print this machine's current configuration, as the driver would read it (Windows);
     /// exit status 1 when the driver would refuse it.
     #[arg(long, conflicts_with_all = [
-        "crash_policy", "hibernation_policy", "key", "key_source", "disk_id", "area",
+        "crash_policy", "hibernation_policy", "key", "key_source", "recipient",
+        "allow_plaintext_hibernation", "disk_id", "area",
         "data_unit_arg", "tweak_base_arg", "reg_out", "force", "apply", "update",
     ])]
     pub show: bool,
@@ -68,22 +79,26 @@ pub struct Args {
 /// The settings the options ask for: the defaults, or (with `--update`) this machine's
 /// current configuration, with every option given put over them.
 fn settings(args: &Args, current: Option<Settings>) -> Result<Settings, CliError> {
-    let mut settings = current.unwrap_or(Settings {
-        crash_dump_policy: Policy::Passthrough,
-        hibernation_policy: Policy::Passthrough,
-        key: None,
-        data_unit: 512,
-        area: None,
-        tweak_base: TweakBase::Partition,
-        key_source: KeySource::Registry,
-        disk_id: None,
-    });
+    let fresh = current.is_none();
+    let mut settings = current.unwrap_or_else(Settings::passthrough);
     if let Some(source) = args.key_source {
         settings.key_source = source.into();
-        if settings.key_source == KeySource::Provider && args.key.is_none() {
-            // A kept key does not go with the provider's keys.
+        if settings.key_source != KeySource::Registry && args.key.is_none() {
+            // A kept key does not go with the provider's keys, or with a sealed one.
             settings.key = None;
         }
+        if settings.key_source != KeySource::Sealed && args.recipient.is_none() {
+            settings.recipient = None;
+        }
+    }
+    if let Some(recipient) = &args.recipient {
+        // Checked here for a clear message; the driver's parser checks it again.
+        dumpcrypt_seal::Recipient::parse(recipient.trim().as_bytes())
+            .map_err(|error| CliError::Usage(format!("--recipient: {error}")))?;
+        settings.recipient = Some(recipient.trim().to_string());
+    }
+    if args.allow_plaintext_hibernation {
+        settings.allow_plaintext_hibernation = true;
     }
     if let Some(disk_id) = &args.disk_id {
         settings.disk_id = Some(disk_id.0.clone());
@@ -93,6 +108,9 @@ fn settings(args: &Args, current: Option<Settings>) -> Result<Settings, CliError
     }
     if let Some(policy) = args.hibernation_policy {
         settings.hibernation_policy = policy.into();
+    } else if fresh && key_in_memory(&settings) && !settings.allow_plaintext_hibernation {
+        // A plaintext hibernation file would hold the crash dump key: refuse hibernation.
+        settings.hibernation_policy = Policy::Refuse;
     }
     if let Some(path) = &args.key {
         settings.key = Some(read_key(path)?);
@@ -107,6 +125,13 @@ fn settings(args: &Args, current: Option<Settings>) -> Result<Settings, CliError
         settings.tweak_base = args.transform.tweak_base();
     }
     Ok(settings)
+}
+
+/// Whether crash dumps are encrypted under a key dumpcrypt holds in memory (the registry's or
+/// a sealed one), which a plaintext hibernation file would carry.
+fn key_in_memory(settings: &Settings) -> bool {
+    settings.crash_dump_policy == Policy::Encrypt
+        && matches!(settings.key_source, KeySource::Registry | KeySource::Sealed)
 }
 
 pub fn run(args: Args) -> Result<ExitCode, CliError> {
@@ -150,6 +175,33 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
                 .into(),
         ));
     }
+    if settings.key_source == KeySource::Sealed && settings.key.is_some() {
+        return Err(CliError::Usage(
+            "--key-source sealed draws a fresh key at each load: drop --key (a key in the \
+             registry rests on the disk it protects)"
+                .into(),
+        ));
+    }
+    if settings.key_source == KeySource::Sealed && settings.recipient.is_none() {
+        return Err(CliError::Usage(
+            "--key-source sealed needs --recipient age1... (what `age-keygen -y IDENTITY` \
+             prints; keep the identity itself off the machine)"
+                .into(),
+        ));
+    }
+    if key_in_memory(&settings)
+        && settings.hibernation_policy == Policy::Passthrough
+        && !settings.allow_plaintext_hibernation
+    {
+        return Err(CliError::Usage(
+            "crash dumps encrypted with a key held in memory and --hibernation-policy \
+             passthrough: every hibernation (Fast Startup included) would write the key \
+             schedule to hiberfil.sys in plaintext. Use --hibernation-policy refuse (and turn \
+             hibernation off: powercfg /h off), or add --allow-plaintext-hibernation to accept \
+             that"
+                .into(),
+        ));
+    }
     if encrypts && settings.key_source == KeySource::Registry && settings.key.is_none() {
         return Err(CliError::Usage(
             "an encrypt policy needs a key: add --key FILE (make one with `dumpcrypt keygen --out FILE`)"
@@ -168,6 +220,20 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         }
     };
     say(&describe(&config));
+    if settings.key_source == KeySource::Sealed {
+        say(
+            "note             the sealed keys land in Parameters\\SealedKeys: read them with \
+             `dumpcrypt unseal` or `dumpcrypt decrypt --identity`; with hibernation refused, \
+             turn hibernation off (powercfg /h off): a refused hibernation shows as a fresh \
+             logon, also at every Fast Startup shutdown\n",
+        );
+    }
+    if settings.allow_plaintext_hibernation && settings.hibernation_policy == Policy::Passthrough {
+        say(
+            "warning          AllowPlaintextHibernation: hiberfil.sys will hold the crash dump \
+             key schedule in plaintext\n",
+        );
+    }
     if settings.hibernation_policy == Policy::Encrypt {
         say(
             "warning          hibernation encrypt: resume works only where a pre-boot component \
@@ -230,6 +296,7 @@ pub fn reg_file(values: &[Value]) -> String {
             Data::Dword(number) => format!("dword:{number:08x}"),
             Data::Qword(number) => hex_data("hex(b):", &number.to_le_bytes(), name.len()),
             Data::Binary(bytes) => hex_data("hex:", bytes, name.len()),
+            Data::Text(text) => format!("\"{}\"", reg_escape(text)),
         };
         text.push_str(&name);
         text.push_str(&data);
@@ -243,9 +310,14 @@ pub fn reg_file(values: &[Value]) -> String {
     text
 }
 
+/// A string as a `.reg` file quotes it: `\` and `"` escaped.
+fn reg_escape(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
 /// The values written only when set: an older one is deleted when the new configuration has
 /// none, so that nothing of an older configuration is left.
-const OPTIONAL: [ValueName; 2] = [ValueName::Key, ValueName::DiskId];
+const OPTIONAL: [ValueName; 3] = [ValueName::Key, ValueName::DiskId, ValueName::Recipient];
 
 /// `prefix` then comma-separated hex bytes, in lines of at most 80 columns ended by `,\`,
 /// continued with a two-space indent, as regedit exports.
@@ -301,6 +373,7 @@ mod registry {
         match value.registry_type() {
             dumpcrypt_core::config::REG_DWORD => RegType::REG_DWORD,
             dumpcrypt_core::config::REG_QWORD => RegType::REG_QWORD,
+            dumpcrypt_core::config::REG_SZ => RegType::REG_SZ,
             _ => RegType::REG_BINARY,
         }
     }
@@ -418,6 +491,7 @@ mod registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dumpcrypt_core::geometry::TweakBase;
 
     #[test]
     fn the_subkey_is_the_one_the_driver_reads() {
@@ -429,16 +503,14 @@ mod tests {
 
     #[test]
     fn a_reg_file_as_regedit_writes_it() {
-        let settings = Settings {
-            crash_dump_policy: Policy::Encrypt,
-            hibernation_policy: Policy::Refuse,
-            key: Some(std::array::from_fn(|i| i as u8)),
-            data_unit: 4096,
-            area: Some(0x10_0000..0x1_2345_6000),
-            tweak_base: TweakBase::Disk,
-            key_source: KeySource::Registry,
-            disk_id: Some(vec![0x78, 0x56, 0x34, 0x12]),
-        };
+        let mut settings = Settings::passthrough();
+        settings.crash_dump_policy = Policy::Encrypt;
+        settings.hibernation_policy = Policy::Refuse;
+        settings.key = Some(std::array::from_fn(|i| i as u8));
+        settings.data_unit = 4096;
+        settings.area = Some(0x10_0000..0x1_2345_6000);
+        settings.tweak_base = TweakBase::Disk;
+        settings.disk_id = Some(vec![0x78, 0x56, 0x34, 0x12]);
         let expected = [
             "Windows Registry Editor Version 5.00",
             "",
@@ -454,6 +526,8 @@ mod tests {
             r#""TweakBase"=dword:00000001"#,
             r#""KeySource"=dword:00000000"#,
             r#""DiskId"=hex:78,56,34,12"#,
+            r#""AllowPlaintextHibernation"=dword:00000000"#,
+            r#""Recipient"=-"#,
             "",
         ]
         .join("\r\n");
@@ -474,16 +548,14 @@ mod tests {
 
     #[test]
     fn update_changes_only_what_is_given() {
-        let current = Settings {
-            crash_dump_policy: Policy::Encrypt,
-            hibernation_policy: Policy::Refuse,
-            key: Some(std::array::from_fn(|i| i as u8 ^ 0x55)),
-            data_unit: 4096,
-            area: Some(0x10_0000..0x20_0000),
-            tweak_base: TweakBase::Disk,
-            key_source: KeySource::Registry,
-            disk_id: Some(vec![0x78, 0x56, 0x34, 0x12]),
-        };
+        let mut current = Settings::passthrough();
+        current.crash_dump_policy = Policy::Encrypt;
+        current.hibernation_policy = Policy::Refuse;
+        current.key = Some(std::array::from_fn(|i| i as u8 ^ 0x55));
+        current.data_unit = 4096;
+        current.area = Some(0x10_0000..0x20_0000);
+        current.tweak_base = TweakBase::Disk;
+        current.disk_id = Some(vec![0x78, 0x56, 0x34, 0x12]);
         // Nothing given: the current configuration, key and disk included.
         let same = settings(&parse(&[]), Some(current.clone())).unwrap();
         assert_eq!(same.values(), current.values());
@@ -522,23 +594,127 @@ mod tests {
 
     #[test]
     fn without_a_key_an_old_key_is_deleted() {
-        let settings = Settings {
-            crash_dump_policy: Policy::Refuse,
-            hibernation_policy: Policy::Passthrough,
-            key: None,
-            data_unit: 512,
-            area: None,
-            tweak_base: TweakBase::Partition,
-            key_source: KeySource::Registry,
-            disk_id: None,
-        };
+        let mut settings = Settings::passthrough();
+        settings.crash_dump_policy = Policy::Refuse;
         let text = reg_file(&settings.values());
         assert!(text.contains("\"EncryptedAreaEnd\"=hex(b):ff,ff,ff,ff,ff,ff,ff,ff\r\n"));
         assert!(
             text.ends_with(
-                "\"TweakBase\"=dword:00000000\r\n\"KeySource\"=dword:00000000\r\n\"Key\"=-\r\n\"DiskId\"=-\r\n"
+                "\"TweakBase\"=dword:00000000\r\n\"KeySource\"=dword:00000000\r\n\
+                 \"AllowPlaintextHibernation\"=dword:00000000\r\n\"Key\"=-\r\n\"DiskId\"=-\r\n\
+                 \"Recipient\"=-\r\n"
             ),
             "{text}"
         );
+    }
+
+    /// The age spec's example recipient.
+    const RECIPIENT: &str = "age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnujwj";
+
+    #[test]
+    fn a_sealed_key_is_configured_by_its_recipient() {
+        let args = parse(&[
+            "--crash-policy",
+            "encrypt",
+            "--key-source",
+            "sealed",
+            "--recipient",
+            RECIPIENT,
+        ]);
+        let settings = settings(&args, None).unwrap();
+        assert_eq!(
+            settings.hibernation_policy,
+            Policy::Refuse,
+            "a key in memory refuses hibernation by default"
+        );
+        let config = settings.validate().unwrap();
+        assert_eq!(config.key_source, KeySource::Sealed);
+        assert_eq!(
+            config.recipient.map(|r| r.to_string()).as_deref(),
+            Some(RECIPIENT)
+        );
+        let text = reg_file(&settings.values());
+        assert!(
+            text.contains(&format!("\"Recipient\"=\"{RECIPIENT}\"\r\n")),
+            "{text}"
+        );
+        assert!(text.contains("\"KeySource\"=dword:00000002\r\n"), "{text}");
+        assert!(
+            text.contains("\"Key\"=-\r\n"),
+            "an old key is deleted: {text}"
+        );
+        // And back, as `--update` reads it.
+        let again = Settings::from_config(&config);
+        assert_eq!(again.recipient.as_deref(), Some(RECIPIENT));
+        assert_eq!(again.values(), settings.values());
+
+        let refused = |args: &[&str]| match super::settings(&parse(args), None) {
+            Ok(_) => panic!("accepted: {args:?}"),
+            Err(error) => error.to_string(),
+        };
+        let identity = "AGE-SECRET-KEY-1GFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPQ4EGAEX";
+        assert!(
+            refused(&["--key-source", "sealed", "--recipient", identity]).contains("secret key"),
+            "an identity is named for what it is"
+        );
+        assert!(refused(&["--recipient", "age1qqqq"]).starts_with("--recipient: "));
+    }
+
+    #[test]
+    fn a_key_in_memory_refuses_hibernation_unless_allowed() {
+        let key = std::env::temp_dir().join(format!("dumpcrypt-config-{}.key", std::process::id()));
+        std::fs::write(
+            &key,
+            [7u8; 32]
+                .iter()
+                .chain(&[9u8; 32])
+                .copied()
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let key_arg = key.to_str().unwrap();
+        let fresh = settings(
+            &parse(&["--crash-policy", "encrypt", "--key", key_arg]),
+            None,
+        );
+        assert_eq!(fresh.unwrap().hibernation_policy, Policy::Refuse);
+        let allowed = settings(
+            &parse(&[
+                "--crash-policy",
+                "encrypt",
+                "--key",
+                key_arg,
+                "--allow-plaintext-hibernation",
+            ]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(allowed.hibernation_policy, Policy::Passthrough);
+        assert!(allowed.validate().unwrap().allow_plaintext_hibernation);
+        // The provider's keys are its own: hibernation keeps its default.
+        let provider = settings(
+            &parse(&["--crash-policy", "encrypt", "--key-source", "provider"]),
+            None,
+        );
+        assert_eq!(provider.unwrap().hibernation_policy, Policy::Passthrough);
+        // Given explicitly, passthrough reaches the driver's parser, which refuses it.
+        let explicit = settings(
+            &parse(&[
+                "--crash-policy",
+                "encrypt",
+                "--key",
+                key_arg,
+                "--hibernation-policy",
+                "passthrough",
+            ]),
+            None,
+        )
+        .unwrap();
+        assert!(explicit
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("AllowPlaintextHibernation"));
+        std::fs::remove_file(&key).unwrap();
     }
 }

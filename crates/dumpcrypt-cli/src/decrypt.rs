@@ -227,16 +227,14 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let destination = output::resolve(&args.out, &rules)?;
     let mut key = read_key(&args.key)?;
     // The driver's own parser checks the area against the data unit.
-    let settings = Settings {
-        crash_dump_policy: Policy::Encrypt,
-        hibernation_policy: Policy::Passthrough,
-        key: Some(key),
-        data_unit: args.transform.data_unit(),
-        area: args.transform.area.clone(),
-        tweak_base: args.transform.tweak_base(),
-        key_source: dumpcrypt_core::config::KeySource::Registry,
-        disk_id: None,
-    };
+    let mut settings = Settings::passthrough();
+    settings.crash_dump_policy = Policy::Encrypt;
+    // Encrypted like the crash dump, so that the parser's hibernation rule is met.
+    settings.hibernation_policy = Policy::Encrypt;
+    settings.key = Some(key);
+    settings.data_unit = args.transform.data_unit();
+    settings.area = args.transform.area.clone();
+    settings.tweak_base = args.transform.tweak_base();
     let config = settings.validate()?;
     drop(settings);
     let xts = XtsAes256::exactly(&key, args.backend)

@@ -156,6 +156,8 @@ pub enum KeySourceArg {
     Registry,
     /// A volume-encryption driver, through the provider interface (docs/provider.md).
     Provider,
+    /// A fresh key at each load, sealed to an age recipient (`--recipient`).
+    Sealed,
 }
 
 impl From<KeySourceArg> for KeySource {
@@ -163,6 +165,7 @@ impl From<KeySourceArg> for KeySource {
         match source {
             KeySourceArg::Registry => KeySource::Registry,
             KeySourceArg::Provider => KeySource::Provider,
+            KeySourceArg::Sealed => KeySource::Sealed,
         }
     }
 }

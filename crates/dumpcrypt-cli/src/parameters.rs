@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use dumpcrypt_core::config::{
     Config, KeySource, Policy, RawValue, RegistryValues, ValueName, REG_BINARY, REG_DWORD,
-    REG_QWORD,
+    REG_QWORD, REG_SZ,
 };
 use dumpcrypt_core::geometry::TweakBase;
 use dumpcrypt_xts::KEY_LEN;
@@ -23,6 +23,8 @@ pub enum Data {
     Dword(u32),
     Qword(u64),
     Binary(Vec<u8>),
+    /// `REG_SZ`.
+    Text(String),
 }
 
 /// One value of the Parameters key.
@@ -39,26 +41,34 @@ impl std::fmt::Debug for Value {
             Data::Dword(value) => write!(f, "{} = dword {value:#x}", self.name.as_str()),
             Data::Qword(value) => write!(f, "{} = qword {value:#x}", self.name.as_str()),
             Data::Binary(bytes) => write!(f, "{} = <{} bytes>", self.name.as_str(), bytes.len()),
+            Data::Text(text) => write!(f, "{} = {text:?}", self.name.as_str()),
         }
     }
 }
 
 impl Value {
-    /// `REG_DWORD`, `REG_QWORD` or `REG_BINARY`.
+    /// `REG_DWORD`, `REG_QWORD`, `REG_BINARY` or `REG_SZ`.
     pub fn registry_type(&self) -> u32 {
         match self.data {
             Data::Dword(_) => REG_DWORD,
             Data::Qword(_) => REG_QWORD,
             Data::Binary(_) => REG_BINARY,
+            Data::Text(_) => REG_SZ,
         }
     }
 
-    /// The value's bytes as the registry stores them (little-endian numbers).
+    /// The value's bytes as the registry stores them (little-endian numbers; text as
+    /// UTF-16LE with its terminating NUL).
     pub fn bytes(&self) -> Vec<u8> {
         match &self.data {
             Data::Dword(value) => value.to_le_bytes().to_vec(),
             Data::Qword(value) => value.to_le_bytes().to_vec(),
             Data::Binary(bytes) => bytes.clone(),
+            Data::Text(text) => text
+                .encode_utf16()
+                .chain([0])
+                .flat_map(u16::to_le_bytes)
+                .collect(),
         }
     }
 }
@@ -85,6 +95,29 @@ pub struct Settings {
     pub key_source: KeySource,
     /// `DiskId`, as the registry holds it (4 or 16 bytes).
     pub disk_id: Option<Vec<u8>>,
+    /// `Recipient`: the `age1…` text a sealed key is sealed to.
+    pub recipient: Option<String>,
+    /// `AllowPlaintextHibernation`.
+    pub allow_plaintext_hibernation: bool,
+}
+
+impl Settings {
+    /// What nothing configures: both policies passthrough, the registry key source, the
+    /// whole disk in 512-byte data units with partition-relative tweaks.
+    pub fn passthrough() -> Self {
+        Self {
+            crash_dump_policy: Policy::Passthrough,
+            hibernation_policy: Policy::Passthrough,
+            key: None,
+            data_unit: 512,
+            area: None,
+            tweak_base: TweakBase::Partition,
+            key_source: KeySource::Registry,
+            disk_id: None,
+            recipient: None,
+            allow_plaintext_hibernation: false,
+        }
+    }
 }
 
 impl std::fmt::Debug for Settings {
@@ -98,6 +131,11 @@ impl std::fmt::Debug for Settings {
             .field("tweak_base", &self.tweak_base)
             .field("key_source", &self.key_source)
             .field("disk_id", &self.disk_id)
+            .field("recipient", &self.recipient)
+            .field(
+                "allow_plaintext_hibernation",
+                &self.allow_plaintext_hibernation,
+            )
             .finish()
     }
 }
@@ -154,6 +192,16 @@ impl Settings {
                 data: Data::Binary(disk_id.clone()),
             });
         }
+        if let Some(recipient) = &self.recipient {
+            values.push(Value {
+                name: ValueName::Recipient,
+                data: Data::Text(recipient.clone()),
+            });
+        }
+        values.push(dword(
+            ValueName::AllowPlaintextHibernation,
+            u32::from(self.allow_plaintext_hibernation),
+        ));
         values
     }
 
@@ -267,9 +315,13 @@ pub fn describe(config: &Config) -> String {
                                     the key, data unit, area and tweak base below"
                 .to_string(),
             KeySource::Registry => key_line(config.key.as_ref()),
-            KeySource::Sealed => "a fresh key at each load, sealed to the Recipient \
-                                  (KeySource 2), kept only in Parameters\\SealedKeys"
-                .to_string(),
+            KeySource::Sealed => format!(
+                "a fresh key at each load (KeySource 2), sealed to {}; kept only in \
+                 Parameters\\SealedKeys",
+                config
+                    .recipient
+                    .map_or_else(|| "no recipient".to_string(), |r| r.to_string())
+            ),
         },
         config.data_unit.bytes(),
         area_text(config),
@@ -297,6 +349,8 @@ impl Settings {
                     disk.gpt_disk_id.to_vec()
                 }
             }),
+            recipient: config.recipient.map(|recipient| recipient.to_string()),
+            allow_plaintext_hibernation: config.allow_plaintext_hibernation,
         }
     }
 }
@@ -306,16 +360,11 @@ mod tests {
     use super::*;
 
     fn settings() -> Settings {
-        Settings {
-            crash_dump_policy: Policy::Encrypt,
-            hibernation_policy: Policy::Passthrough,
-            key: Some(std::array::from_fn(|i| i as u8)),
-            data_unit: 512,
-            area: None,
-            tweak_base: TweakBase::Partition,
-            key_source: KeySource::Registry,
-            disk_id: None,
-        }
+        let mut settings = Settings::passthrough();
+        settings.crash_dump_policy = Policy::Encrypt;
+        settings.hibernation_policy = Policy::Refuse;
+        settings.key = Some(std::array::from_fn(|i| i as u8));
+        settings
     }
 
     #[test]
@@ -331,7 +380,7 @@ mod tests {
         assert_eq!(config.data_unit.bytes(), 4096);
         assert_eq!(config.tweak_base, TweakBase::Disk);
         assert_eq!(config.key, settings.key);
-        assert_eq!(settings.values().len(), 8);
+        assert_eq!(settings.values().len(), 9);
         // And back: the settings a configuration holds give the same configuration.
         let again = Settings::from_config(&config).validate().unwrap();
         assert_eq!(again.area.start, 0x10_0000);

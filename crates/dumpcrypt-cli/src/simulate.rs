@@ -110,16 +110,15 @@ pub struct Args {
 fn settings(args: &Args, key: &[u8; 64]) -> Settings {
     let policy = Policy::from(args.policy);
     let key_source = KeySource::from(args.key_source);
-    Settings {
-        crash_dump_policy: policy,
-        hibernation_policy: policy,
-        key: (key_source == KeySource::Registry).then_some(*key),
-        data_unit: args.transform.data_unit(),
-        area: args.transform.area.clone(),
-        tweak_base: args.transform.tweak_base(),
-        key_source,
-        disk_id: None,
-    }
+    let mut settings = Settings::passthrough();
+    settings.crash_dump_policy = policy;
+    settings.hibernation_policy = policy;
+    settings.key = (key_source == KeySource::Registry).then_some(*key);
+    settings.data_unit = args.transform.data_unit();
+    settings.area = args.transform.area.clone();
+    settings.tweak_base = args.transform.tweak_base();
+    settings.key_source = key_source;
+    settings
 }
 
 /// The sample provider's volume for this run: the whole dump partition, two ranges under

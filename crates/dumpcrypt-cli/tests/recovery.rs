@@ -584,7 +584,9 @@ fn config_writes_a_reg_file_the_driver_accepts() {
         "Windows Registry Editor Version 5.00\r\n\r\n",
         "[HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Services\\dumpcrypt\\Parameters]\r\n",
         "\"CrashDumpPolicy\"=dword:00000001\r\n",
-        "\"HibernationPolicy\"=dword:00000000\r\n",
+        // A registry key in memory: hibernation refused by default.
+        "\"HibernationPolicy\"=dword:00000002\r\n",
+        "\"AllowPlaintextHibernation\"=dword:00000000\r\n",
         "\"DataUnitSize\"=dword:00000200\r\n",
         "\"EncryptedAreaStart\"=hex(b):00,00,10,00,00,00,00,00\r\n",
         "\"EncryptedAreaEnd\"=hex(b):00,00,00,80,00,00,00,00\r\n",
@@ -654,6 +656,47 @@ fn config_refuses_what_the_driver_would_refuse() {
             "invalid configuration",
         ),
         (vec!["--data-unit", "1000"], "512 or 4096"),
+        (
+            vec![
+                "--crash-policy",
+                "encrypt",
+                "--key",
+                s(&key),
+                "--hibernation-policy",
+                "passthrough",
+            ],
+            "--allow-plaintext-hibernation",
+        ),
+        (
+            vec!["--crash-policy", "encrypt", "--key-source", "sealed"],
+            "needs --recipient",
+        ),
+        (
+            vec![
+                "--crash-policy",
+                "encrypt",
+                "--key-source",
+                "sealed",
+                "--recipient",
+                "age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnujwj",
+                "--key",
+                s(&key),
+            ],
+            "drop --key",
+        ),
+        (
+            vec![
+                "--crash-policy",
+                "encrypt",
+                "--key-source",
+                "sealed",
+                "--recipient",
+                "age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnujwj",
+                "--hibernation-policy",
+                "encrypt",
+            ],
+            "HibernationPolicy is encrypt",
+        ),
     ] {
         let mut all = vec!["config", "--reg-out", s(&reg)];
         all.extend(args.iter().copied());

@@ -69,6 +69,15 @@ impl Recipient {
     }
 }
 
+impl core::fmt::Display for Recipient {
+    /// The `age1…` text, as `age-keygen -y` prints it.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let hrp = bech32::Hrp::parse_unchecked(RECIPIENT_HRP);
+        bech32::encode_lower_to_fmt::<Bech32, _>(f, hrp, &self.public_key)
+            .map_err(|_| core::fmt::Error)
+    }
+}
+
 /// The 32 bytes an `age1…` text encodes ([`Recipient::parse`] without the small-order test).
 /// A frame of its own, so that the X25519 ladder after it does not run below this one.
 #[inline(never)]

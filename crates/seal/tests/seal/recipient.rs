@@ -22,10 +22,16 @@ fn fresh_recipient_text() -> String {
 fn a_recipient_parses_to_the_key_its_text_encodes() {
     let recipient = parse(SPEC_RECIPIENT).unwrap();
     assert_eq!(encode("age", recipient.public_key()), SPEC_RECIPIENT);
+    assert_eq!(
+        recipient.to_string(),
+        SPEC_RECIPIENT,
+        "Display gives the text back"
+    );
     for _ in 0..32 {
         let text = fresh_recipient_text();
         let recipient = parse(&text).unwrap();
         assert_eq!(encode("age", recipient.public_key()), text);
+        assert_eq!(recipient.to_string(), text);
         assert_eq!(
             Recipient::from_public_key(*recipient.public_key()),
             recipient
