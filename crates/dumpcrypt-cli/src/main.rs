@@ -10,6 +10,11 @@ mod keygen;
 mod options;
 mod output;
 mod parameters;
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "`unseal` and `decrypt --identity` read it next")
+)]
+mod sealed_keys;
 #[cfg(windows)]
 mod secret;
 mod simulate;
