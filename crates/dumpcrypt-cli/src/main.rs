@@ -10,14 +10,11 @@ mod keygen;
 mod options;
 mod output;
 mod parameters;
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "`unseal` and `decrypt --identity` read it next")
-)]
 mod sealed_keys;
 #[cfg(windows)]
 mod secret;
 mod simulate;
+mod unseal;
 
 use std::process::ExitCode;
 
@@ -50,6 +47,9 @@ enum Command {
     Decrypt(decrypt::Args),
     /// Find crash dump headers in a raw image, and extract a dump.
     FindDump(find_dump::Args),
+    /// Open the sealed keys of the `sealed` key source (a .reg export of SealedKeys) with
+    /// an age identity: list them by load time and fingerprint, write them as key files.
+    Unseal(unseal::Args),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +60,7 @@ fn main() -> ExitCode {
         Command::Config(args) => configure::run(args),
         Command::Decrypt(args) => decrypt::run(args),
         Command::FindDump(args) => find_dump::run(args),
+        Command::Unseal(args) => unseal::run(args),
     };
     match result {
         Ok(code) => code,
