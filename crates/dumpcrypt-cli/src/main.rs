@@ -6,6 +6,7 @@ mod decrypt;
 mod find_dump;
 mod input;
 mod interrupt;
+mod key_search;
 mod keygen;
 mod options;
 mod output;
