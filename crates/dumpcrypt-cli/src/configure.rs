@@ -321,7 +321,7 @@ const OPTIONAL: [ValueName; 3] = [ValueName::Key, ValueName::DiskId, ValueName::
 
 /// `prefix` then comma-separated hex bytes, in lines of at most 80 columns ended by `,\`,
 /// continued with a two-space indent, as regedit exports.
-fn hex_data(prefix: &str, bytes: &[u8], indent: usize) -> String {
+pub(crate) fn hex_data(prefix: &str, bytes: &[u8], indent: usize) -> String {
     let mut text = prefix.to_string();
     let mut column = indent + prefix.len();
     for (index, byte) in bytes.iter().enumerate() {

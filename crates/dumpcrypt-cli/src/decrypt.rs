@@ -12,23 +12,38 @@ use std::process::ExitCode;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::time::Instant;
 
-use dumpcrypt_core::config::Policy;
+use dumpcrypt_core::config::{Config, Policy};
 use dumpcrypt_core::geometry::Geometry;
-use dumpcrypt_xts::{Backend, StateArea, XtsAes256};
+use dumpcrypt_xts::{Backend, StateArea, XtsAes256, KEY_LEN};
 use indicatif::ProgressBar;
 
 use crate::input::{self, progress_bar, read_full, Input};
+use crate::key_search::{self, Hit};
 use crate::options::{
     human, parse_backend, parse_range, parse_size, read_key, CliError, TransformArgs,
 };
 use crate::output::{self, Output, Rules};
-use crate::parameters::{describe_transform, Settings};
+use crate::parameters::{describe_transform, fingerprint, Settings};
+use crate::unseal::{self, Entry};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Key file: the 64 bytes the driver was configured with.
-    #[arg(long)]
-    pub key: PathBuf,
+    /// Key file: the 64 bytes the driver was configured with (or that `unseal` wrote).
+    #[arg(
+        long,
+        required_unless_present = "identity",
+        conflicts_with = "identity"
+    )]
+    pub key: Option<PathBuf>,
+    /// Instead of --key, for the sealed key source: the age identity file that opens the
+    /// sealed keys of --sealed-keys. Each key that opens is tried, newest first; the one
+    /// under which a crash dump or hibernation header decrypts is used. The image must be a
+    /// file or a block device (it is read twice).
+    #[arg(long, value_name = "FILE", requires = "sealed_keys")]
+    pub identity: Option<PathBuf>,
+    /// With --identity: a `reg export` of the Parameters or the SealedKeys key.
+    #[arg(long = "sealed-keys", value_name = "FILE.reg", requires = "identity")]
+    pub sealed_keys: Option<PathBuf>,
     /// The encrypted raw image: a whole disk (with --partition-offset) or the dump partition;
     /// a file, a block device, or a stream (`-` for standard input, a pipe, a FIFO).
     #[arg(long = "in", value_name = "IMAGE")]
@@ -159,7 +174,7 @@ impl Plan {
     }
 
     /// `[start, end)` cut into pieces of about `size` bytes, never inside a data unit.
-    fn pieces(&self, span: Range<u64>, size: u64) -> Vec<Range<u64>> {
+    pub fn pieces(&self, span: Range<u64>, size: u64) -> Vec<Range<u64>> {
         let mut pieces = Vec::new();
         let mut at = span.start;
         while at < span.end {
@@ -221,32 +236,106 @@ fn rules(force: bool) -> Rules {
     }
 }
 
-pub fn run(args: Args) -> Result<ExitCode, CliError> {
-    // The output first: a refused or unwritable output costs no work.
-    let rules = rules(args.force);
-    let destination = output::resolve(&args.out, &rules)?;
-    let mut key = read_key(&args.key)?;
-    // The driver's own parser checks the area against the data unit.
+/// The driver's configuration for `key` and the options; its own parser checks the area
+/// against the data unit.
+fn configuration(args: &Args, key: &[u8; KEY_LEN]) -> Result<Config, CliError> {
     let mut settings = Settings::passthrough();
     settings.crash_dump_policy = Policy::Encrypt;
     // Encrypted like the crash dump, so that the parser's hibernation rule is met.
     settings.hibernation_policy = Policy::Encrypt;
-    settings.key = Some(key);
+    settings.key = Some(*key);
     settings.data_unit = args.transform.data_unit();
     settings.area = args.transform.area.clone();
     settings.tweak_base = args.transform.tweak_base();
-    let config = settings.validate()?;
-    drop(settings);
-    let xts = XtsAes256::exactly(&key, args.backend)
+    settings.validate()
+}
+
+/// The transform under `key` with the chosen backend.
+fn cipher(key: &[u8; KEY_LEN], backend: Backend) -> Result<XtsAes256, CliError> {
+    XtsAes256::exactly(key, backend)
         .map_err(|error| CliError::Usage(format!("key: {error:?}")))?
         .ok_or_else(|| {
             CliError::Usage(format!(
                 "--backend {}: this processor does not run it",
-                args.backend.name()
+                backend.name()
             ))
-        })?;
-    key.fill(0);
-    std::hint::black_box(&key);
+        })
+}
+
+/// The keys to decrypt with: the one of --key, or those --identity opens in --sealed-keys
+/// (newest first, with their entries to say which fitted).
+enum Keys {
+    File([u8; KEY_LEN]),
+    Sealed(Vec<Entry>),
+}
+
+impl Drop for Keys {
+    fn drop(&mut self) {
+        if let Self::File(key) = self {
+            key.fill(0);
+            std::hint::black_box(key);
+        }
+    }
+}
+
+impl Keys {
+    fn read(args: &Args, say: &dyn Fn(&str)) -> Result<Self, CliError> {
+        match (&args.key, &args.identity, &args.sealed_keys) {
+            (Some(key), _, _) => Ok(Self::File(read_key(key)?)),
+            (None, Some(identity), Some(sealed_keys)) => {
+                let entries = unseal::unseal_all(identity, sealed_keys)?;
+                match unseal::listing(&entries, identity, sealed_keys) {
+                    Ok(text) => say(&text),
+                    Err((text, error)) => {
+                        say(&text);
+                        return Err(error);
+                    }
+                }
+                Ok(Self::Sealed(
+                    entries
+                        .into_iter()
+                        .filter(|entry| entry.key().is_some())
+                        .collect(),
+                ))
+            }
+            _ => Err(CliError::Usage(
+                "give --key FILE, or --identity FILE with --sealed-keys FILE.reg".into(),
+            )),
+        }
+    }
+
+    /// Every key, newest first.
+    fn keys(&self) -> Vec<&[u8; KEY_LEN]> {
+        match self {
+            Self::File(key) => vec![key],
+            Self::Sealed(entries) => entries
+                .iter()
+                .filter_map(|entry| entry.key().map(unseal::Key::bytes))
+                .collect(),
+        }
+    }
+}
+
+pub fn run(args: Args) -> Result<ExitCode, CliError> {
+    // The output first: a refused or unwritable output costs no work.
+    let rules = rules(args.force);
+    let destination = output::resolve(&args.out, &rules)?;
+    // What is for people goes to standard error when the image goes to standard output.
+    let to_stdout = destination == output::Destination::Stdout;
+    let say = |text: &str| {
+        if to_stdout {
+            eprint!("{text}");
+        } else {
+            crate::out!("{text}");
+        }
+    };
+    let keys = Keys::read(&args, &say)?;
+    let candidates = keys.keys();
+    let mut config = configuration(&args, candidates[0])?;
+    let ciphers = candidates
+        .iter()
+        .map(|key| cipher(key, args.backend))
+        .collect::<Result<Vec<_>, CliError>>()?;
     check_partition_offset(args.partition_offset)?;
     let geometry = config.geometry(args.partition_offset);
 
@@ -257,13 +346,24 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     if input.len.is_some() {
         output.ensure_space(plan.range.end - plan.range.start)?;
     }
-    // What was used, where the user sees it (standard error when the image goes to stdout).
-    let used = describe_transform(&config, args.partition_offset);
-    if output.is_stdout() {
-        eprint!("{used}");
-    } else {
-        crate::out!("{used}");
+    let mut ciphers = ciphers;
+    if let Keys::Sealed(entries) = &keys {
+        let chosen = choose_key(&plan, &ciphers, &mut input, entries)?;
+        say(&format!(
+            "sealed key       {} ({}), fingerprint {}: {} decrypts at image offset {:#x}\n",
+            entries[chosen.key].stamp,
+            entries[chosen.key].stamp.readable(),
+            fingerprint(candidates[chosen.key]),
+            chosen.what,
+            chosen.offset
+        ));
+        config = configuration(&args, candidates[chosen.key])?;
+        ciphers.swap(0, chosen.key);
     }
+    drop(keys);
+    let xts = ciphers.swap_remove(0);
+    drop(ciphers);
+    say(&describe_transform(&config, args.partition_offset));
     input.skip(plan.range.start)?;
     let began = Instant::now();
     let (output, end) = decrypt_stream(&plan, &xts, input, output)?;
@@ -283,6 +383,33 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The sealed key under which a header decrypts (the first in the image; at one sector, the
+/// newest key), or an error naming the keys tried.
+fn choose_key(
+    plan: &Plan,
+    ciphers: &[XtsAes256],
+    input: &mut Input,
+    entries: &[Entry],
+) -> Result<Hit, CliError> {
+    input.require_len(
+        "decrypt --identity reads it twice (first to find the sealed key under which a dump \
+         header decrypts, then to decrypt it)",
+    )?;
+    let found = key_search::search(plan, ciphers, &mut input.file, &input.name)?;
+    found.ok_or_else(|| {
+        let stamps: Vec<&str> = entries.iter().map(|entry| entry.stamp.as_str()).collect();
+        CliError::Usage(format!(
+            "{}: no crash dump or hibernation header decrypts under any of the {} sealed keys \
+             that opened ({}) in the encrypted area: the image was encrypted under another \
+             key, or --partition-offset, --area, --data-unit or --tweak-base differ from the \
+             driver's. Nothing was written",
+            input.name,
+            entries.len(),
+            stamps.join(", ")
+        ))
+    })
 }
 
 /// A partition starts on a sector boundary, and no sector is smaller than 512 bytes.

@@ -41,6 +41,16 @@ mod layout {
     pub const FIELDS_LEN: usize = 0x1000;
 }
 
+/// The signature `sector` starts with, if it is a crash dump header's: `PAGEDU64` (64-bit)
+/// or `PAGEDUMP` (32-bit).
+pub fn crash_dump_signature(sector: &[u8]) -> Option<&'static str> {
+    match sector.get(..8)? {
+        signature if signature == layout::SIGNATURE_64 => Some("PAGEDU64"),
+        signature if signature == layout::SIGNATURE_32 => Some("PAGEDUMP"),
+        _ => None,
+    }
+}
+
 /// Headers are looked for at every multiple of this (the smallest sector).
 pub const SECTOR: u64 = 512;
 

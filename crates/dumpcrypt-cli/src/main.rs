@@ -6,13 +6,16 @@ mod decrypt;
 mod find_dump;
 mod input;
 mod interrupt;
+mod key_search;
 mod keygen;
 mod options;
 mod output;
 mod parameters;
+mod sealed_keys;
 #[cfg(windows)]
 mod secret;
 mod simulate;
+mod unseal;
 
 use std::process::ExitCode;
 
@@ -45,6 +48,9 @@ enum Command {
     Decrypt(decrypt::Args),
     /// Find crash dump headers in a raw image, and extract a dump.
     FindDump(find_dump::Args),
+    /// Open the sealed keys of the `sealed` key source (a .reg export of SealedKeys) with
+    /// an age identity: list them by load time and fingerprint, write them as key files.
+    Unseal(unseal::Args),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +61,7 @@ fn main() -> ExitCode {
         Command::Config(args) => configure::run(args),
         Command::Decrypt(args) => decrypt::run(args),
         Command::FindDump(args) => find_dump::run(args),
+        Command::Unseal(args) => unseal::run(args),
     };
     match result {
         Ok(code) => code,
