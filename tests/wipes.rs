@@ -15,6 +15,8 @@ fn key() -> [u8; 64] {
 fn values() -> RegistryValues {
     let mut values = RegistryValues::present();
     values.set_dword(ValueName::CrashDumpPolicy, 1);
+    // Hibernation refused: a key in memory beside a plaintext hiberfil.sys is refused.
+    values.set_dword(ValueName::HibernationPolicy, 2);
     values.set_binary(ValueName::Key, &key());
     values
 }
