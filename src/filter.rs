@@ -33,7 +33,8 @@ use crate::mdl::{Source, Target};
 use crate::request::RawRequest;
 use dumpcrypt_core::config::{Config, Policy};
 use dumpcrypt_core::fault::{Callback, Fault, BUGCHECK_CODE};
-use dumpcrypt_core::instance::{Action, DumpType, StartOutcome};
+use dumpcrypt_core::geometry::data_unit_fits_sectors;
+use dumpcrypt_core::instance::{Action, DumpType, FinishOutcome, StartOutcome};
 use dumpcrypt_core::provider::disk_of_partition_info;
 
 /// One loaded copy of the filter: the context handed over through DumpData.
@@ -128,30 +129,15 @@ fn load(
         return Err(STATUS_INVALID_PARAMETER);
     }
     let dump_type = DumpType::from_raw(extension.DumpType).ok_or(STATUS_INVALID_PARAMETER)?;
-    let config = read_config(passive)?;
-    let action = match config.policy(dump_type) {
-        Policy::Passthrough => Action::Passthrough,
-        Policy::Refuse => Action::Refuse,
-        Policy::Encrypt => {
-            let info = &extension.PartitionInfo;
-            let disk = disk_of_partition_info(info.PartitionStyle, partition_union(info));
-            // SAFETY: DeviceObject is as the system passed it.
-            match unsafe {
-                Encryption::prepare(
-                    passive,
-                    &config,
-                    dump_type,
-                    disk,
-                    extension.DeviceObject,
-                    max_pages_per_write,
-                )
-            } {
-                Ok(encryption) => Action::Encrypt(encryption),
-                // No plaintext where the configuration says encrypt: no dump at all.
-                Err(Unprepared::Refused) => Action::Refuse,
-                Err(Unprepared::Failed(status)) => return Err(status),
-            }
-        }
+    // From here on nothing but the system's own arguments fails DriverEntry: whatever goes
+    // wrong with the configuration or the encrypt policy loads a refusing instance, which
+    // holds on every Windows version (DUMP_FILTER_CRITICAL, which makes the system write no
+    // dump when a filter fails to load, is documented from Windows 8 only). Only an
+    // instance that cannot be allocated at all fails DriverEntry.
+    let action = match read_config(passive) {
+        // A present but invalid configuration, or a Parameters key that cannot be read.
+        Err(_) => Action::Refuse,
+        Ok(config) => action(passive, extension, &config, dump_type, max_pages_per_write),
     };
     let instance = PoolBox::try_new(passive, STATUS_INSUFFICIENT_RESOURCES, || {
         Ok(Instance::new(dump_type, action))
@@ -164,6 +150,53 @@ fn load(
         return Err(STATUS_INSUFFICIENT_RESOURCES);
     }
     Ok(instance)
+}
+
+/// What the configuration makes of this stack. The encrypt policy refuses (no dump) when
+/// its keys cannot be had, when preparing them fails (pool exhausted, the partition query
+/// failing, key expansion), and when the dump device's sectors are not whole data units.
+/// PASSIVE_LEVEL.
+fn action(
+    passive: &Passive,
+    extension: &FILTER_EXTENSION_V1,
+    config: &Config,
+    dump_type: DumpType,
+    max_pages_per_write: u32,
+) -> Action<Encryption> {
+    match config.policy(dump_type) {
+        Policy::Passthrough => Action::Passthrough,
+        Policy::Refuse => Action::Refuse,
+        Policy::Encrypt => {
+            let info = &extension.PartitionInfo;
+            let disk = disk_of_partition_info(info.PartitionStyle, partition_union(info));
+            // SAFETY: DeviceObject is as the system passed it.
+            match unsafe {
+                Encryption::prepare(
+                    passive,
+                    config,
+                    dump_type,
+                    disk,
+                    extension.DeviceObject,
+                    max_pages_per_write,
+                )
+            } {
+                // The stack writes whole sectors: a data unit they may not be aligned to is
+                // refused now rather than found misaligned in the middle of a dump.
+                Ok(encryption)
+                    if data_unit_fits_sectors(
+                        encryption.data_unit(),
+                        extension.Geometry.BytesPerSector,
+                    ) =>
+                {
+                    Action::Encrypt(encryption)
+                }
+                // Dropped here, at PASSIVE_LEVEL: wiped and freed.
+                Ok(_) => Action::Refuse,
+                // No plaintext where the configuration says encrypt: no dump at all.
+                Err(Unprepared::Refused | Unprepared::Failed(_)) => Action::Refuse,
+            }
+        }
+    }
 }
 
 /// Reads and parses the Parameters key. Not inlined: the raw values are gone from the stack
@@ -304,7 +337,7 @@ unsafe extern "C-unwind" fn dump_read(
     // SAFETY: the dump stack's contract for the offset and the MDL, for this call.
     let read = |instance: &mut Instance| unsafe {
         RawRequest::<Target>::scope(disk_byte_offset, mdl, |request| {
-            if let Some(encryption) = instance.read()? {
+            if let Some(encryption) = instance.read(|| request.offset())? {
                 encryption.read(request)?;
             }
             Ok(STATUS_SUCCESS)
@@ -315,7 +348,8 @@ unsafe extern "C-unwind" fn dump_read(
     complete(Callback::Read, result)
 }
 
-/// Dump_Finish: wipes the secondary buffer. HIGH_LEVEL.
+/// Dump_Finish: wipes the secondary buffer, and on the crash dump stack after its dump the
+/// key schedules too, in place. HIGH_LEVEL.
 ///
 /// # Safety
 /// As for [`dump_start`].
@@ -323,8 +357,13 @@ unsafe extern "C-unwind" fn dump_finish(extension: *mut FILTER_EXTENSION) -> NTS
     // SAFETY: the dump stack's contract, passed on.
     let result = unsafe {
         with_instance(extension, |instance| {
-            if let Some(encryption) = instance.finish() {
-                encryption.finish();
+            match instance.finish() {
+                FinishOutcome::Nothing => {}
+                FinishOutcome::Buffer(encryption) => encryption.finish(),
+                FinishOutcome::BufferAndKeys(encryption) => {
+                    encryption.finish();
+                    encryption.wipe_keys();
+                }
             }
             Ok(STATUS_SUCCESS)
         })

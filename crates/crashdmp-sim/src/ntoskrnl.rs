@@ -362,6 +362,25 @@ fn free(ptr: *mut u8, expected: Kind) {
     });
 }
 
+/// How many of the allocations still live (not freed) hold `needle` somewhere: for tests
+/// that look for key material a filter should have wiped without freeing. Not a service.
+pub fn live_allocations_holding(needle: &[u8]) -> usize {
+    let live: Vec<(usize, usize)> = with(|kernel| {
+        kernel
+            .live
+            .iter()
+            .map(|(&address, allocation)| (address, allocation.layout.size()))
+            .collect()
+    });
+    live.into_iter()
+        .filter(|&(address, size)| {
+            // SAFETY: a live allocation of `size` bytes, made by `allocate` and not freed.
+            let contents = unsafe { std::slice::from_raw_parts(address as *const u8, size) };
+            !needle.is_empty() && contents.windows(needle.len()).any(|w| w == needle)
+        })
+        .count()
+}
+
 /// `ExAllocatePoolWithTag` for nonpaged pool (16-byte aligned, as on x64).
 pub fn ex_allocate_pool_with_tag(size: usize, tag: u32) -> *mut u8 {
     enter(Service::ExAllocatePoolWithTag);
