@@ -338,7 +338,10 @@ impl Machine {
         let end = offset + out.len() as u64;
         if self.boot_log_written {
             let start = self.config.partition_offset + DUMP_STACK_LOG_OFFSET;
-            let (lo, hi) = (start.max(offset), (start + DUMP_STACK_LOG_LEN as u64).min(end));
+            let (lo, hi) = (
+                start.max(offset),
+                (start + DUMP_STACK_LOG_LEN as u64).min(end),
+            );
             if lo < hi {
                 let text = dump_stack_log();
                 out[(lo - offset) as usize..(hi - offset) as usize]
@@ -558,7 +561,10 @@ impl Machine {
         let after = mdl.header();
         check_write(call, &before, &after, offset, DUMP_STACK_LOG_OFFSET)?;
         if self.staging.as_slice()[..len] != text[..] {
-            return Err(SimError::rule(call, "wrote into the caller's source buffer"));
+            return Err(SimError::rule(
+                call,
+                "wrote into the caller's source buffer",
+            ));
         }
         let (mut by_pfn, mut by_va) = (vec![0u8; len], vec![0u8; len]);
         mdl.gather_by_pfn_into(&mut by_pfn)

@@ -114,6 +114,10 @@ pub struct Environment {
     /// FILTER_EXTENSION.PartitionInfo of the dump device: PartitionStyle (0 MBR, 1 GPT, 2
     /// RAW) and the 16 bytes of its union (MBR Signature and CheckSum, or the GPT DiskId).
     pub partition_info: (u32, [u8; 16]),
+    /// FILTER_EXTENSION.Geometry.BytesPerSector of the dump device (0: unknown). A disk of
+    /// 4096-byte sectors takes only 4096-aligned transfers ([`crate::machine::MachineConfig`]'s
+    /// `sector_size`).
+    pub bytes_per_sector: u32,
 }
 
 /// The GPT disk GUID of the simulated dump disk, as the GUID structure lays it out.
@@ -130,6 +134,7 @@ impl Default for Environment {
             secrets: Vec::new(),
             system_filter_flags: crate::stack::UNKNOWN_SYSTEM_FLAG,
             partition_info: (1, SIMULATED_DISK_GUID),
+            bytes_per_sector: 512,
         }
     }
 }
