@@ -367,9 +367,10 @@ fn free(ptr: *mut u8, expected: Kind) {
     });
 }
 
-/// How many of the allocations still live (not freed) hold `needle` somewhere: for tests
-/// that look for key material a filter should have wiped without freeing. Not a service.
-pub fn live_allocations_holding(needle: &[u8]) -> usize {
+/// The sizes of the allocations still live (not freed) that hold `needle` somewhere: for
+/// tests that look for key material a filter should have wiped without freeing. Not a
+/// service.
+pub fn live_allocations_holding(needle: &[u8]) -> Vec<usize> {
     let live: Vec<(usize, usize)> = with(|kernel| {
         kernel
             .live
@@ -383,7 +384,8 @@ pub fn live_allocations_holding(needle: &[u8]) -> usize {
             let contents = unsafe { std::slice::from_raw_parts(address as *const u8, size) };
             !needle.is_empty() && contents.windows(needle.len()).any(|w| w == needle)
         })
-        .count()
+        .map(|(_, size)| size)
+        .collect()
 }
 
 /// `ExAllocatePoolWithTag` for nonpaged pool (16-byte aligned, as on x64).
