@@ -181,7 +181,7 @@ struct Expected {
 /// ended by NULs and nothing after them, of ASCII characters that `Recipient::parse` accepts
 /// (at most [`MAX_VALUE_LEN`] bytes in all, as every value).
 fn recipient_of(bytes: &[u8]) -> Option<Recipient> {
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return None;
     }
     let units: Vec<u16> = bytes
