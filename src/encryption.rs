@@ -156,6 +156,14 @@ impl Encryption {
         CheckedWrite::parse(request, &self.geometry, &mut self.buffer)?.encrypt(keys)
     }
 
+    /// Dump_Write after the crash dump copy's keys were wiped at Dump_Finish (the crash dump
+    /// driver may still write its log): the write goes out with zeros inside every range, its
+    /// full extent (there is no live state to trust any more). HIGH_LEVEL.
+    pub(crate) fn blank(&mut self, request: RawRequest<'_, Source>) -> Result<(), Fault> {
+        let areas = self.ranges.iter().flatten().map(|range| range.area);
+        CheckedWrite::parse(request, &self.geometry, &mut self.buffer)?.blank(areas)
+    }
+
     /// Dump_Read. HIGH_LEVEL.
     pub(crate) fn read(&mut self, request: RawRequest<'_, Target>) -> Result<(), Fault> {
         let keys = keys(&self.ranges, self.live.as_ref());
@@ -174,7 +182,7 @@ impl Encryption {
 
     /// Dump_Finish of the crash dump stack: overwrites every range's key schedules in their
     /// pool blocks, freeing nothing (HIGH_LEVEL). Every transform afterwards fails; the
-    /// instance refuses Dump_Start and bug checks a transfer before it gets here.
+    /// instance refuses Dump_Start, blanks writes ([`Encryption::blank`]) and hands reads on.
     pub(crate) fn wipe_keys(&mut self) {
         for range in self.ranges.iter_mut().flatten() {
             range.cipher.wipe();

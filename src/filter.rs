@@ -34,7 +34,7 @@ use crate::request::RawRequest;
 use dumpcrypt_core::config::{Config, Policy};
 use dumpcrypt_core::fault::{Callback, Fault, BUGCHECK_CODE};
 use dumpcrypt_core::geometry::data_unit_fits_sectors;
-use dumpcrypt_core::instance::{Action, DumpType, FinishOutcome, StartOutcome};
+use dumpcrypt_core::instance::{Action, DumpType, FinishOutcome, StartOutcome, WriteWith};
 use dumpcrypt_core::provider::disk_of_partition_info;
 
 /// One loaded copy of the filter: the context handed over through DumpData.
@@ -314,8 +314,10 @@ unsafe extern "C-unwind" fn dump_write(
     // SAFETY: the dump stack's contract for the offset and the MDL, for this call.
     let write = |instance: &mut Instance| unsafe {
         RawRequest::<Source>::scope(disk_byte_offset, mdl, |request| {
-            if let Some(encryption) = instance.write(|| request.offset())? {
-                encryption.write(request)?;
+            match instance.write(|| request.offset())? {
+                WriteWith::Untouched => {}
+                WriteWith::Encrypt(encryption) => encryption.write(request)?,
+                WriteWith::Blank(encryption) => encryption.blank(request)?,
             }
             Ok(STATUS_SUCCESS)
         })
@@ -337,7 +339,7 @@ unsafe extern "C-unwind" fn dump_read(
     // SAFETY: the dump stack's contract for the offset and the MDL, for this call.
     let read = |instance: &mut Instance| unsafe {
         RawRequest::<Target>::scope(disk_byte_offset, mdl, |request| {
-            if let Some(encryption) = instance.read(|| request.offset())? {
+            if let Some(encryption) = instance.read() {
                 encryption.read(request)?;
             }
             Ok(STATUS_SUCCESS)

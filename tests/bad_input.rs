@@ -500,11 +500,16 @@ fn a_mapped_mdl_without_mapped_system_va_is_not_mapped() {
     filter.unload().unwrap();
 }
 
-/// The crash dump copy's Dump_Finish wipes its keys: Dump_Start is refused afterwards, and a
-/// write or a read is the bug check KeysWiped (0x0D) with the disk offset, never plaintext.
+/// The crash dump copy's Dump_Finish wipes its keys: Dump_Start is refused afterwards; a
+/// write (the crash dump driver finalizes its DumpStack.log after Dump_Finish) goes out with
+/// zeros inside the area and its bytes outside it as they are, never plaintext inside and
+/// never a bug check; a read is handed on as it was read.
 #[test]
 fn after_the_crash_dumps_finish_its_keys_are_gone() {
-    let (mut filter, source) = started();
+    // The area ends half-way into the write after the finish.
+    let parameters = Parameters::encrypt_both().qword("EncryptedAreaEnd", 0x1800);
+    let mut filter = started_with(parameters, CRASHDUMP, 16);
+    let source = pattern(2 * 4096, 0);
     let mut mdl = mdl_for(&source, 0, 4096, Shape::NonpagedPool);
     assert_eq!(write(&mut filter, 0, &mut mdl).unwrap(), 0);
     assert_eq!(filter.finish().unwrap(), 0);
@@ -513,14 +518,31 @@ fn after_the_crash_dumps_finish_its_keys_are_gone() {
         STATUS_ACCESS_DENIED,
         "a second dump"
     );
+    let mut mdl = mdl_for(&source, 0, 2 * 4096, Shape::NonpagedPool);
+    assert_eq!(write(&mut filter, 0x1000, &mut mdl).unwrap(), 0);
+    let mut written = vec![0xAAu8; 2 * 4096];
+    mdl.gather_by_va_into(&mut written).unwrap();
+    assert!(
+        written[..0x800].iter().all(|&byte| byte == 0),
+        "zeros inside the area"
+    );
+    assert!(
+        written[0x800..] == source.as_slice()[0x800..],
+        "the bytes outside the area as they are"
+    );
+    // A misaligned write still faults.
     let mut mdl = mdl_for(&source, 0, 4096, Shape::NonpagedPool);
     expect_bug_check(
-        write(&mut filter, 0x1000, &mut mdl),
-        [0x0D, 0x1000, 0, WRITE],
+        write(&mut filter, 0x1100, &mut mdl),
+        [0x02, 0x1100, 512, WRITE],
     );
     let buffer = pattern(4096, 3);
     let mut mdl = mdl_for(&buffer, 0, 4096, Shape::NonpagedPool);
-    expect_bug_check(read(&mut filter, 0x3000, &mut mdl), [0x0D, 0x3000, 0, READ]);
+    assert_eq!(read(&mut filter, 0x1000, &mut mdl).unwrap(), 0);
+    assert!(
+        buffer.as_slice() == pattern(4096, 3).as_slice(),
+        "a read is handed on untouched"
+    );
     filter.unload().unwrap();
 }
 

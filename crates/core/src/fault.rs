@@ -69,10 +69,6 @@ pub enum Fault {
     SourceInSecondaryBuffer { source: usize },
     /// FILTER_EXTENSION.DumpType differs from the type the instance was loaded for.
     DumpTypeMismatch { loaded: u32, found: u32 },
-    /// A write or read reached the crash dump copy after its Dump_Finish wiped the key
-    /// schedules: nothing can be encrypted or decrypted any more, and nothing goes out in
-    /// plaintext.
-    KeysWiped { offset: u64 },
     /// A Rust panic in the kernel-mode build (kernel builds only).
     Panic { line: u32, column: u32 },
 }
@@ -115,7 +111,6 @@ rules! {
     0x0A OffsetOutOfRange "disk offset" "ByteCount",
     0x0B SourceInSecondaryBuffer "source address" "0",
     0x0C DumpTypeMismatch "dump type loaded" "dump type in the extension",
-    0x0D KeysWiped "disk offset" "0",
     0x0F Panic "source line" "source column",
 }
 
@@ -158,7 +153,6 @@ impl Fault {
             Self::DumpTypeMismatch { loaded, found } => {
                 (Rule::DumpTypeMismatch, loaded.into(), found.into())
             }
-            Self::KeysWiped { offset } => (Rule::KeysWiped, offset, 0),
             Self::Panic { line, column } => (Rule::Panic, line.into(), column.into()),
         }
     }
@@ -240,7 +234,6 @@ mod tests {
                 },
                 [0x0C, 7, 9, 3],
             ),
-            (Fault::KeysWiped { offset: 7 }, [0x0D, 7, 0, 3]),
             (Fault::Panic { line: 7, column: 9 }, [0x0F, 7, 9, 3]),
         ];
         assert_eq!(

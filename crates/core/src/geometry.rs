@@ -354,6 +354,31 @@ impl Transfer {
         Ok(())
     }
 
+    /// Dump_Write with the keys wiped: copies `source` to `destination` with zeros in place
+    /// of the part inside each area. Both are `len()` bytes long.
+    pub fn blank(
+        &self,
+        areas: impl IntoIterator<Item = Area>,
+        source: &[u8],
+        destination: &mut [u8],
+    ) -> Result<(), Fault> {
+        let misfit = self.misfit();
+        if source.len() != self.len {
+            return Err(misfit);
+        }
+        let destination = destination.get_mut(..self.len).ok_or(misfit)?;
+        destination.copy_from_slice(source);
+        for area in areas {
+            if let Some(span) = self.span(area) {
+                destination
+                    .get_mut(span.start..span.end)
+                    .ok_or(misfit)?
+                    .fill(0);
+            }
+        }
+        Ok(())
+    }
+
     /// Dump_Read: decrypts in place the part of `data` inside each area with its key.
     /// `data` is `len()` bytes long; `keys` is sorted and disjoint.
     pub fn decrypt_in_place<'k>(

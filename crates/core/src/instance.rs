@@ -58,9 +58,10 @@ impl DumpType {
 /// is no Unloaded state to check: a callback with an unloaded context fails the driver's
 /// context lookup.
 ///
-/// The state orders dumps; it does not gate data. A write or read in any state but KeysWiped
-/// is handled like any other (Windows' crash dump driver writes and reads its DumpStack.log
-/// through the dump stack at boot, before any Dump_Start).
+/// The state orders dumps; it does not gate data. A write or read in any state is handled
+/// like any other (Windows' crash dump driver writes and reads its DumpStack.log through the
+/// dump stack, also after Dump_Finish), except that with the keys wiped a write's bytes
+/// inside the area are blanked and a read is handed on untouched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// DriverEntry succeeded; no dump has started.
@@ -70,8 +71,21 @@ pub enum State {
     /// Dump_Finish came after a start (the hibernation copy: its keys stay for resume).
     Finished = 2,
     /// Dump_Finish came after a start on the crash dump copy and its key schedules are wiped:
-    /// Dump_Start is refused, and a write or read is a bug check (`KeysWiped`).
+    /// Dump_Start is refused; a write is blanked inside the area, a read handed on untouched.
     KeysWiped = 3,
+}
+
+/// What a Dump_Write goes through.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WriteWith<'a, E> {
+    /// Nothing: the MDL and offset are left as they are (passthrough).
+    Untouched,
+    /// The encrypt policy: encrypted inside the area, copied outside it.
+    Encrypt(&'a mut E),
+    /// The crash dump copy after its dump, keys wiped (the crash dump driver may still write
+    /// its log): zeros inside the area, copied outside it. Neither plaintext nor a bug check
+    /// on a machine whose dump is already on the disk.
+    Blank(&'a mut E),
 }
 
 /// The policy, with what it needs.
@@ -169,40 +183,37 @@ impl<E> Instance<E> {
         StartOutcome::Proceed
     }
 
-    /// Dump_Write: what the write goes through. `None`: leave the write untouched
-    /// (passthrough). A write before Dump_Start or after Dump_Finish is encrypted like any
-    /// other; only the crash dump copy whose keys are wiped cannot encrypt it. `offset` reads
-    /// DiskByteOffset, for the fault of a refused write. HIGH_LEVEL.
+    /// Dump_Write: what the write goes through. A write before Dump_Start or after
+    /// Dump_Finish is encrypted like any other; the crash dump copy whose keys are wiped
+    /// blanks it instead. `offset` reads DiskByteOffset, for the fault of a refused write.
+    /// HIGH_LEVEL.
     pub fn write(
         &mut self,
         offset: impl FnOnce() -> Result<i64, Fault>,
-    ) -> Result<Option<&mut E>, Fault> {
+    ) -> Result<WriteWith<'_, E>, Fault> {
+        let wiped = self.state == State::KeysWiped;
         match &mut self.action {
-            Action::Passthrough => Ok(None),
+            Action::Passthrough => Ok(WriteWith::Untouched),
             Action::Refuse => Err(Fault::WriteRefused {
                 offset: offset()? as u64,
             }),
-            Action::Encrypt(_) if self.state == State::KeysWiped => Err(Fault::KeysWiped {
-                offset: offset()? as u64,
+            Action::Encrypt(encryption) => Ok(if wiped {
+                WriteWith::Blank(encryption)
+            } else {
+                WriteWith::Encrypt(encryption)
             }),
-            Action::Encrypt(encryption) => Ok(Some(encryption)),
         }
     }
 
     /// Dump_Read: what decrypts the data read. `None`: hand it on untouched (passthrough,
     /// and refuse, which let nothing of its own reach the disk). A read before Dump_Start is
     /// decrypted like any other (what this instance's key source wrote earlier, a boot-time
-    /// log included); the crash dump copy whose keys are wiped cannot decrypt. HIGH_LEVEL.
-    pub fn read(
-        &mut self,
-        offset: impl FnOnce() -> Result<i64, Fault>,
-    ) -> Result<Option<&mut E>, Fault> {
+    /// log included); the crash dump copy whose keys are wiped has nothing to decrypt with
+    /// and hands the data on as it was read. HIGH_LEVEL.
+    pub fn read(&mut self) -> Option<&mut E> {
         match &mut self.action {
-            Action::Passthrough | Action::Refuse => Ok(None),
-            Action::Encrypt(_) if self.state == State::KeysWiped => Err(Fault::KeysWiped {
-                offset: offset()? as u64,
-            }),
-            Action::Encrypt(encryption) => Ok(Some(encryption)),
+            Action::Encrypt(encryption) if self.state != State::KeysWiped => Some(encryption),
+            Action::Encrypt(_) | Action::Passthrough | Action::Refuse => None,
         }
     }
 
@@ -270,14 +281,14 @@ mod tests {
         assert_eq!(instance.state(), State::Loaded, "a finish without a start");
         assert_eq!(instance.start(|_| true), StartOutcome::Proceed);
         assert_eq!(instance.state(), State::Started);
-        assert_eq!(instance.write(offset).unwrap().copied(), Some(7));
-        assert_eq!(instance.read(offset).unwrap().copied(), Some(7));
+        assert_eq!(instance.write(offset).unwrap(), WriteWith::Encrypt(&mut 7));
+        assert_eq!(instance.read().copied(), Some(7));
         assert_eq!(instance.finish(), FinishOutcome::Buffer(&mut 7));
         assert_eq!(instance.state(), State::Finished);
-        assert_eq!(instance.read(offset).unwrap().copied(), Some(7), "resume");
+        assert_eq!(instance.read().copied(), Some(7), "resume");
         assert_eq!(
-            instance.write(offset).unwrap().copied(),
-            Some(7),
+            instance.write(offset).unwrap(),
+            WriteWith::Encrypt(&mut 7),
             "a write after the finish is encrypted"
         );
         assert_eq!(
@@ -295,8 +306,8 @@ mod tests {
     fn transfers_before_dump_start_are_handled_like_any_other() {
         for dump_type in [DumpType::CrashDump, DumpType::Hibernation] {
             let mut instance = Instance::new(dump_type, Action::Encrypt(7u8));
-            assert_eq!(instance.write(offset).unwrap().copied(), Some(7));
-            assert_eq!(instance.read(offset).unwrap().copied(), Some(7));
+            assert_eq!(instance.write(offset).unwrap(), WriteWith::Encrypt(&mut 7));
+            assert_eq!(instance.read().copied(), Some(7));
             assert_eq!(instance.state(), State::Loaded);
             assert_eq!(instance.start(|_| true), StartOutcome::Proceed);
         }
@@ -308,29 +319,20 @@ mod tests {
         );
     }
 
-    /// The crash dump copy wipes its keys at the Dump_Finish of a dump: no second dump, and
-    /// a transfer afterwards is a bug check, never plaintext.
+    /// The crash dump copy wipes its keys at the Dump_Finish of a dump: no second dump; a
+    /// write afterwards (the crash dump driver's log) is blanked, never plaintext, never a bug
+    /// check; a read is handed on untouched.
     #[test]
     fn the_crash_dump_copy_is_spent_after_its_dump() {
         let mut instance = Instance::new(DumpType::CrashDump, Action::Encrypt(7u8));
         assert_eq!(instance.start(|_| true), StartOutcome::Proceed);
-        assert_eq!(instance.write(offset).unwrap().copied(), Some(7));
+        assert_eq!(instance.write(offset).unwrap(), WriteWith::Encrypt(&mut 7));
         assert_eq!(instance.finish(), FinishOutcome::BufferAndKeys(&mut 7));
         assert_eq!(instance.state(), State::KeysWiped);
         assert_eq!(instance.start(|_| true), StartOutcome::Refused);
         assert_eq!(instance.state(), State::KeysWiped);
-        assert_eq!(
-            instance.write(offset).unwrap_err(),
-            Fault::KeysWiped { offset: 0x4000 }
-        );
-        assert_eq!(
-            instance.read(offset).unwrap_err(),
-            Fault::KeysWiped { offset: 0x4000 }
-        );
-        assert_eq!(
-            instance.write(null_offset).unwrap_err(),
-            Fault::NullArgument { argument: 2 }
-        );
+        assert_eq!(instance.write(offset).unwrap(), WriteWith::Blank(&mut 7));
+        assert_eq!(instance.read(), None);
         assert_eq!(
             instance.finish(),
             FinishOutcome::BufferAndKeys(&mut 7),
@@ -347,10 +349,10 @@ mod tests {
     fn passthrough_touches_nothing_in_any_state() {
         let mut instance = Instance::new(DumpType::CrashDump, Action::<u8>::Passthrough);
         assert_eq!(instance.policy(), Policy::Passthrough);
-        assert_eq!(instance.write(null_offset).unwrap(), None);
-        assert_eq!(instance.read(null_offset).unwrap(), None);
+        assert_eq!(instance.write(null_offset).unwrap(), WriteWith::Untouched);
+        assert_eq!(instance.read(), None);
         assert_eq!(instance.start(|_| true), StartOutcome::Proceed);
-        assert_eq!(instance.write(null_offset).unwrap(), None);
+        assert_eq!(instance.write(null_offset).unwrap(), WriteWith::Untouched);
         assert_eq!(instance.finish(), FinishOutcome::Nothing);
         assert_eq!(instance.state(), State::Finished);
     }
@@ -369,7 +371,7 @@ mod tests {
             instance.write(null_offset).unwrap_err(),
             Fault::NullArgument { argument: 2 }
         );
-        assert_eq!(instance.read(offset).unwrap(), None);
+        assert_eq!(instance.read(), None);
         assert_eq!(instance.finish(), FinishOutcome::Nothing);
     }
 
