@@ -134,11 +134,20 @@ fn load(
     // holds on every Windows version (DUMP_FILTER_CRITICAL, which makes the system write no
     // dump when a filter fails to load, is documented from Windows 8 only). Only an
     // instance that cannot be allocated at all fails DriverEntry.
-    let action = match read_config(passive) {
+    let config = read_config(passive);
+    // The raw values and the parser's frames are dead, but their bytes (a registry key among
+    // them) are still on the stack, where the encrypt policy's values would be built next and
+    // carry them in their padding.
+    wipe_dead_stack();
+    let action = match &config {
         // A present but invalid configuration, or a Parameters key that cannot be read.
         Err(_) => Action::Refuse,
-        Ok(config) => action(passive, extension, &config, dump_type, max_pages_per_write),
+        Ok(config) => action(passive, extension, config, dump_type, max_pages_per_write),
     };
+    // The configuration's own copy of a key is wiped here; the key expansion's (and a sealed
+    // key's) frames are dead too: wiped before the instance is built on the stack.
+    drop(config);
+    wipe_dead_stack();
     let instance = PoolBox::try_new(passive, STATUS_INSUFFICIENT_RESOURCES, || {
         Ok(Instance::new(dump_type, action))
     })?
@@ -197,6 +206,21 @@ fn action(
             }
         }
     }
+}
+
+/// How much dead stack below `load`'s frame [`wipe_dead_stack`] overwrites: more than reading
+/// and parsing the configuration, or preparing the encrypt policy, reaches below it (the
+/// emulator measures DriverEntry's whole stack at about 7 KiB on the deepest path).
+const DEAD_STACK_WIPE: usize = 6 * 1024;
+
+/// Overwrites, with writes the compiler may not elide, the stack just below the caller's
+/// frame: where the frames of the calls it made before lay. Not inlined, so that its block is
+/// below the caller's frame. PASSIVE_LEVEL.
+#[inline(never)]
+fn wipe_dead_stack() {
+    let mut block = [0u8; DEAD_STACK_WIPE];
+    zeroize::Zeroize::zeroize(&mut block[..]);
+    core::hint::black_box(&block);
 }
 
 /// Reads and parses the Parameters key. Not inlined: the raw values are gone from the stack
