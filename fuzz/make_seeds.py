@@ -161,7 +161,7 @@ def dump_protocol_seeds():
     # to 265): the first two writes cut its start, the third lies inside, the fourth cuts its
     # end; the last is misaligned for the 4096-byte unit.
     yield "area_4096_disk_tweaks", protocol(
-        "11", structured(crash=1, unit=4096, start=pages(259), end=pages(265), tweak=1),
+        "11", structured(crash=1, hibernation=2, unit=4096, start=pages(259), end=pages(265), tweak=1),
         partition_sectors(2048), 3,
         [load("crash", 4), start(), write(0, offset_units(0), mdl(0, 32)),
          write(0, offset_units(16), mdl(0, 32)), write(0, offset_units(40), mdl(1, 24)),
@@ -178,7 +178,7 @@ def dump_protocol_seeds():
          start(1), write(1, offset_units(8), mdl(0, 8)), read(1, offset_units(8), mdl(0, 8)),
          foreign(0), unload(0), unload(1), start(1)])
     yield "top_of_range", protocol(
-        "11", structured(crash=1, tweak=1), partition_near_top(4), 6,
+        "11", structured(crash=1, hibernation=2, tweak=1), partition_near_top(4), 6,
         [load("crash", 8), start(), write(0, offset_units(0), mdl(0, 8)),
          write(0, offset_near_top(1), mdl(0, 8)), write(0, offset_units(8), mdl(0, 1)),
          write(0, offset_units(8), mdl(3, 8)), write(0, offset_units(8), mdl(0, 24, size=2,
@@ -191,42 +191,118 @@ def dump_protocol_seeds():
 
 # --- config ----------------------------------------------------------------------------
 
+# ValueType: Binary, Dword, Qword, String (REG_SZ), Other; Content: SmallDword, DataUnit,
+# Dword, AlignedQword, Qword, Key, Bytes, Text.
+VALUE_TYPES, CONTENTS = 5, 8
+BINARY, DWORD, QWORD, STRING = 0, 1, 2, 3
+
+# `age-keygen -y` of a fixed identity (crates/core's tests use the same pair).
+RECIPIENT = "age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnujwj"
+
+
 def value(value_type, content, claimed_len=None):
-    return variant(value_type, 4) + content + option(None if claimed_len is None else u16(claimed_len))
+    return (variant(value_type, VALUE_TYPES) + content
+            + option(None if claimed_len is None else u16(claimed_len)))
 
 
 def small_dword(n):
-    return variant(0, 7) + u8(n)
+    return variant(0, CONTENTS) + u8(n)
+
+
+def data_unit_content(large, delta=0):
+    return variant(1, CONTENTS) + boolean(large) + u8(delta)
+
+
+def dword_content(n):
+    return variant(2, CONTENTS) + u32(n)
 
 
 def aligned_qword(n, page=False):
-    return variant(3, 7) + u32(n) + boolean(page)
+    return variant(3, CONTENTS) + u32(n) + boolean(page)
 
 
 def key_content(seed, equal=False):
-    return variant(5, 7) + u8(seed) + boolean(equal)
+    return variant(5, CONTENTS) + u8(seed) + boolean(equal)
 
 
-def config_input(values):
-    return boolean(True) + b"".join(option(v) for v in values)
+# TextSpec: Recipient { nul }, Mistyped { at, with }, Identity, Upper, Any { text, nul }.
+def recipient_text(nul=True):
+    return variant(7, CONTENTS) + variant(0, 5) + boolean(nul)
+
+
+def mistyped_recipient(at, with_):
+    return variant(7, CONTENTS) + variant(1, 5) + u8(at) + u8(with_)
+
+
+def identity_text():
+    return variant(7, CONTENTS) + variant(2, 5)
+
+
+def upper_recipient():
+    return variant(7, CONTENTS) + variant(3, 5)
+
+
+# ValueName::ALL: CrashDumpPolicy, HibernationPolicy, Key, DataUnitSize, EncryptedAreaStart,
+# EncryptedAreaEnd, TweakBase, KeySource, DiskId, Backend, Recipient, AllowPlaintextHibernation.
+NAMES = ["CrashDumpPolicy", "HibernationPolicy", "Key", "DataUnitSize", "EncryptedAreaStart",
+         "EncryptedAreaEnd", "TweakBase", "KeySource", "DiskId", "Backend", "Recipient",
+         "AllowPlaintextHibernation"]
+
+
+def config_input(present=True, **values):
+    """`Input { key_present, values: [Option<Value>; 12] }`, decoded with take_rest: arbitrary
+    1.5 decodes the whole array, then decodes its last element again from the bytes after it,
+    so the last value is written twice."""
+    assert all(name in NAMES for name in values), values
+    last = option(values.get(NAMES[-1]))
+    return boolean(present) + b"".join(option(values.get(name)) for name in NAMES) + last
 
 
 def config_seeds():
-    binary, dword, qword = 0, 1, 2
-    values = 10  # ValueName::ALL: ..., TweakBase, KeySource, DiskId, Backend
-    valid = [value(dword, small_dword(1)), value(dword, small_dword(2)),
-             value(binary, key_content(9)), value(dword, variant(1, 7) + boolean(True) + u8(0)),
-             value(qword, aligned_qword(8, True)), value(qword, aligned_qword(64, True)),
-             value(dword, small_dword(1)), value(dword, small_dword(0)),
-             value(binary, variant(2, 7) + u32(0x12345678)), value(dword, small_dword(3))]
-    assert len(valid) == values
-    yield "every_value", config_input(valid)
-    yield "encrypt_needs_key", config_input([value(dword, small_dword(1))] + [None] * 9)
-    yield "equal_key_halves", config_input([None, None, value(binary, key_content(3, True))] + [None] * 7)
-    yield "long_value", config_input([None, None, value(binary, key_content(3), 200)] + [None] * 7)
-    yield "absent", boolean(False) + b"".join(option(None) for _ in range(values))
-    provider = [value(dword, small_dword(1))] + [None] * 6 + [value(dword, small_dword(1)), None, None]
-    yield "provider_key_source", config_input(provider)
+    every = dict(
+        CrashDumpPolicy=value(DWORD, small_dword(1)), HibernationPolicy=value(DWORD, small_dword(2)),
+        Key=value(BINARY, key_content(9)), DataUnitSize=value(DWORD, data_unit_content(True)),
+        EncryptedAreaStart=value(QWORD, aligned_qword(8, True)),
+        EncryptedAreaEnd=value(QWORD, aligned_qword(64, True)),
+        TweakBase=value(DWORD, small_dword(1)), KeySource=value(DWORD, small_dword(0)),
+        DiskId=value(BINARY, dword_content(0x12345678)), Backend=value(DWORD, small_dword(3)),
+        Recipient=value(STRING, recipient_text()),
+        AllowPlaintextHibernation=value(DWORD, small_dword(0)))
+    yield "every_value", config_input(**every)
+    crash = value(DWORD, small_dword(1))
+    key = value(BINARY, key_content(9))
+    yield "encrypt_needs_key", config_input(CrashDumpPolicy=crash)
+    yield "equal_key_halves", config_input(Key=value(BINARY, key_content(3, True)))
+    yield "long_value", config_input(Key=value(BINARY, key_content(3), 200))
+    yield "absent", config_input(present=False)
+    yield "provider_key_source", config_input(CrashDumpPolicy=crash,
+                                              KeySource=value(DWORD, small_dword(1)))
+    # A key in memory beside a plaintext hibernation file: refused, unless allowed.
+    yield "plaintext_hibernation", config_input(CrashDumpPolicy=crash, Key=key)
+    yield "plaintext_hibernation_allowed", config_input(
+        CrashDumpPolicy=crash, Key=key, AllowPlaintextHibernation=value(DWORD, small_dword(1)))
+    yield "allow_plaintext_hibernation_2", config_input(
+        CrashDumpPolicy=crash, Key=key, AllowPlaintextHibernation=value(DWORD, small_dword(2)))
+    sealed = dict(CrashDumpPolicy=crash, HibernationPolicy=value(DWORD, small_dword(2)),
+                  KeySource=value(DWORD, small_dword(2)), Recipient=value(STRING, recipient_text()))
+    yield "sealed", config_input(**sealed)
+    yield "sealed_without_nul", config_input(
+        **dict(sealed, Recipient=value(STRING, recipient_text(nul=False))))
+    yield "sealed_with_key", config_input(**dict(sealed, Key=key))
+    yield "sealed_without_recipient", config_input(
+        **{k: v for k, v in sealed.items() if k != "Recipient"})
+    yield "sealed_hibernation", config_input(
+        **dict(sealed, HibernationPolicy=value(DWORD, small_dword(1))))
+    yield "sealed_plaintext_hibernation", config_input(
+        **{k: v for k, v in sealed.items() if k != "HibernationPolicy"})
+    yield "recipient_identity", config_input(**dict(sealed, Recipient=value(STRING, identity_text())))
+    yield "recipient_mistyped", config_input(
+        **dict(sealed, Recipient=value(STRING, mistyped_recipient(10, 3))))
+    yield "recipient_upper_case", config_input(
+        **dict(sealed, Recipient=value(STRING, upper_recipient())))
+    yield "recipient_as_binary", config_input(**dict(sealed, Recipient=value(BINARY, recipient_text())))
+    # A Recipient longer (170 bytes) than the driver keeps (MAX_VALUE_LEN, 160): refused.
+    yield "recipient_long", config_input(**dict(sealed, Recipient=value(STRING, recipient_text(), 170)))
 
 
 # --- xts -------------------------------------------------------------------------------

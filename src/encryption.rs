@@ -33,7 +33,7 @@ use dumpcrypt_core::fault::Fault;
 use dumpcrypt_core::geometry::{Area, Geometry, KeyedArea, TweakBase};
 use dumpcrypt_core::instance::DumpType;
 use dumpcrypt_core::provider::{check_answer, same_disk, Accepted, LiveView};
-use dumpcrypt_core::xts::{Backend, XtsAes256, STATE_AREA_ALIGN};
+use dumpcrypt_core::xts::{Backend, DataUnit, XtsAes256, STATE_AREA_ALIGN};
 use dumpcrypt_provider::{Answer, DiskIdentity, LiveState, Query, MAX_RANGES};
 
 /// One encrypted range: where it is, and its expanded key in a pool block of its own (the
@@ -57,12 +57,19 @@ pub(crate) struct Encryption {
     buffer: SecondaryBuffer,
 }
 
-/// Why an encrypting instance cannot be prepared: an error status for DriverEntry, or a
-/// refusal, which loads the instance refusing instead (no dump).
+/// Why an encrypting instance cannot be prepared. Either way DriverEntry loads the instance
+/// refusing (no dump, on every Windows version); the two are kept apart so that the reason
+/// can be told in a debugger, and so that a key source may tell a failure from a refusal.
 #[derive(Debug)]
 pub(crate) enum Unprepared {
-    /// DriverEntry fails with this status.
-    Failed(NTSTATUS),
+    /// A service or an allocation failed with this status.
+    Failed(
+        #[expect(
+            dead_code,
+            reason = "read only in a debugger: the outcome is the same refusal"
+        )]
+        NTSTATUS,
+    ),
     /// The instance refuses every dump (the reason is not kept: every refusal has the same
     /// outcome, no dump).
     Refused,
@@ -149,6 +156,14 @@ impl Encryption {
         CheckedWrite::parse(request, &self.geometry, &mut self.buffer)?.encrypt(keys)
     }
 
+    /// Dump_Write after the crash dump copy's keys were wiped at Dump_Finish (the crash dump
+    /// driver may still write its log): the write goes out with zeros inside every range, its
+    /// full extent (there is no live state to trust any more). HIGH_LEVEL.
+    pub(crate) fn blank(&mut self, request: RawRequest<'_, Source>) -> Result<(), Fault> {
+        let areas = self.ranges.iter().flatten().map(|range| range.area);
+        CheckedWrite::parse(request, &self.geometry, &mut self.buffer)?.blank(areas)
+    }
+
     /// Dump_Read. HIGH_LEVEL.
     pub(crate) fn read(&mut self, request: RawRequest<'_, Target>) -> Result<(), Fault> {
         let keys = keys(&self.ranges, self.live.as_ref());
@@ -158,6 +173,20 @@ impl Encryption {
     /// Dump_Finish: wipes the secondary buffer. HIGH_LEVEL.
     pub(crate) fn finish(&mut self) {
         self.buffer.wipe();
+    }
+
+    /// The data unit the transfers are checked against (configured, or the provider's).
+    pub(crate) fn data_unit(&self) -> DataUnit {
+        self.geometry.data_unit()
+    }
+
+    /// Dump_Finish of the crash dump stack: overwrites every range's key schedules in their
+    /// pool blocks, freeing nothing (HIGH_LEVEL). Every transform afterwards fails; the
+    /// instance refuses Dump_Start, blanks writes ([`Encryption::blank`]) and hands reads on.
+    pub(crate) fn wipe_keys(&mut self) {
+        for range in self.ranges.iter_mut().flatten() {
+            range.cipher.wipe();
+        }
     }
 }
 

@@ -33,7 +33,8 @@ use crate::mdl::{Source, Target};
 use crate::request::RawRequest;
 use dumpcrypt_core::config::{Config, Policy};
 use dumpcrypt_core::fault::{Callback, Fault, BUGCHECK_CODE};
-use dumpcrypt_core::instance::{Action, DumpType, StartOutcome};
+use dumpcrypt_core::geometry::data_unit_fits_sectors;
+use dumpcrypt_core::instance::{Action, DumpType, FinishOutcome, StartOutcome, WriteWith};
 use dumpcrypt_core::provider::disk_of_partition_info;
 
 /// One loaded copy of the filter: the context handed over through DumpData.
@@ -128,31 +129,25 @@ fn load(
         return Err(STATUS_INVALID_PARAMETER);
     }
     let dump_type = DumpType::from_raw(extension.DumpType).ok_or(STATUS_INVALID_PARAMETER)?;
-    let config = read_config(passive)?;
-    let action = match config.policy(dump_type) {
-        Policy::Passthrough => Action::Passthrough,
-        Policy::Refuse => Action::Refuse,
-        Policy::Encrypt => {
-            let info = &extension.PartitionInfo;
-            let disk = disk_of_partition_info(info.PartitionStyle, partition_union(info));
-            // SAFETY: DeviceObject is as the system passed it.
-            match unsafe {
-                Encryption::prepare(
-                    passive,
-                    &config,
-                    dump_type,
-                    disk,
-                    extension.DeviceObject,
-                    max_pages_per_write,
-                )
-            } {
-                Ok(encryption) => Action::Encrypt(encryption),
-                // No plaintext where the configuration says encrypt: no dump at all.
-                Err(Unprepared::Refused) => Action::Refuse,
-                Err(Unprepared::Failed(status)) => return Err(status),
-            }
-        }
+    // From here on nothing but the system's own arguments fails DriverEntry: whatever goes
+    // wrong with the configuration or the encrypt policy loads a refusing instance, which
+    // holds on every Windows version (DUMP_FILTER_CRITICAL, which makes the system write no
+    // dump when a filter fails to load, is documented from Windows 8 only). Only an
+    // instance that cannot be allocated at all fails DriverEntry.
+    let config = read_config(passive);
+    // The raw values and the parser's frames are dead, but their bytes (a registry key among
+    // them) are still on the stack, where the encrypt policy's values would be built next and
+    // carry them in their padding.
+    wipe_dead_stack();
+    let action = match &config {
+        // A present but invalid configuration, or a Parameters key that cannot be read.
+        Err(_) => Action::Refuse,
+        Ok(config) => action(passive, extension, config, dump_type, max_pages_per_write),
     };
+    // The configuration's own copy of a key is wiped here; the key expansion's (and a sealed
+    // key's) frames are dead too: wiped before the instance is built on the stack.
+    drop(config);
+    wipe_dead_stack();
     let instance = PoolBox::try_new(passive, STATUS_INSUFFICIENT_RESOURCES, || {
         Ok(Instance::new(dump_type, action))
     })?
@@ -164,6 +159,68 @@ fn load(
         return Err(STATUS_INSUFFICIENT_RESOURCES);
     }
     Ok(instance)
+}
+
+/// What the configuration makes of this stack. The encrypt policy refuses (no dump) when
+/// its keys cannot be had, when preparing them fails (pool exhausted, the partition query
+/// failing, key expansion), and when the dump device's sectors are not whole data units.
+/// PASSIVE_LEVEL.
+fn action(
+    passive: &Passive,
+    extension: &FILTER_EXTENSION_V1,
+    config: &Config,
+    dump_type: DumpType,
+    max_pages_per_write: u32,
+) -> Action<Encryption> {
+    match config.policy(dump_type) {
+        Policy::Passthrough => Action::Passthrough,
+        Policy::Refuse => Action::Refuse,
+        Policy::Encrypt => {
+            let info = &extension.PartitionInfo;
+            let disk = disk_of_partition_info(info.PartitionStyle, partition_union(info));
+            // SAFETY: DeviceObject is as the system passed it.
+            match unsafe {
+                Encryption::prepare(
+                    passive,
+                    config,
+                    dump_type,
+                    disk,
+                    extension.DeviceObject,
+                    max_pages_per_write,
+                )
+            } {
+                // The stack writes whole sectors: a data unit they may not be aligned to is
+                // refused now rather than found misaligned in the middle of a dump.
+                Ok(encryption)
+                    if data_unit_fits_sectors(
+                        encryption.data_unit(),
+                        extension.Geometry.BytesPerSector,
+                    ) =>
+                {
+                    Action::Encrypt(encryption)
+                }
+                // Dropped here, at PASSIVE_LEVEL: wiped and freed.
+                Ok(_) => Action::Refuse,
+                // No plaintext where the configuration says encrypt: no dump at all.
+                Err(Unprepared::Refused | Unprepared::Failed(_)) => Action::Refuse,
+            }
+        }
+    }
+}
+
+/// How much dead stack below `load`'s frame [`wipe_dead_stack`] overwrites: more than reading
+/// and parsing the configuration, or preparing the encrypt policy, reaches below it (the
+/// emulator measures DriverEntry's whole stack at about 7 KiB on the deepest path).
+const DEAD_STACK_WIPE: usize = 6 * 1024;
+
+/// Overwrites, with writes the compiler may not elide, the stack just below the caller's
+/// frame: where the frames of the calls it made before lay. Not inlined, so that its block is
+/// below the caller's frame. PASSIVE_LEVEL.
+#[inline(never)]
+fn wipe_dead_stack() {
+    let mut block = [0u8; DEAD_STACK_WIPE];
+    zeroize::Zeroize::zeroize(&mut block[..]);
+    core::hint::black_box(&block);
 }
 
 /// Reads and parses the Parameters key. Not inlined: the raw values are gone from the stack
@@ -281,8 +338,10 @@ unsafe extern "C-unwind" fn dump_write(
     // SAFETY: the dump stack's contract for the offset and the MDL, for this call.
     let write = |instance: &mut Instance| unsafe {
         RawRequest::<Source>::scope(disk_byte_offset, mdl, |request| {
-            if let Some(encryption) = instance.write(|| request.offset())? {
-                encryption.write(request)?;
+            match instance.write(|| request.offset())? {
+                WriteWith::Untouched => {}
+                WriteWith::Encrypt(encryption) => encryption.write(request)?,
+                WriteWith::Blank(encryption) => encryption.blank(request)?,
             }
             Ok(STATUS_SUCCESS)
         })
@@ -304,7 +363,7 @@ unsafe extern "C-unwind" fn dump_read(
     // SAFETY: the dump stack's contract for the offset and the MDL, for this call.
     let read = |instance: &mut Instance| unsafe {
         RawRequest::<Target>::scope(disk_byte_offset, mdl, |request| {
-            if let Some(encryption) = instance.read()? {
+            if let Some(encryption) = instance.read() {
                 encryption.read(request)?;
             }
             Ok(STATUS_SUCCESS)
@@ -315,7 +374,8 @@ unsafe extern "C-unwind" fn dump_read(
     complete(Callback::Read, result)
 }
 
-/// Dump_Finish: wipes the secondary buffer. HIGH_LEVEL.
+/// Dump_Finish: wipes the secondary buffer, and on the crash dump stack after its dump the
+/// key schedules too, in place. HIGH_LEVEL.
 ///
 /// # Safety
 /// As for [`dump_start`].
@@ -323,8 +383,13 @@ unsafe extern "C-unwind" fn dump_finish(extension: *mut FILTER_EXTENSION) -> NTS
     // SAFETY: the dump stack's contract, passed on.
     let result = unsafe {
         with_instance(extension, |instance| {
-            if let Some(encryption) = instance.finish() {
-                encryption.finish();
+            match instance.finish() {
+                FinishOutcome::Nothing => {}
+                FinishOutcome::Buffer(encryption) => encryption.finish(),
+                FinishOutcome::BufferAndKeys(encryption) => {
+                    encryption.finish();
+                    encryption.wipe_keys();
+                }
             }
             Ok(STATUS_SUCCESS)
         })

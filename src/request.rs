@@ -27,7 +27,7 @@ use core::ptr::NonNull;
 use crate::abi::{MDL, PFN_NUMBER};
 use crate::mdl::{Mdl, SecondaryBuffer, Source, Target};
 use dumpcrypt_core::fault::Fault;
-use dumpcrypt_core::geometry::{Geometry, KeyedArea, Transfer};
+use dumpcrypt_core::geometry::{Area, Geometry, KeyedArea, Transfer};
 
 /// The offset and MDL of one Dump_Write (`K` = [`Source`]) or Dump_Read (`K` = [`Target`]),
 /// not yet checked.
@@ -136,6 +136,15 @@ impl<'a> CheckedWrite<'a> {
             buffer: address,
             pfns,
         })
+    }
+
+    /// Copies the data into the secondary buffer with zeros inside each area, and points the
+    /// caller's MDL at the buffer (the crash dump copy after its keys were wiped).
+    pub(crate) fn blank(self, areas: impl IntoIterator<Item = Area>) -> Result<(), Fault> {
+        self.transfer.blank(areas, self.source, self.destination)?;
+        // SAFETY: by the type invariant the MDL has a slot for each of `pfns`.
+        unsafe { self.mdl.retarget(self.buffer, self.pfns) };
+        Ok(())
     }
 
     /// Encrypts what lies inside each area with its key into the secondary buffer, copies

@@ -18,9 +18,8 @@ const WRITE: u64 = 2;
 const READ: u64 = 3;
 
 const STATUS_INVALID_PARAMETER: i32 = 0xC000_000D_u32 as i32;
-const STATUS_BAD_CONFIGURATION: i32 = 0xC000_0346_u32 as i32;
 const STATUS_NOT_SUPPORTED: i32 = 0xC000_00BB_u32 as i32;
-const STATUS_INSUFFICIENT_RESOURCES: i32 = 0xC000_009A_u32 as i32;
+const STATUS_ACCESS_DENIED: i32 = 0xC000_0022_u32 as i32;
 
 fn expect_bug_check(result: Result<i32, SimError>, parameters: [u64; 4]) {
     match result {
@@ -32,21 +31,27 @@ fn expect_bug_check(result: Result<i32, SimError>, parameters: [u64; 4]) {
     }
 }
 
-fn expect_load_failure(status: i32) {
-    match load(CRASHDUMP, 16).expect("DriverEntry returns") {
-        Load::Failed { status: got, init } => {
-            assert_eq!(got, status, "{got:#x}");
-            // The simulator already checked DUMP_FILTER_CRITICAL and the guards; no callback
-            // may be left for the system to call.
-            assert!(!(init.has_start || init.has_write || init.has_finish || init.has_unload));
-            assert_eq!(init.dump_data, 0);
-        }
-        Load::Loaded(_) => panic!("DriverEntry succeeded"),
-    }
+/// DriverEntry succeeds with a refusing instance: Dump_Start fails, a write bug checks
+/// WriteRefused before any data reaches the disk, and unloading frees everything. The
+/// outcome on every Windows version, where a failed DriverEntry would rely on
+/// DUMP_FILTER_CRITICAL (documented from Windows 8 only).
+fn expect_refusing_instance(dump_type: u32, max_pages: u32) {
+    let mut filter = match load(dump_type, max_pages).expect("DriverEntry returns") {
+        Load::Loaded(filter) => filter,
+        Load::Failed { status, .. } => panic!("DriverEntry failed with {status:#x}"),
+    };
+    assert_eq!(filter.start().unwrap(), STATUS_ACCESS_DENIED, "Dump_Start");
+    let source = Pages::new(4096);
+    let mut mdl = mdl_for(&source, 0, 4096, Shape::NonpagedPool);
+    expect_bug_check(
+        write(&mut filter, 0x2000, &mut mdl),
+        [0x06, 0x2000, 0, WRITE],
+    );
+    filter.unload().unwrap();
     assert_eq!(
         ntoskrnl::counters().outstanding,
         0,
-        "DriverEntry freed what it took"
+        "the refusing instance freed everything"
     );
 }
 
@@ -164,13 +169,9 @@ fn a_retargeted_mdl_sent_again_is_refused() {
 }
 
 #[test]
-fn callbacks_out_of_order() {
+fn callbacks_after_dump_unload() {
     boot(Some(Parameters::encrypt_both()), WINDOWS_11);
     let mut filter = loaded(CRASHDUMP, 16);
-    let source = Pages::new(4096);
-    let mut mdl = mdl_for(&source, 0, 4096, Shape::NonpagedPool);
-    // Write before Dump_Start: state 0 (loaded).
-    expect_bug_check(write(&mut filter, 0, &mut mdl), [0x07, 0, 0, WRITE]);
     filter.unload().unwrap();
     // Any callback after Dump_Unload: the context is no longer live.
     let context = filter.view.dump_data;
@@ -216,11 +217,10 @@ fn max_pages_per_write_zero_and_undefined_dump_types() {
 }
 
 /// A MaxPagesPerWrite whose buffer would not fit an MDL's 32-bit ByteCount (4 GiB and more)
-/// is refused with STATUS_INSUFFICIENT_RESOURCES before any contiguous memory is asked for;
-/// the largest that fits is asked for.
+/// is refused before any contiguous memory is asked for: no buffer, so the encrypt policy
+/// loads a refusing instance.
 #[test]
 fn a_secondary_buffer_larger_than_an_mdl_can_describe_is_refused() {
-    use crashdmp_sim::ntoskrnl::Service;
     boot(Some(Parameters::encrypt_both()), WINDOWS_11);
     let contiguous_requests = || {
         ntoskrnl::counters()
@@ -230,17 +230,15 @@ fn a_secondary_buffer_larger_than_an_mdl_can_describe_is_refused() {
             .count()
     };
     for pages in [0x10_0000, u32::MAX] {
-        match load(CRASHDUMP, pages).unwrap() {
-            Load::Failed { status, .. } => assert_eq!(status, STATUS_INSUFFICIENT_RESOURCES),
-            Load::Loaded(_) => panic!("loaded with {pages} pages"),
-        }
+        expect_refusing_instance(CRASHDUMP, pages);
         assert_eq!(contiguous_requests(), 0, "{pages} pages were asked for");
-        assert_eq!(ntoskrnl::counters().outstanding, 0);
     }
 }
 
+/// A present but invalid configuration loads a refusing instance on every Windows version
+/// and both stacks: no dump, never a plaintext one.
 #[test]
-fn invalid_configurations_fail_driver_entry() {
+fn invalid_configurations_load_a_refusing_instance() {
     for parameters in [
         Parameters::default().dword("CrashDumpPolicy", 9),
         Parameters::default().dword("CrashDumpPolicy", 1),
@@ -253,9 +251,63 @@ fn invalid_configurations_fail_driver_entry() {
             .qword("EncryptedAreaStart", 4096)
             .qword("EncryptedAreaEnd", 4096),
         Parameters::encrypt_both().dword("TweakBase", 5),
+        // A key in memory beside a plaintext hibernation file, not allowed.
+        Parameters::default()
+            .dword("CrashDumpPolicy", 1)
+            .binary("Key", &key()),
+        // A sealed key without its recipient.
+        Parameters::default()
+            .dword("CrashDumpPolicy", 1)
+            .dword("HibernationPolicy", 2)
+            .dword("KeySource", 2),
     ] {
-        boot(Some(parameters), WINDOWS_11);
-        expect_load_failure(STATUS_BAD_CONFIGURATION);
+        for os_version in [WINDOWS_7, WINDOWS_11] {
+            for dump_type in [CRASHDUMP, HIBERNATION] {
+                boot(Some(parameters.clone()), os_version);
+                expect_refusing_instance(dump_type, 16);
+            }
+        }
+    }
+}
+
+/// A Parameters key that exists but cannot be read loads a refusing instance too.
+#[test]
+fn an_unreadable_configuration_loads_a_refusing_instance() {
+    for os_version in [WINDOWS_7, WINDOWS_11] {
+        let mut environment = environment(Some(Parameters::encrypt_both()), os_version);
+        environment.fail_service = Some((Service::ZwOpenKey, STATUS_ACCESS_DENIED));
+        ntoskrnl::boot(environment);
+        expect_refusing_instance(CRASHDUMP, 16);
+    }
+}
+
+/// The data unit against the dump device's sectors (FILTER_EXTENSION's
+/// Geometry.BytesPerSector): 4096-byte units are refused at load on a disk of 512-byte
+/// sectors (or an unknown size) and accepted on a 4Kn disk; 512-byte units everywhere.
+#[test]
+fn a_data_unit_the_sectors_do_not_fit_is_refused_at_load() {
+    for (unit, sector, accepted) in [
+        (4096u32, 512u32, false),
+        (4096, 0, false),
+        (4096, 4096, true),
+        (512, 512, true),
+        (512, 4096, true),
+        (512, 0, true),
+    ] {
+        let parameters = Parameters::encrypt_both().dword("DataUnitSize", unit);
+        let mut environment = environment(Some(parameters), WINDOWS_11);
+        environment.bytes_per_sector = sector;
+        ntoskrnl::boot(environment);
+        if accepted {
+            let mut filter = loaded(CRASHDUMP, 16);
+            assert_eq!(filter.start().unwrap(), 0, "{unit} on {sector}");
+            let source = pattern(4096, 2);
+            let mut mdl = mdl_for(&source, 0, 4096, Shape::NonpagedPool);
+            assert_eq!(write(&mut filter, 0x2000, &mut mdl).unwrap(), 0);
+            filter.unload().unwrap();
+        } else {
+            expect_refusing_instance(CRASHDUMP, 16);
+        }
     }
 }
 
@@ -373,7 +425,12 @@ fn a_partial_data_unit_outside_the_area_is_length_misaligned() {
             .dword("DataUnitSize", unit)
             .qword("EncryptedAreaStart", 0x10_0000)
             .qword("EncryptedAreaEnd", 0x20_0000);
-        let mut filter = started_with(parameters, CRASHDUMP, 16);
+        // A disk whose sectors are whole data units (the 4096-byte unit needs 4Kn).
+        let mut environment = environment(Some(parameters), WINDOWS_11);
+        environment.bytes_per_sector = unit;
+        ntoskrnl::boot(environment);
+        let mut filter = loaded(CRASHDUMP, 16);
+        assert_eq!(filter.start().unwrap(), 0);
         let source = pattern(5 * 4096, 1);
         let mut mdl = mdl_for(&source, 0, len, Shape::NonpagedPool);
         expect_bug_check(
@@ -443,18 +500,64 @@ fn a_mapped_mdl_without_mapped_system_va_is_not_mapped() {
     filter.unload().unwrap();
 }
 
-/// Dump_Finish ends the dump: a write after it is OutOfOrder with state 2 (finished), until
-/// Dump_Start begins the next dump.
+/// The crash dump copy's Dump_Finish wipes its keys: Dump_Start is refused afterwards; a
+/// write (the crash dump driver finalizes its DumpStack.log after Dump_Finish) goes out with
+/// zeros inside the area and its bytes outside it as they are, never plaintext inside and
+/// never a bug check; a read is handed on as it was read.
 #[test]
-fn a_write_after_dump_finish_is_out_of_order() {
-    let (mut filter, source) = started();
+fn after_the_crash_dumps_finish_its_keys_are_gone() {
+    // The area ends half-way into the write after the finish.
+    let parameters = Parameters::encrypt_both().qword("EncryptedAreaEnd", 0x1800);
+    let mut filter = started_with(parameters, CRASHDUMP, 16);
+    let source = pattern(2 * 4096, 0);
+    let mut mdl = mdl_for(&source, 0, 4096, Shape::NonpagedPool);
+    assert_eq!(write(&mut filter, 0, &mut mdl).unwrap(), 0);
+    assert_eq!(filter.finish().unwrap(), 0);
+    assert_eq!(
+        filter.start().unwrap(),
+        STATUS_ACCESS_DENIED,
+        "a second dump"
+    );
+    let mut mdl = mdl_for(&source, 0, 2 * 4096, Shape::NonpagedPool);
+    assert_eq!(write(&mut filter, 0x1000, &mut mdl).unwrap(), 0);
+    let mut written = vec![0xAAu8; 2 * 4096];
+    mdl.gather_by_va_into(&mut written).unwrap();
+    assert!(
+        written[..0x800].iter().all(|&byte| byte == 0),
+        "zeros inside the area"
+    );
+    assert!(
+        written[0x800..] == source.as_slice()[0x800..],
+        "the bytes outside the area as they are"
+    );
+    // A misaligned write still faults.
+    let mut mdl = mdl_for(&source, 0, 4096, Shape::NonpagedPool);
+    expect_bug_check(
+        write(&mut filter, 0x1100, &mut mdl),
+        [0x02, 0x1100, 512, WRITE],
+    );
+    let buffer = pattern(4096, 3);
+    let mut mdl = mdl_for(&buffer, 0, 4096, Shape::NonpagedPool);
+    assert_eq!(read(&mut filter, 0x1000, &mut mdl).unwrap(), 0);
+    assert!(
+        buffer.as_slice() == pattern(4096, 3).as_slice(),
+        "a read is handed on untouched"
+    );
+    filter.unload().unwrap();
+}
+
+/// The hibernation copy keeps its keys after Dump_Finish: a write after it is encrypted like
+/// any other, and a second hibernation may start.
+#[test]
+fn after_a_hibernations_finish_its_keys_stay() {
+    let mut filter = started_with(Parameters::encrypt_both(), HIBERNATION, 16);
+    let source = pattern(4096, 0);
     let mut mdl = mdl_for(&source, 0, 4096, Shape::NonpagedPool);
     assert_eq!(write(&mut filter, 0, &mut mdl).unwrap(), 0);
     assert_eq!(filter.finish().unwrap(), 0);
     let mut mdl = mdl_for(&source, 0, 4096, Shape::NonpagedPool);
-    expect_bug_check(write(&mut filter, 0x1000, &mut mdl), [0x07, 2, 0, WRITE]);
-    assert_eq!(filter.start().unwrap(), 0);
     assert_eq!(write(&mut filter, 0x1000, &mut mdl).unwrap(), 0);
+    assert_eq!(filter.start().unwrap(), 0, "a second hibernation");
     filter.unload().unwrap();
 }
 
@@ -516,18 +619,34 @@ fn every_bad_dump_read_bug_checks() {
     filter.unload().unwrap();
 }
 
-/// NEW BEHAVIOUR (the driver does not check this yet; fails until it does): a Dump_Read on
-/// an instance that was loaded but never started (state 0) is OutOfOrder, P2 = 0, P4 = 3,
-/// and nothing is decrypted.
+/// Transfers before Dump_Start (the crash dump driver's DumpStack.log at boot) are handled
+/// like any other: a write is encrypted, a read decrypted in place, never a bug check for
+/// order alone; invalid requests still fault.
 #[test]
-fn a_dump_read_before_dump_start_is_out_of_order() {
+fn transfers_before_dump_start_are_handled_like_any_other() {
     boot(Some(Parameters::encrypt_both()), WINDOWS_11);
-    let mut filter = loaded(HIBERNATION, 8);
-    let buffer = pattern(2 * 4096, 3);
-    let before = buffer.as_slice().to_vec();
-    let mut mdl = mdl_for(&buffer, 0, 2 * 4096, Shape::NonpagedPool);
-    expect_bug_check(read(&mut filter, 0x4000, &mut mdl), [0x07, 0, 0, READ]);
-    assert!(buffer.as_slice() == before.as_slice(), "decrypted in place");
+    let mut filter = loaded(CRASHDUMP, 8);
+    let source = pattern(2 * 4096, 3);
+    let mut mdl = mdl_for(&source, 0, 2 * 4096, Shape::NonpagedPool);
+    assert_eq!(write(&mut filter, 0x4000, &mut mdl).unwrap(), 0);
+    let mut written = vec![0u8; 2 * 4096];
+    mdl.gather_by_va_into(&mut written).unwrap();
+    let mut expected = source.as_slice().to_vec();
+    oracle().encrypt_area(&mut expected, 512, 0x4000 / 512, |n: u128| n.to_le_bytes());
+    assert!(written == expected, "the XTS-AES-256 of the source");
+    // Read back before any Dump_Start: decrypted in place.
+    let back = Pages::new(2 * 4096);
+    let mut back = back;
+    back.as_mut_slice().copy_from_slice(&written);
+    let mut mdl = mdl_for(&back, 0, 2 * 4096, Shape::NonpagedPool);
+    assert_eq!(read(&mut filter, 0x4000, &mut mdl).unwrap(), 0);
+    assert!(back.as_slice() == source.as_slice(), "decrypted in place");
+    // A misaligned write still faults.
+    let mut mdl = mdl_for(&source, 0, 4096, Shape::NonpagedPool);
+    expect_bug_check(
+        write(&mut filter, 0x4100, &mut mdl),
+        [0x02, 0x4100, 512, WRITE],
+    );
     filter.unload().unwrap();
 }
 
@@ -540,7 +659,7 @@ fn driver_entry_keeps_the_flags_the_system_set() {
     for os_version in [WINDOWS_11, WINDOWS_7] {
         for (parameters, succeeds) in [
             (Parameters::encrypt_both(), true),
-            (Parameters::default().dword("CrashDumpPolicy", 9), false),
+            (Parameters::default().dword("CrashDumpPolicy", 9), true),
         ] {
             let mut environment = environment(Some(parameters), os_version);
             environment.system_filter_flags = UNKNOWN_SYSTEM_FLAG;

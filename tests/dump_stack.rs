@@ -163,10 +163,12 @@ fn disk_absolute_tweaks_count_from_the_partition_start() {
 
 #[test]
 fn data_unit_4096_on_a_4kn_disk() {
-    boot(
+    let mut environment = environment(
         Some(Parameters::encrypt_both().dword("DataUnitSize", 4096)),
         WINDOWS_11,
     );
+    environment.bytes_per_sector = 4096;
+    ntoskrnl::boot(environment);
     let config = MachineConfig {
         memory: 3 * MIB,
         max_pages_per_write: 8,
@@ -240,6 +242,8 @@ fn disk_absolute_tweaks_with_an_area_that_cuts_through_writes() {
             .qword("EncryptedAreaEnd", area.end);
         let mut environment = environment(Some(parameters), WINDOWS_11);
         environment.partition_offset = Ok(partition);
+        // A 4096-byte unit needs a disk of 4096-byte sectors (data_unit_fits_sectors).
+        environment.bytes_per_sector = unit as u32;
         ntoskrnl::boot(environment);
         let mut filter = loaded(CRASHDUMP, 16);
         assert_eq!(filter.start().unwrap(), 0);

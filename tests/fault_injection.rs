@@ -1,17 +1,22 @@
 //! Fault injection: each allocation and each service DriverEntry uses fails in turn, for every
-//! policy, OS generation, stack and tweak base. DriverEntry must return the error, free
-//! everything it took (with no key bytes left in what it freed), and leave the initialization
-//! data in a state the system can handle: no callbacks, no context, DUMP_FILTER_CRITICAL set
-//! (so the system writes no dump rather than an unfiltered one), nothing written past the
-//! structure of its OS version. The system may load the filter again later: that load works.
+//! policy, OS generation, stack and tweak base. Whatever fails after the system's own
+//! arguments were checked (the registry, the partition query, the key schedules, the
+//! secondary buffer and its MDL) loads a refusing instance: Dump_Start fails and a write bug
+//! checks, on every Windows version, with no key bytes left in what DriverEntry freed. Only
+//! the context itself failing fails DriverEntry: it frees everything it took and leaves the
+//! initialization data in a state the system can handle: no callbacks, no context,
+//! DUMP_FILTER_CRITICAL set, nothing written past the structure of its OS version. The
+//! system may load the filter again later: that load works.
 
 mod common;
 
 use common::*;
+use crashdmp_sim::mdl::{Shape, SimMdl};
 use crashdmp_sim::ntoskrnl::{self, Environment, Service};
-use crashdmp_sim::stack::{Load, LoadedFilter, CRASHDUMP, HIBERNATION};
+use crashdmp_sim::stack::{Load, LoadedFilter, SimError, CRASHDUMP, HIBERNATION};
 
 const STATUS_INSUFFICIENT_RESOURCES: i32 = 0xC000_009A_u32 as i32;
+const STATUS_ACCESS_DENIED: i32 = 0xC000_0022_u32 as i32;
 /// What a failing registry or device query might return.
 const FAILURES: [i32; 3] = [
     0xC000_0185_u32 as i32, // STATUS_IO_DEVICE_ERROR
@@ -124,6 +129,52 @@ fn expect_failure(combination: Combination, status: i32, what: &str) {
     );
 }
 
+/// DriverEntry succeeds with a refusing instance that holds only its context: Dump_Start
+/// fails, a write bug checks WriteRefused, and unloading frees it; nothing DriverEntry freed
+/// on the way kept a key byte.
+fn expect_refusing(combination: Combination, what: &str) {
+    let outstanding = ntoskrnl::counters().outstanding;
+    let mut filter = match load(combination.dump_type, MAX_PAGES).expect("DriverEntry returns") {
+        Load::Loaded(filter) => filter,
+        Load::Failed { status, .. } => {
+            panic!("{combination:?}, {what}: DriverEntry failed with {status:#x}")
+        }
+    };
+    assert_eq!(
+        ntoskrnl::counters().outstanding,
+        outstanding + 1,
+        "{combination:?}, {what}: a refusing instance holds its context only"
+    );
+    assert_eq!(
+        filter.start().unwrap(),
+        STATUS_ACCESS_DENIED,
+        "{combination:?}, {what}: Dump_Start"
+    );
+    let source = pattern(4096, 1);
+    let mut mdl = SimMdl::describe(
+        source.as_slice().as_ptr(),
+        4096,
+        Shape::NonpagedPool,
+        0,
+        source.as_slice().as_ptr(),
+    );
+    let mut offset = 0x2000;
+    match filter.write(0, &mut offset, &mut mdl) {
+        Err(SimError::BugCheck { bug_check, .. }) => {
+            assert_eq!(bug_check.parameters[..2], [0x06, 0x2000], "{bug_check}");
+        }
+        other => panic!("{combination:?}, {what}: a write gave {other:?}"),
+    }
+    filter.unload().expect("Dump_Unload");
+    let counters = ntoskrnl::counters();
+    assert_eq!(counters.outstanding, outstanding, "{combination:?}, {what}");
+    assert!(
+        counters.violations.is_empty(),
+        "{combination:?}, {what}: {:?}",
+        counters.violations
+    );
+}
+
 /// The system loads the filter again after a failure: it works, and unloads cleanly.
 fn expect_retry_works(combination: Combination) {
     let mut environment = ntoskrnl::environment();
@@ -164,16 +215,20 @@ fn every_allocation_of_driver_entry_can_fail() {
         }
         for index in 0..allocations {
             boot_with(combination, Some(index), None);
-            expect_failure(
-                combination,
-                STATUS_INSUFFICIENT_RESOURCES,
-                &format!("allocation {index} of {allocations} fails"),
-            );
-            assert_eq!(
-                ntoskrnl::counters().allocations,
-                index + 1,
-                "{combination:?}: DriverEntry stopped at the failed allocation"
-            );
+            let what = format!("allocation {index} of {allocations} fails");
+            if index + 1 == allocations {
+                // The context, the last allocation: no instance at all.
+                expect_failure(combination, STATUS_INSUFFICIENT_RESOURCES, &what);
+                assert_eq!(
+                    ntoskrnl::counters().allocations,
+                    index + 1,
+                    "{combination:?}: DriverEntry stopped at the failed allocation"
+                );
+            } else {
+                // The encrypt policy's: the rest is given back, then the refusing context.
+                assert_eq!(combination.policy, 1, "{combination:?}: {what}");
+                expect_refusing(combination, &what);
+            }
             expect_retry_works(combination);
         }
     }
@@ -216,7 +271,7 @@ fn every_service_of_driver_entry_can_fail() {
             }
             for status in FAILURES {
                 boot_with(combination, None, Some((service, status)));
-                expect_failure(combination, status, &format!("{service:?} fails"));
+                expect_refusing(combination, &format!("{service:?} fails with {status:#x}"));
                 expect_retry_works(combination);
             }
             if !failed.contains(&service) {
@@ -254,7 +309,11 @@ fn a_failed_load_leaves_the_other_instance_working() {
         boot_with(combination, Some(allocations + index), None);
         let mut crash = load_ok(combination);
         let held = ntoskrnl::counters().outstanding;
-        expect_failure(hibernation, STATUS_INSUFFICIENT_RESOURCES, "second load");
+        if index + 1 == allocations {
+            expect_failure(hibernation, STATUS_INSUFFICIENT_RESOURCES, "second load");
+        } else {
+            expect_refusing(hibernation, "second load");
+        }
         assert_eq!(ntoskrnl::counters().outstanding, held);
         let mut machine = machine(1 << 20, MAX_PAGES, index);
         let report = machine

@@ -94,7 +94,10 @@ fn boot(unit: u32, area: (u64, u64)) {
         value("EncryptedAreaStart", REG_QWORD, &area.0.to_le_bytes()),
         value("EncryptedAreaEnd", REG_QWORD, &area.1.to_le_bytes()),
     ];
-    let mut environment = Environment::default();
+    let mut environment = Environment {
+        bytes_per_sector: unit,
+        ..Environment::default()
+    };
     environment
         .registry
         .insert(dumpcrypt::kernel::PARAMETERS_PATH.into(), values);
@@ -105,7 +108,8 @@ fn boot(unit: u32, area: (u64, u64)) {
 /// checks around each call allocate, the callbacks must not.
 fn load(dump_type: u32) -> LoadedFilter {
     let disk = DiskInfo {
-        bytes_per_sector: 512,
+        // The data unit's own sector size: a 4096-byte unit is refused on 512-byte sectors.
+        bytes_per_sector: ntoskrnl::environment().bytes_per_sector,
         disk_size: 1 << 40,
     };
     match stack::load(dumpcrypt::DriverEntry, dump_type, MAX_PAGES, disk).expect("DriverEntry") {

@@ -115,6 +115,8 @@ fn encrypting(disk_tweaks: bool, partition: u64, data_unit: u32) -> LoadedFilter
         .dword("DataUnitSize", data_unit);
     let mut environment = Environment {
         partition_offset: Ok(partition),
+        // A 4096-byte unit needs a disk of 4096-byte sectors (data_unit_fits_sectors).
+        bytes_per_sector: data_unit,
         ..Environment::default()
     };
     environment

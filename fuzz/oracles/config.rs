@@ -11,11 +11,12 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use dumpcrypt_core::config::{
-    backend_as_dword, Config, KeySource, Policy, RawValue, RegistryValues, ValueName, REG_BINARY,
-    REG_DWORD, REG_QWORD,
+    backend_as_dword, Config, KeySource, Policy, RawValue, RegistryValues, ValueName,
+    MAX_VALUE_LEN, REG_BINARY, REG_DWORD, REG_QWORD, REG_SZ,
 };
 use dumpcrypt_core::geometry::{Area, TweakBase};
 use dumpcrypt_provider::DiskIdentity;
+use dumpcrypt_seal::Recipient;
 use dumpcrypt_xts::{DataUnit, KEY_LEN};
 
 #[derive(Debug, Arbitrary)]
@@ -23,7 +24,9 @@ enum ValueType {
     Binary,
     Dword,
     Qword,
-    /// REG_SZ, REG_MULTI_SZ and the like, or nonsense.
+    /// REG_SZ: UTF-16LE text.
+    String,
+    /// REG_MULTI_SZ, REG_EXPAND_SZ and the like, or nonsense.
     Other(u32),
 }
 
@@ -42,6 +45,46 @@ enum Content {
         equal: bool,
     },
     Bytes(Vec<u8>),
+    /// UTF-16LE text: a recipient near the valid one (`Recipient` below), or any text.
+    Text(TextSpec),
+}
+
+/// The recipient the seeds use: `age-keygen -y` of a fixed identity (crates/core's tests).
+const RECIPIENT: &str = "age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnujwj";
+
+#[derive(Debug, Arbitrary)]
+enum TextSpec {
+    /// [`RECIPIENT`], with a terminating NUL or not.
+    Recipient { nul: bool },
+    /// [`RECIPIENT`] with one character replaced (a mistyped recipient).
+    Mistyped { at: u8, with: u8 },
+    /// An age identity, which must never be accepted as a recipient.
+    Identity,
+    /// [`RECIPIENT`] in upper case.
+    Upper,
+    /// Any text, with a terminating NUL or not.
+    Any { text: String, nul: bool },
+}
+
+impl TextSpec {
+    fn text(&self) -> (String, bool) {
+        match self {
+            Self::Recipient { nul } => (RECIPIENT.to_string(), *nul),
+            Self::Mistyped { at, with } => {
+                let mut bytes = RECIPIENT.as_bytes().to_vec();
+                let at = 4 + usize::from(*at) % (bytes.len() - 4);
+                bytes[at] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l"[usize::from(*with) % 32];
+                (String::from_utf8(bytes).expect("ASCII"), true)
+            }
+            Self::Identity => (
+                "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"
+                    .to_string(),
+                true,
+            ),
+            Self::Upper => (RECIPIENT.to_ascii_uppercase(), true),
+            Self::Any { text, nul } => (text.clone(), *nul),
+        }
+    }
 }
 
 #[derive(Debug, Arbitrary)]
@@ -74,6 +117,7 @@ fn raw(value: &Value) -> Raw {
         ValueType::Binary => REG_BINARY,
         ValueType::Dword => REG_DWORD,
         ValueType::Qword => REG_QWORD,
+        ValueType::String => REG_SZ,
         ValueType::Other(other) => other,
     };
     let bytes = match &value.content {
@@ -101,6 +145,14 @@ fn raw(value: &Value) -> Raw {
             key
         }
         Content::Bytes(bytes) => bytes.clone(),
+        Content::Text(spec) => {
+            let (text, nul) = spec.text();
+            let mut units: Vec<u16> = text.encode_utf16().collect();
+            if nul {
+                units.push(0);
+            }
+            units.iter().flat_map(|unit| unit.to_le_bytes()).collect()
+        }
     };
     let len = value.claimed_len.map_or(bytes.len(), usize::from);
     Raw {
@@ -121,6 +173,35 @@ struct Expected {
     key_source: KeySource,
     disk_id: Option<DiskIdentity>,
     backend: u32,
+    recipient: Option<Recipient>,
+    allow_plaintext_hibernation: bool,
+}
+
+/// A `Recipient` value as the schema reads it: UTF-16LE text (an even length), optionally
+/// ended by NULs and nothing after them, of ASCII characters that `Recipient::parse` accepts
+/// (at most [`MAX_VALUE_LEN`] bytes in all, as every value).
+fn recipient_of(bytes: &[u8]) -> Option<Recipient> {
+    if !bytes.len().is_multiple_of(2) {
+        return None;
+    }
+    let units: Vec<u16> = bytes
+        .chunks_exact(2)
+        .map(|pair| u16::from_le_bytes([pair[0], pair[1]]))
+        .collect();
+    let text_len = units
+        .iter()
+        .position(|&unit| unit == 0)
+        .unwrap_or(units.len());
+    if units[text_len..].iter().any(|&unit| unit != 0) {
+        return None;
+    }
+    let text: String = char::decode_utf16(units[..text_len].iter().copied())
+        .collect::<Result<_, _>>()
+        .ok()?;
+    if !text.is_ascii() {
+        return None;
+    }
+    Recipient::parse(text.as_bytes()).ok()
 }
 
 fn model(present: bool, raws: &[Option<Raw>; VALUES]) -> Option<Expected> {
@@ -135,14 +216,16 @@ fn model(present: bool, raws: &[Option<Raw>; VALUES]) -> Option<Expected> {
             key_source: KeySource::Registry,
             disk_id: None,
             backend: 0,
+            recipient: None,
+            allow_plaintext_hibernation: false,
         });
     }
     // The bytes the registry holds, if the driver could have kept all of them: the value's
     // first `len` bytes (zeros past what was given, as RawValue keeps them).
     let full = |raw: &Raw| -> Option<Vec<u8>> {
-        (raw.len <= KEY_LEN).then(|| {
+        (raw.len <= MAX_VALUE_LEN).then(|| {
             let mut bytes = raw.bytes.clone();
-            bytes.resize(KEY_LEN.max(bytes.len()), 0);
+            bytes.resize(MAX_VALUE_LEN.max(bytes.len()), 0);
             bytes.truncate(raw.len);
             bytes
         })
@@ -200,6 +283,7 @@ fn model(present: bool, raws: &[Option<Raw>; VALUES]) -> Option<Expected> {
     let key_source = match dword(ValueName::KeySource).ok()? {
         None | Some(0) => KeySource::Registry,
         Some(1) => KeySource::Provider,
+        Some(2) => KeySource::Sealed,
         Some(_) => return None,
     };
     let disk_id = match &raws[ValueName::DiskId as usize] {
@@ -228,11 +312,34 @@ fn model(present: bool, raws: &[Option<Raw>; VALUES]) -> Option<Expected> {
         Some(value @ 0..=4) => value as u32,
         Some(_) => return None,
     };
+    // Recipient: REG_SZ, checked whenever present (whatever the key source).
+    let recipient = match &raws[ValueName::Recipient as usize] {
+        None => None,
+        Some(raw) if raw.value_type != REG_SZ => return None,
+        Some(raw) => Some(recipient_of(&full(raw)?)?),
+    };
+    let allow_plaintext_hibernation = match dword(ValueName::AllowPlaintextHibernation).ok()? {
+        None | Some(0) => false,
+        Some(1) => true,
+        Some(_) => return None,
+    };
     let encrypts = crash_dump_policy == Policy::Encrypt || hibernation_policy == Policy::Encrypt;
     match key_source {
         KeySource::Registry if encrypts && key.is_none() => return None,
-        KeySource::Provider if key.is_some() => return None,
+        KeySource::Provider | KeySource::Sealed if key.is_some() => return None,
+        KeySource::Sealed if recipient.is_none() => return None,
+        // No boot loader holds a sealed key to read a hibernation file back.
+        KeySource::Sealed if hibernation_policy == Policy::Encrypt => return None,
         _ => {}
+    }
+    // A key held in memory (registry, sealed) would reach a plaintext hiberfil.sys: crash
+    // dump encrypt beside hibernation passthrough needs AllowPlaintextHibernation = 1.
+    if crash_dump_policy == Policy::Encrypt
+        && key_source != KeySource::Provider
+        && hibernation_policy == Policy::Passthrough
+        && !allow_plaintext_hibernation
+    {
+        return None;
     }
     Some(Expected {
         crash_dump_policy,
@@ -244,6 +351,8 @@ fn model(present: bool, raws: &[Option<Raw>; VALUES]) -> Option<Expected> {
         key_source,
         disk_id,
         backend,
+        recipient,
+        allow_plaintext_hibernation,
     })
 }
 
@@ -267,7 +376,27 @@ fn assert_valid(config: &Config) {
     match config.key_source {
         KeySource::Registry => assert!(!encrypts || config.key.is_some(), "encrypt without a key"),
         KeySource::Provider => assert!(config.key.is_none(), "a key beside a provider"),
-        KeySource::Sealed => assert!(config.key.is_none(), "a key beside a sealed key"),
+        KeySource::Sealed => {
+            assert!(config.key.is_none(), "a key beside a sealed key");
+            assert!(
+                config.recipient.is_some(),
+                "a sealed key without a recipient"
+            );
+            assert_ne!(
+                config.hibernation_policy,
+                Policy::Encrypt,
+                "sealed hibernation"
+            );
+        }
+    }
+    if config.crash_dump_policy == Policy::Encrypt
+        && config.key_source != KeySource::Provider
+        && config.hibernation_policy == Policy::Passthrough
+    {
+        assert!(
+            config.allow_plaintext_hibernation,
+            "a key in memory beside a plaintext hibernation file, not allowed"
+        );
     }
     for policy in [config.crash_dump_policy, config.hibernation_policy] {
         assert_eq!(Policy::from_dword(policy.as_dword()), Some(policy));
@@ -320,6 +449,11 @@ fn check(input: Input) {
             assert_eq!(config.key_source, expected.key_source);
             assert_eq!(config.disk_id, expected.disk_id);
             assert_eq!(backend_as_dword(config.backend), expected.backend);
+            assert_eq!(config.recipient, expected.recipient);
+            assert_eq!(
+                config.allow_plaintext_hibernation,
+                expected.allow_plaintext_hibernation
+            );
         }
         (Ok(config), None) => panic!("accepted what the schema refuses: {config:?}"),
         (Err(error), Some(_)) => panic!("refused a valid configuration: {error}"),

@@ -97,9 +97,11 @@ pub fn pattern(len: usize, seed: u8) -> crashdmp_sim::memory::Pages {
 pub const WINDOWS_11: (u32, u32, u32) = (10, 0, 26100);
 pub const WINDOWS_7: (u32, u32, u32) = (6, 1, 7601);
 
+/// The dump device as the booted environment has it (its sector size: 512 unless a test
+/// set another).
 pub fn disk() -> DiskInfo {
     DiskInfo {
-        bytes_per_sector: 512,
+        bytes_per_sector: ntoskrnl::environment().bytes_per_sector,
         disk_size: 1 << 34,
     }
 }

@@ -56,8 +56,9 @@ pub enum Fault {
     PfnArrayTooSmall { needed: usize, capacity: usize },
     /// A write reached the filter although its policy refuses dumps.
     WriteRefused { offset: u64 },
-    /// A callback came in a state that does not allow it (e.g. Dump_Write before Dump_Start).
-    OutOfOrder { state: u64 },
+    // Rule 0x07, OutOfOrder (a callback in a state that did not allow it), is retired: a
+    // write or read before Dump_Start is handled like any other (docs/design.md). Its code
+    // stays in the table, marked retired, and is never reused.
     /// A null pointer where the dump stack must pass one (1 extension, 2 offset, 3 MDL).
     NullArgument { argument: u64 },
     /// FILTER_EXTENSION.DumpData is not a live dumpcrypt context (never loaded, or unloaded).
@@ -75,7 +76,8 @@ pub enum Fault {
 /// Declares [`Rule`] and its table from one list: bug check parameter 1, the rule's name,
 /// and what parameters 2 and 3 hold. The README's bug check table is generated from
 /// [`Rule::TABLE`], and every [`Fault`] names its rule in an exhaustive `match`
-/// ([`Fault::rule`]), so a new fault cannot be missing from the table.
+/// ([`Fault::rule`]), so a new fault cannot be missing from the table. A retired rule keeps
+/// its row (and its code, never reused) and is listed in [`Rule::RETIRED`]; no fault names it.
 macro_rules! rules {
     ($($code:literal $name:ident $second:literal $third:literal,)+) => {
         /// The rules of the dump path: bug check parameter 1.
@@ -103,13 +105,18 @@ rules! {
     0x04 NotMapped "MdlFlags" "MappedSystemVa",
     0x05 PfnArrayTooSmall "PFN slots needed" "PFN slots in the MDL",
     0x06 WriteRefused "disk offset" "0",
-    0x07 OutOfOrder "instance state (0 loaded, 1 started, 2 finished)" "0",
+    0x07 OutOfOrder "retired: never raised since issue 12 (was the instance state)" "retired",
     0x08 NullArgument "1 extension, 2 offset, 3 MDL" "0",
     0x09 UnknownContext "FILTER_EXTENSION.DumpData" "0",
     0x0A OffsetOutOfRange "disk offset" "ByteCount",
     0x0B SourceInSecondaryBuffer "source address" "0",
     0x0C DumpTypeMismatch "dump type loaded" "dump type in the extension",
     0x0F Panic "source line" "source column",
+}
+
+impl Rule {
+    /// The rules no fault raises any more; their codes are never given to another rule.
+    pub const RETIRED: &'static [Rule] = &[Rule::OutOfOrder];
 }
 
 impl Fault {
@@ -135,7 +142,6 @@ impl Fault {
                 (Rule::PfnArrayTooSmall, needed as u64, capacity as u64)
             }
             Self::WriteRefused { offset } => (Rule::WriteRefused, offset, 0),
-            Self::OutOfOrder { state } => (Rule::OutOfOrder, state, 0),
             Self::NullArgument { argument } => (Rule::NullArgument, argument, 0),
             Self::UnknownContext { context } => (Rule::UnknownContext, context as u64, 0),
             Self::OffsetOutOfRange { offset, byte_count } => {
@@ -208,7 +214,6 @@ mod tests {
                 [0x05, 7, 9, 3],
             ),
             (Fault::WriteRefused { offset: 7 }, [0x06, 7, 0, 3]),
-            (Fault::OutOfOrder { state: 7 }, [0x07, 7, 0, 3]),
             (Fault::NullArgument { argument: 7 }, [0x08, 7, 0, 3]),
             (Fault::UnknownContext { context: 7 }, [0x09, 7, 0, 3]),
             (
@@ -231,13 +236,38 @@ mod tests {
             ),
             (Fault::Panic { line: 7, column: 9 }, [0x0F, 7, 9, 3]),
         ];
-        assert_eq!(cases.len(), Rule::TABLE.len(), "one case per rule");
+        assert_eq!(
+            cases.len() + Rule::RETIRED.len(),
+            Rule::TABLE.len(),
+            "one case per rule in force"
+        );
         for (fault, expected) in cases {
             assert_eq!(fault.parameters(Callback::Read), expected, "{fault:?}");
             let (rule, ..) = fault.rule();
             let row = Rule::TABLE.iter().find(|row| row.0 == rule).unwrap();
             assert_eq!(row.1, expected[0]);
             assert!(std::format!("{fault:?}").starts_with(row.2), "{fault:?}");
+            assert!(
+                !Rule::RETIRED.contains(&rule),
+                "{fault:?} raises a retired rule"
+            );
+        }
+    }
+
+    /// A retired rule keeps its code and says so; codes are never given twice.
+    #[test]
+    fn retired_rules_keep_their_codes() {
+        let row = Rule::TABLE
+            .iter()
+            .find(|row| row.0 == Rule::OutOfOrder)
+            .unwrap();
+        assert_eq!(row.1, 0x07);
+        assert!(row.3.starts_with("retired"), "{row:?}");
+        for (index, row) in Rule::TABLE.iter().enumerate() {
+            assert!(
+                Rule::TABLE[..index].iter().all(|other| other.1 < row.1),
+                "{row:?}: codes ascend and are unique"
+            );
         }
     }
 

@@ -354,6 +354,31 @@ impl Transfer {
         Ok(())
     }
 
+    /// Dump_Write with the keys wiped: copies `source` to `destination` with zeros in place
+    /// of the part inside each area. Both are `len()` bytes long.
+    pub fn blank(
+        &self,
+        areas: impl IntoIterator<Item = Area>,
+        source: &[u8],
+        destination: &mut [u8],
+    ) -> Result<(), Fault> {
+        let misfit = self.misfit();
+        if source.len() != self.len {
+            return Err(misfit);
+        }
+        let destination = destination.get_mut(..self.len).ok_or(misfit)?;
+        destination.copy_from_slice(source);
+        for area in areas {
+            if let Some(span) = self.span(area) {
+                destination
+                    .get_mut(span.start..span.end)
+                    .ok_or(misfit)?
+                    .fill(0);
+            }
+        }
+        Ok(())
+    }
+
     /// Dump_Read: decrypts in place the part of `data` inside each area with its key.
     /// `data` is `len()` bytes long; `keys` is sorted and disjoint.
     pub fn decrypt_in_place<'k>(
@@ -388,8 +413,46 @@ impl Transfer {
     }
 }
 
+/// Whether the dump device's writes can always be whole data units: its sector size
+/// (FILTER_EXTENSION's Geometry.BytesPerSector, known at DriverEntry) is a nonzero multiple of
+/// the data unit. With the sector size unknown (0) only 512-byte units are accepted, the
+/// smallest sector there is. A data unit this refuses loads a refusing instance: the dump
+/// stack issues sector-aligned writes, and a 4096-byte unit on a 512-byte-sector disk would be
+/// found misaligned only in the middle of a dump, as a bug check.
+pub const fn data_unit_fits_sectors(data_unit: DataUnit, bytes_per_sector: u32) -> bool {
+    let unit = data_unit.bytes() as u32;
+    if bytes_per_sector == 0 {
+        unit == 512
+    } else {
+        bytes_per_sector.is_multiple_of(unit)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn data_units_against_the_sector_size() {
+        use super::data_unit_fits_sectors as fits;
+        for (unit, sector, expected) in [
+            (DataUnit::Bytes512, 512, true),
+            (DataUnit::Bytes512, 4096, true),
+            (DataUnit::Bytes512, 0, true),
+            (DataUnit::Bytes512, 520, false),
+            (DataUnit::Bytes512, 256, false),
+            (DataUnit::Bytes4096, 4096, true),
+            (DataUnit::Bytes4096, 8192, true),
+            (DataUnit::Bytes4096, 512, false),
+            (DataUnit::Bytes4096, 2048, false),
+            (DataUnit::Bytes4096, 0, false),
+        ] {
+            assert_eq!(
+                fits(unit, sector),
+                expected,
+                "{unit:?} on {sector}-byte sectors"
+            );
+        }
+    }
+
     use super::*;
 
     const UNIT: DataUnit = DataUnit::Bytes512;

@@ -99,6 +99,22 @@ pub struct ResumeReport {
     pub filter_time: Duration,
 }
 
+/// Where the simulated DumpStack.log lies: the crash dump driver's log of the dump stack,
+/// which it writes and reads through the dump stack at boot, before any Dump_Start. It is in
+/// the room at the start of the partition, outside both dump files.
+pub const DUMP_STACK_LOG_OFFSET: u64 = 0x8_0000;
+/// Its length: two pages (whole sectors of either size).
+pub const DUMP_STACK_LOG_LEN: usize = 2 * PAGE_SIZE;
+
+/// What the boot-time DumpStack.log traffic did.
+#[derive(Debug, Clone, Default)]
+pub struct BootLogReport {
+    /// Bytes, in whole sectors, that reached the disk different from the log's text.
+    pub bytes_changed: u64,
+    /// Whether the log was read back through Dump_Read (Windows 8 and later).
+    pub read_filtered: bool,
+}
+
 /// A small deterministic generator (SplitMix64): layouts, sizes and contents from `--seed`.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
@@ -177,6 +193,8 @@ pub struct Machine {
     reference: Option<Disk>,
     /// Which files have been written (the reference holds only those).
     written: [bool; 2],
+    /// Whether the boot-time DumpStack.log was written (the reference then holds it too).
+    boot_log_written: bool,
     disk_size: u64,
     staging: Pages,
     decoy: Pages,
@@ -253,6 +271,7 @@ impl Machine {
                 .map(|path| Disk::create(Some(path), disk_size))
                 .transpose()?,
             written: [false; 2],
+            boot_log_written: false,
             disk_size,
             staging: Pages::new(max_bytes + 2 * PAGE_SIZE),
             decoy,
@@ -317,6 +336,18 @@ impl Machine {
         }
         out.fill(0);
         let end = offset + out.len() as u64;
+        if self.boot_log_written {
+            let start = self.config.partition_offset + DUMP_STACK_LOG_OFFSET;
+            let (lo, hi) = (
+                start.max(offset),
+                (start + DUMP_STACK_LOG_LEN as u64).min(end),
+            );
+            if lo < hi {
+                let text = dump_stack_log();
+                out[(lo - offset) as usize..(hi - offset) as usize]
+                    .copy_from_slice(&text[(lo - start) as usize..(hi - start) as usize]);
+            }
+        }
         for which in [DumpFile::Crash, DumpFile::Hibernation] {
             if !self.written[which as usize] {
                 continue;
@@ -505,6 +536,94 @@ impl Machine {
         Ok(report)
     }
 
+    /// The boot-time DumpStack.log traffic, as the crash dump driver sends it when it loads
+    /// the dump stack at boot: one write of the log through Dump_Write and a read of it back
+    /// through Dump_Read (where the OS has it), **without Dump_Start** and without
+    /// Dump_Finish. The write is checked as a dump's are (MDL, source, PFNs against
+    /// MappedSystemVa) and goes to the disk; the read must hand back the log's text.
+    pub fn boot_log(&mut self, filter: &mut LoadedFilter) -> Result<BootLogReport, SimError> {
+        let mut report = BootLogReport::default();
+        let text = dump_stack_log();
+        let len = DUMP_STACK_LOG_LEN;
+        self.staging.as_mut_slice()[..len].copy_from_slice(&text);
+        let data_ptr = self.staging.as_slice().as_ptr();
+        let mut mdl = SimMdl::describe(
+            data_ptr,
+            len as u32,
+            Shape::NonpagedPool,
+            0,
+            self.decoy.as_ptr(),
+        );
+        let before = mdl.header();
+        let mut offset = DUMP_STACK_LOG_OFFSET as i64;
+        let call = Call::Write(0);
+        filter.write(0, &mut offset, &mut mdl)?;
+        let after = mdl.header();
+        check_write(call, &before, &after, offset, DUMP_STACK_LOG_OFFSET)?;
+        if self.staging.as_slice()[..len] != text[..] {
+            return Err(SimError::rule(
+                call,
+                "wrote into the caller's source buffer",
+            ));
+        }
+        let (mut by_pfn, mut by_va) = (vec![0u8; len], vec![0u8; len]);
+        mdl.gather_by_pfn_into(&mut by_pfn)
+            .map_err(|rule| SimError::rule(call, rule))?;
+        mdl.gather_by_va_into(&mut by_va)
+            .map_err(|rule| SimError::rule(call, rule))?;
+        if by_pfn != by_va {
+            return Err(SimError::rule(
+                call,
+                "the PFN array and MappedSystemVa describe different data",
+            ));
+        }
+        let disk_offset = self.config.partition_offset + DUMP_STACK_LOG_OFFSET;
+        self.disk.write_at(disk_offset, &by_va)?;
+        if let Some(reference) = self.reference.as_mut() {
+            reference.write_at(disk_offset, &text)?;
+        }
+        self.boot_log_written = true;
+        report.bytes_changed = by_va
+            .chunks(512)
+            .zip(text.chunks(512))
+            .filter(|(a, b)| a != b)
+            .map(|(a, _)| a.len() as u64)
+            .sum();
+
+        report.read_filtered = filter.supports_read();
+        if !report.read_filtered {
+            return Ok(report);
+        }
+        let call = Call::Read(0);
+        let mut buffer = Pages::new(len);
+        self.disk.read_at(disk_offset, buffer.as_mut_slice())?;
+        let mut mdl = SimMdl::describe(
+            buffer.as_slice().as_ptr(),
+            len as u32,
+            Shape::MappedElsewhere,
+            0,
+            self.decoy.as_ptr(),
+        );
+        let before = mdl.header();
+        let mut offset = DUMP_STACK_LOG_OFFSET as i64;
+        filter
+            .read(0, &mut offset, &mut mdl)
+            .expect("the filter has Dump_Read")?;
+        if mdl.header() != before || offset != DUMP_STACK_LOG_OFFSET as i64 {
+            return Err(SimError::rule(
+                call,
+                "changed the MDL or the offset of a read",
+            ));
+        }
+        if buffer.as_slice() != &text[..] {
+            return Err(SimError::rule(
+                call,
+                "the DumpStack.log read back at boot is not what was written",
+            ));
+        }
+        Ok(report)
+    }
+
     /// Resume from hibernation: reads the hibernation file back through Dump_Read and checks
     /// that what the filter hands on is what was hibernated.
     pub fn resume(&mut self, filter: &mut LoadedFilter) -> Result<ResumeReport, SimError> {
@@ -603,6 +722,21 @@ pub fn check_write(
 }
 
 /// Memory as a running system has it: zero pages, text, counters, and noise.
+/// The simulated DumpStack.log: lines of text, [`DUMP_STACK_LOG_LEN`] bytes.
+pub fn dump_stack_log() -> Vec<u8> {
+    let mut text = Vec::with_capacity(DUMP_STACK_LOG_LEN);
+    let mut line = 0;
+    while text.len() < DUMP_STACK_LOG_LEN {
+        text.extend_from_slice(
+            format!("DumpStack.log: dump stack initialized, line {line}, crashdmp.sys\r\n")
+                .as_bytes(),
+        );
+        line += 1;
+    }
+    text.truncate(DUMP_STACK_LOG_LEN);
+    text
+}
+
 fn fill_memory(memory: &mut [u8], rng: &mut Rng) {
     const TEXT: &[u8] =
         b"The quick brown fox jumps over the lazy dog; C:\\Windows\\System32\\ntoskrnl.exe ";

@@ -114,6 +114,10 @@ pub struct Environment {
     /// FILTER_EXTENSION.PartitionInfo of the dump device: PartitionStyle (0 MBR, 1 GPT, 2
     /// RAW) and the 16 bytes of its union (MBR Signature and CheckSum, or the GPT DiskId).
     pub partition_info: (u32, [u8; 16]),
+    /// FILTER_EXTENSION.Geometry.BytesPerSector of the dump device (0: unknown). A disk of
+    /// 4096-byte sectors takes only 4096-aligned transfers ([`crate::machine::MachineConfig`]'s
+    /// `sector_size`).
+    pub bytes_per_sector: u32,
 }
 
 /// The GPT disk GUID of the simulated dump disk, as the GUID structure lays it out.
@@ -130,6 +134,7 @@ impl Default for Environment {
             secrets: Vec::new(),
             system_filter_flags: crate::stack::UNKNOWN_SYSTEM_FLAG,
             partition_info: (1, SIMULATED_DISK_GUID),
+            bytes_per_sector: 512,
         }
     }
 }
@@ -360,6 +365,27 @@ fn free(ptr: *mut u8, expected: Kind) {
         kernel.counters.outstanding -= 1;
         kernel.counters.violations.extend(leaked);
     });
+}
+
+/// The sizes of the allocations still live (not freed) that hold `needle` somewhere: for
+/// tests that look for key material a filter should have wiped without freeing. Not a
+/// service.
+pub fn live_allocations_holding(needle: &[u8]) -> Vec<usize> {
+    let live: Vec<(usize, usize)> = with(|kernel| {
+        kernel
+            .live
+            .iter()
+            .map(|(&address, allocation)| (address, allocation.layout.size()))
+            .collect()
+    });
+    live.into_iter()
+        .filter(|&(address, size)| {
+            // SAFETY: a live allocation of `size` bytes, made by `allocate` and not freed.
+            let contents = unsafe { std::slice::from_raw_parts(address as *const u8, size) };
+            !needle.is_empty() && contents.windows(needle.len()).any(|w| w == needle)
+        })
+        .map(|(_, size)| size)
+        .collect()
 }
 
 /// `ExAllocatePoolWithTag` for nonpaged pool (16-byte aligned, as on x64).

@@ -118,6 +118,8 @@ pub enum XtsError {
         /// The length needed.
         needed: usize,
     },
+    /// The key schedules were wiped ([`XtsAes256::wipe`]): nothing can be transformed.
+    KeysWiped,
 }
 
 /// An implementation of the transform, fastest first; [`Backend::Auto`] asks for the fastest
@@ -213,11 +215,19 @@ pub struct XtsAes256 {
 }
 
 /// Which implementation runs the transform, with its expanded keys.
+///
+/// `repr(u8)` with `Wiped` = 0: a value whose bytes are all zero is `Wiped` (the layout of a
+/// primitive representation is defined: a tag byte, then the variant's fields), which is
+/// what [`XtsAes256::wipe`] leaves.
 #[expect(
     clippy::large_enum_variant,
     reason = "one value per driver instance, in nonpaged pool; boxing would mean an allocation"
 )]
+#[repr(u8)]
 enum Engine {
+    /// The schedules were overwritten in place ([`XtsAes256::wipe`]); every transform fails.
+    #[expect(dead_code, reason = "made by `wipe` out of zero bytes, never by name")]
+    Wiped = 0,
     #[cfg(target_arch = "x86_64")]
     Xmm(aesni::AesNiKeys),
     #[cfg(target_arch = "x86_64")]
@@ -416,7 +426,45 @@ impl XtsAes256 {
                 vaes::Width::Ymm => Backend::Vaes256,
             },
             Engine::Portable(_) => Backend::Portable,
+            // None runs any more.
+            Engine::Wiped => Backend::Auto,
         }
+    }
+
+    /// Overwrites the key schedules where they are, without freeing or moving anything (so
+    /// it may run at any IRQL, HIGH_LEVEL included): the backend's own drop zeroizes its
+    /// schedules in place, then every byte of the engine is zeroed with volatile writes
+    /// (which leaves `Engine::Wiped`). Afterwards every transform fails with
+    /// [`XtsError::KeysWiped`] and [`XtsAes256::backend`] is `Auto`; dropping the value
+    /// later is still sound. An attached state area stays attached (it holds no key).
+    ///
+    /// Not `self.engine = Engine::Wiped`: an assignment may build the new value in a
+    /// temporary as large as the enum and copy all of it, stale stack bytes (earlier copies of
+    /// the schedules among them) included; a debug build does exactly that.
+    #[expect(
+        unsafe_code,
+        reason = "drops the engine in place and overwrites its bytes with a valid value"
+    )]
+    pub fn wipe(&mut self) {
+        let engine = core::ptr::from_mut(&mut self.engine);
+        // SAFETY: `engine` points to an initialized `Engine`, ours alone through `&mut self`.
+        // It is dropped once, here, and every byte of it is overwritten below, before anything
+        // can read it, with a valid value; the drops only zeroize, so nothing unwinds between.
+        unsafe { core::ptr::drop_in_place(engine) };
+        let bytes = engine.cast::<u8>();
+        for offset in 0..core::mem::size_of::<Engine>() {
+            // SAFETY: `offset` is inside the engine's storage, valid for writes and ours;
+            // volatile, so that the compiler cannot drop the writes as dead.
+            unsafe { bytes.wrapping_add(offset).write_volatile(0) };
+        }
+        // INVARIANT: all-zero bytes are `Engine::Wiped` (`repr(u8)`, discriminant 0, no
+        // fields), a valid value for the place.
+        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether [`XtsAes256::wipe`] ran.
+    pub fn is_wiped(&self) -> bool {
+        matches!(self.engine, Engine::Wiped)
     }
 
     /// Bytes of the state area the backend saves the extended state into (from CPUID leaf
@@ -448,8 +496,7 @@ impl XtsAes256 {
                 destination,
             },
             None,
-        );
-        Ok(())
+        )
     }
 
     /// Decrypts `buffer`, whole data units of `unit` numbered from `first_unit`, in place.
@@ -469,8 +516,7 @@ impl XtsAes256 {
                 destination: buffer,
             },
             None,
-        );
-        Ok(())
+        )
     }
 
     /// Decrypts `source` into `destination` (for tools that must not touch their input).
@@ -491,8 +537,7 @@ impl XtsAes256 {
                 destination,
             },
             None,
-        );
-        Ok(())
+        )
     }
 
     /// [`XtsAes256::encrypt_units`], a VAES backend saving the state in `state`.
@@ -515,8 +560,7 @@ impl XtsAes256 {
                 destination,
             },
             Some(state),
-        );
-        Ok(())
+        )
     }
 
     /// [`XtsAes256::decrypt_units_in_place`], a VAES backend saving the state in `state`.
@@ -538,8 +582,7 @@ impl XtsAes256 {
                 destination: buffer,
             },
             Some(state),
-        );
-        Ok(())
+        )
     }
 
     /// [`XtsAes256::decrypt_units`], a VAES backend saving the state in `state`.
@@ -562,8 +605,7 @@ impl XtsAes256 {
                 destination,
             },
             Some(state),
-        );
-        Ok(())
+        )
     }
 
     /// Saves and restores the extended state the backend saves per call, in `state`, with
@@ -577,7 +619,7 @@ impl XtsAes256 {
         }
     }
 
-    fn run(&self, mut job: Job<'_>, state: Option<&mut StateArea>) {
+    fn run(&self, mut job: Job<'_>, state: Option<&mut StateArea>) -> Result<(), XtsError> {
         match &self.engine {
             #[cfg(target_arch = "x86_64")]
             Engine::Xmm(keys) => keys.transform(&mut job),
@@ -593,7 +635,9 @@ impl XtsAes256 {
                 }
             }
             Engine::Portable(keys) => keys.run(&mut job),
+            Engine::Wiped => return Err(XtsError::KeysWiped),
         }
+        Ok(())
     }
 }
 
@@ -933,6 +977,78 @@ pub(crate) mod tests {
                 .filter(|&(&was, &is)| was != 0 && is == 0)
                 .count();
             assert!(wiped > 400, "{backend:?}: only {wiped} bytes wiped");
+        }
+    }
+
+    /// Wiping overwrites the schedules where they are, in every backend: the value's memory
+    /// holds none of the key's 16-byte round keys any more (the hardware backends keep the
+    /// first two round keys of each schedule verbatim: found before, gone after), hundreds of
+    /// its bytes turn to zero, and every transform is refused.
+    /// What `wipe` relies on: a value of all-zero bytes is `Engine::Wiped`.
+    #[test]
+    #[expect(unsafe_code, reason = "reads a zeroed engine")]
+    fn an_engine_of_zero_bytes_is_wiped() {
+        // SAFETY: `Engine` is `repr(u8)` with `Wiped` = 0 and no fields: zero bytes are it.
+        let engine: Engine = unsafe { core::mem::zeroed() };
+        assert!(matches!(engine, Engine::Wiped));
+    }
+
+    #[test]
+    #[expect(unsafe_code, reason = "reads the bytes of a value in place")]
+    fn wiping_zeroes_the_schedules_in_place() {
+        use core::mem::size_of;
+        let key = ieee_key();
+        for backend in [
+            Backend::Portable,
+            Backend::AesNi,
+            Backend::Vaes256,
+            Backend::Vaes512,
+        ] {
+            let Some(mut xts) = XtsAes256::exactly(&key, backend).unwrap() else {
+                continue;
+            };
+            let bytes = |xts: &XtsAes256| {
+                // SAFETY: the value's storage is `size_of` readable bytes; only copied.
+                unsafe {
+                    core::slice::from_raw_parts(
+                        core::ptr::from_ref(xts).cast::<u8>(),
+                        size_of::<XtsAes256>(),
+                    )
+                }
+                .to_vec()
+            };
+            let holds = |bytes: &[u8]| key.chunks(16).any(|k| bytes.windows(16).any(|w| w == k));
+            let before = bytes(&xts);
+            assert!(!xts.is_wiped());
+            xts.wipe();
+            let after = bytes(&xts);
+            assert!(xts.is_wiped());
+            if backend != Backend::Portable {
+                assert!(holds(&before), "{backend:?}: the round keys to look for");
+            }
+            assert!(
+                !holds(&after),
+                "{backend:?}: a round key left after the wipe"
+            );
+            let wiped = before
+                .iter()
+                .zip(&after)
+                .filter(|&(&was, &is)| was != 0 && is == 0)
+                .count();
+            assert!(wiped > 400, "{backend:?}: only {wiped} bytes wiped");
+            let mut out = [0u8; 512];
+            assert_eq!(
+                xts.encrypt_units(DataUnit::Bytes512, 0, &[1; 512], &mut out),
+                Err(XtsError::KeysWiped)
+            );
+            assert_eq!(out, [0; 512], "{backend:?}: wrote after the wipe");
+            assert_eq!(
+                xts.decrypt_units_in_place(DataUnit::Bytes512, 0, &mut out),
+                Err(XtsError::KeysWiped)
+            );
+            assert_eq!(xts.backend(), Backend::Auto);
+            assert_eq!(xts.state_len(), 0);
+            drop(xts);
         }
     }
 
