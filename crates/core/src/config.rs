@@ -427,10 +427,9 @@ impl core::fmt::Display for ConfigError {
                  that age-keygen -y prints)",
             ),
             Self::RecipientInvalid { reason } => write!(f, "Recipient: {reason}"),
-            Self::UnknownAllowPlaintextHibernation { value } => write!(
-                f,
-                "AllowPlaintextHibernation is {value}; it must be 0 or 1"
-            ),
+            Self::UnknownAllowPlaintextHibernation { value } => {
+                write!(f, "AllowPlaintextHibernation is {value}; it must be 0 or 1")
+            }
             Self::PlaintextHibernation => f.write_str(
                 "the crash dump policy is encrypt with a key held in memory while \
                  HibernationPolicy is passthrough: every hibernation (Fast Startup included) \
@@ -593,14 +592,12 @@ impl Config {
                 Some(recipient(raw)?)
             }
         };
-        let allow_plaintext_hibernation =
-            match dword(values, ValueName::AllowPlaintextHibernation)? {
-                None | Some(0) => false,
-                Some(1) => true,
-                Some(value) => {
-                    return Err(ConfigError::UnknownAllowPlaintextHibernation { value })
-                }
-            };
+        let allow_plaintext_hibernation = match dword(values, ValueName::AllowPlaintextHibernation)?
+        {
+            None | Some(0) => false,
+            Some(1) => true,
+            Some(value) => return Err(ConfigError::UnknownAllowPlaintextHibernation { value }),
+        };
         let encrypts =
             crash_dump_policy == Policy::Encrypt || hibernation_policy == Policy::Encrypt;
         match key_source {
@@ -609,9 +606,7 @@ impl Config {
             KeySource::Registry if encrypts && key.is_none() => {
                 return Err(ConfigError::KeyMissing)
             }
-            KeySource::Sealed if recipient.is_none() => {
-                return Err(ConfigError::RecipientMissing)
-            }
+            KeySource::Sealed if recipient.is_none() => return Err(ConfigError::RecipientMissing),
             KeySource::Sealed if hibernation_policy == Policy::Encrypt => {
                 return Err(ConfigError::SealedHibernation)
             }
@@ -647,9 +642,7 @@ impl Config {
 /// A `Recipient` value: UTF-16LE text of `age1…`, with or without a terminating NUL.
 fn recipient(raw: &RawValue) -> Result<Recipient, ConfigError> {
     let invalid = |reason| ConfigError::RecipientInvalid { reason };
-    let bytes = raw
-        .bytes()
-        .ok_or(invalid(SealError::RecipientLength))?;
+    let bytes = raw.bytes().ok_or(invalid(SealError::RecipientLength))?;
     let mut text = [0u8; RECIPIENT_TEXT_MAX];
     let mut len = 0;
     let mut terminated = false;
