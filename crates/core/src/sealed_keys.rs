@@ -325,7 +325,7 @@ fn put_digits(out: &mut [u8], mut value: u32) {
 }
 
 fn is_leap(year: u32) -> bool {
-    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+    year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400))
 }
 
 fn days_in_month(year: u32, month: u32) -> u32 {
@@ -401,7 +401,7 @@ mod tests {
                 std::string::String::from_utf8_lossy(bad)
             );
         }
-        assert_eq!(Name::parse(b"20240229T000000.0000000Z").is_some(), true);
+        assert!(Name::parse(b"20240229T000000.0000000Z").is_some());
         let wide: Vec<u16> = good.iter().map(|&b| u16::from(b)).collect();
         assert_eq!(Name::parse_utf16(&wide), Some(stamp));
         let mut wide_bad = wide.clone();
@@ -444,7 +444,7 @@ mod tests {
     }
 
     fn is_leap_counted(year: u32) -> bool {
-        (year % 400 == 0) || (year % 4 == 0 && year % 100 != 0)
+        year.is_multiple_of(400) || (year.is_multiple_of(4) && !year.is_multiple_of(100))
     }
 
     #[test]
