@@ -8,7 +8,9 @@
 //! | `LiveStateBlock`   | the provider's `DUMPCRYPT_LIVE_STATE`     |
 //!
 //! With `KeySource` = registry there is one range: the configured area under the `Key`. With
-//! a provider there are the ranges of its answer (docs/provider.md), each under its own key.
+//! `KeySource` = sealed, the same range under a key drawn at this load and stored only sealed
+//! (src/sealed.rs). With a provider there are the ranges of its answer (docs/provider.md),
+//! each under its own key.
 // The dump path: no indexing that could panic, no panics, no unwraps (tests aside).
 #![cfg_attr(
     not(test),
@@ -28,6 +30,7 @@ use crate::abi::{NTSTATUS, STATUS_BAD_CONFIGURATION, STATUS_INSUFFICIENT_RESOURC
 use crate::kernel::{self, AlignedBlock, Passive, PoolBox};
 use crate::mdl::{SecondaryBuffer, Source, Target};
 use crate::request::{CheckedRead, CheckedWrite, RawRequest};
+use crate::sealed::{self, Drawn};
 use dumpcrypt_core::config::Config;
 use dumpcrypt_core::fault::Fault;
 use dumpcrypt_core::geometry::{Area, Geometry, KeyedArea, TweakBase};
@@ -35,6 +38,7 @@ use dumpcrypt_core::instance::DumpType;
 use dumpcrypt_core::provider::{check_answer, same_disk, Accepted, LiveView};
 use dumpcrypt_core::xts::{Backend, XtsAes256, STATE_AREA_ALIGN};
 use dumpcrypt_provider::{Answer, DiskIdentity, LiveState, Query, MAX_RANGES};
+use dumpcrypt_seal::Recipient;
 
 /// One encrypted range: where it is, and its expanded key in a pool block of its own (the
 /// key schedules are most of an instance's size).
@@ -109,8 +113,19 @@ impl Encryption {
                 }
                 (config.geometry(partition_start), None)
             }
-            // Until sealing lands, a sealed configuration fails closed: no dump.
-            dumpcrypt_core::config::KeySource::Sealed => return Err(Unprepared::Refused),
+            dumpcrypt_core::config::KeySource::Sealed => {
+                // Config::parse refuses the sealed source without a valid Recipient.
+                let recipient = config.recipient.as_ref().ok_or(STATUS_BAD_CONFIGURATION)?;
+                let partition_start = match config.tweak_base {
+                    TweakBase::Partition => 0,
+                    // SAFETY: `device` is as the caller's contract says.
+                    TweakBase::Disk => unsafe { kernel::partition_offset(passive, device) }?,
+                };
+                if let Some(slot) = ranges.first_mut() {
+                    *slot = Some(sealed_key(passive, recipient, config.area, config.backend)?);
+                }
+                (config.geometry(partition_start), None)
+            }
             dumpcrypt_core::config::KeySource::Provider => {
                 // SAFETY: `device` is as the caller's contract says.
                 let answer = unsafe { ask_provider(passive, dump_type, disk, device) }?;
@@ -173,6 +188,28 @@ fn keys<'a>(
         let area = view.map_or(range.area, |view| view.area(index, range.area));
         Some((area, &*range.cipher))
     })
+}
+
+/// A fresh key for this load (`KeySource` = sealed, src/sealed.rs): drawn from the processor,
+/// sealed to `recipient`, expanded into its range's cipher and wiped, and its sealed form
+/// stored in `Parameters\SealedKeys`. No random source, a refused seal or a registry failure
+/// refuses the dump; no pool for the cipher fails DriverEntry, as for the other sources.
+/// PASSIVE_LEVEL.
+#[inline(never)]
+fn sealed_key(
+    passive: &Passive,
+    recipient: &Recipient,
+    area: Area,
+    backend: Backend,
+) -> Result<KeyedRange, Unprepared> {
+    let mut drawn = Drawn::new(passive, recipient).map_err(|_| Unprepared::Refused)?;
+    let range = expand(passive, area, drawn.key(), backend);
+    drawn.wipe_secrets();
+    let range = range?;
+    sealed::store(passive, kernel::system_time(passive), drawn.sealed())
+        .map_err(|_| Unprepared::Refused)?;
+    Ok(range)
+    // `drawn` is wiped and freed here: the key lives on only as its schedule.
 }
 
 /// Expands a key into its own pool block for the fastest backend the processor runs, up to
