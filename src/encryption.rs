@@ -38,7 +38,6 @@ use dumpcrypt_core::instance::DumpType;
 use dumpcrypt_core::provider::{check_answer, same_disk, Accepted, LiveView};
 use dumpcrypt_core::xts::{Backend, XtsAes256, STATE_AREA_ALIGN};
 use dumpcrypt_provider::{Answer, DiskIdentity, LiveState, Query, MAX_RANGES};
-use dumpcrypt_seal::Recipient;
 
 /// One encrypted range: where it is, and its expanded key in a pool block of its own (the
 /// key schedules are most of an instance's size).
@@ -121,9 +120,21 @@ impl Encryption {
                     // SAFETY: `device` is as the caller's contract says.
                     TweakBase::Disk => unsafe { kernel::partition_offset(passive, device) }?,
                 };
+                // A fresh key for this load, drawn from the processor and sealed to the
+                // recipient (src/sealed.rs): expanded here, as the registry's key is (so that
+                // the expansion's deep stack starts from the same frame), then wiped; its
+                // sealed form is stored in Parameters\SealedKeys. No random source, a refused
+                // seal or a registry failure refuses the dump; no pool for the cipher fails
+                // DriverEntry, as for the other sources.
+                let mut drawn = Drawn::new(passive, recipient).map_err(|_| Unprepared::Refused)?;
+                let range = expand(passive, config.area, drawn.key(), config.backend);
+                drawn.wipe_secrets();
                 if let Some(slot) = ranges.first_mut() {
-                    *slot = Some(sealed_key(passive, recipient, config.area, config.backend)?);
+                    *slot = Some(range?);
                 }
+                sealed::store(passive, kernel::system_time(passive), drawn.sealed())
+                    .map_err(|_| Unprepared::Refused)?;
+                // `drawn` is wiped and freed here: the key lives on only as its schedule.
                 (config.geometry(partition_start), None)
             }
             dumpcrypt_core::config::KeySource::Provider => {
@@ -188,28 +199,6 @@ fn keys<'a>(
         let area = view.map_or(range.area, |view| view.area(index, range.area));
         Some((area, &*range.cipher))
     })
-}
-
-/// A fresh key for this load (`KeySource` = sealed, src/sealed.rs): drawn from the processor,
-/// sealed to `recipient`, expanded into its range's cipher and wiped, and its sealed form
-/// stored in `Parameters\SealedKeys`. No random source, a refused seal or a registry failure
-/// refuses the dump; no pool for the cipher fails DriverEntry, as for the other sources.
-/// PASSIVE_LEVEL.
-#[inline(never)]
-fn sealed_key(
-    passive: &Passive,
-    recipient: &Recipient,
-    area: Area,
-    backend: Backend,
-) -> Result<KeyedRange, Unprepared> {
-    let mut drawn = Drawn::new(passive, recipient).map_err(|_| Unprepared::Refused)?;
-    let range = expand(passive, area, drawn.key(), backend);
-    drawn.wipe_secrets();
-    let range = range?;
-    sealed::store(passive, kernel::system_time(passive), drawn.sealed())
-        .map_err(|_| Unprepared::Refused)?;
-    Ok(range)
-    // `drawn` is wiped and freed here: the key lives on only as its schedule.
 }
 
 /// Expands a key into its own pool block for the fastest backend the processor runs, up to

@@ -181,7 +181,6 @@ pub const STATUS_NO_MORE_ENTRIES: NTSTATUS = 0x8000_001A_u32 as i32;
 /// `SharedSystemTime`: the address of KUSER_SHARED_DATA.SystemTime (a KSYSTEM_TIME) on x64,
 /// `KI_USER_SHARED_DATA + 0x14`, which `KeQuerySystemTime` (a macro on x64) reads.
 pub const SHARED_SYSTEM_TIME: usize = 0xFFFF_F780_0000_0014;
-pub const KI_USER_SHARED_DATA: u64 = 0xFFFF_F780_0000_0000;
 pub const OBJ_CASE_INSENSITIVE: u32 = 0x40;
 pub const OBJ_KERNEL_HANDLE: u32 = 0x200;
 /// `KEY_VALUE_INFORMATION_CLASS::KeyValuePartialInformation`.

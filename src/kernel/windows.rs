@@ -62,6 +62,8 @@ static VALUE_NAMES: [&[u16]; ValueName::ALL.len()] = [
     &utf16::<9>("KeySource"),
     &utf16::<6>("DiskId"),
     &utf16::<7>("Backend"),
+    &utf16::<9>("Recipient"),
+    &utf16::<25>("AllowPlaintextHibernation"),
 ];
 
 static SEALED_KEYS_PATH_UTF16: [u16; SEALED_KEYS_PATH.len()] = utf16(SEALED_KEYS_PATH);
