@@ -43,9 +43,14 @@ export RUSTC_BOOTSTRAP=1
 # These flags replace .cargo/config.toml's target rustflags (+crt-static, for the WDK build):
 # the kernel image links no C runtime at all.
 unset CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS
+# The --cfg flags fix the sealing code's backends (crates/seal, "Kernel builds"): chacha20 and
+# poly1305 would otherwise choose AVX2/AVX-512 code from CPUID at run time, YMM/ZMM state a
+# driver must not touch unsaved; curve25519-dalek's serial backend is its portable one.
 export RUSTFLAGS="-C linker=$LLD_LINK \
 -C link-arg=/DRIVER -C link-arg=/SUBSYSTEM:NATIVE -C link-arg=/ENTRY:DriverEntry \
--C link-arg=/NODEFAULTLIB -C link-arg=/RELEASE"
+-C link-arg=/NODEFAULTLIB -C link-arg=/RELEASE \
+--cfg chacha20_backend=\"soft\" --cfg poly1305_backend=\"soft\" \
+--cfg curve25519_dalek_backend=\"serial\""
 export CARGO_TARGET_DIR="$ROOT/target/sys-build"
 
 for profile in "${profiles[@]}"; do

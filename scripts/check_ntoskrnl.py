@@ -95,8 +95,8 @@ MUTANTS: list[tuple[str, str, str, str, str]] = [
     (NTOSKRNL, "pub fn ZwClose(handle: HANDLE) -> NTSTATUS;",
      "pub fn ZwClose(handle: HANDLE);",
      "conflicting types for 'ZwClose'", "the return type"),
-    (NTOSKRNL, "        attributes: *mut OBJECT_ATTRIBUTES,",
-     "        attributes: *const OBJECT_ATTRIBUTES,",
+    (NTOSKRNL, "        attributes: *mut OBJECT_ATTRIBUTES,\n    ) -> NTSTATUS;",
+     "        attributes: *const OBJECT_ATTRIBUTES,\n    ) -> NTSTATUS;",
      "conflicting types for 'ZwOpenKey'", "a pointer's constness"),
     (NTOSKRNL, "pub fn KeBugCheckEx(code: u32, p1: usize, p2: usize, p3: usize, p4: usize) -> !;",
      "pub fn KeBugCheckEx(code: u32, p1: usize, p2: usize, p3: usize, p4: usize);",
@@ -128,6 +128,15 @@ MUTANTS: list[tuple[str, str, str, str, str]] = [
     (NTOSKRNL, "pub type SIZE_T = u64;",
      "pub type SIZE_T = u32;",
      "SIZE_T: size", "an alias's size"),
+    (NTOSKRNL, "pub fn ZwFlushKey(key: HANDLE) -> NTSTATUS;",
+     "pub fn ZwFlushKey(key: *mut HANDLE) -> NTSTATUS;",
+     "conflicting types for 'ZwFlushKey'", "a registry routine's parameter (sealed keys)"),
+    (NTOSKRNL, "    pub NameLength: u32,\n    pub Name: [u16; 1],",
+     "    pub NameLength: u16,\n    pub Name: [u16; 1],",
+     "KEY_VALUE_BASIC_INFORMATION.Name: offset", "KEY_VALUE_BASIC_INFORMATION's layout"),
+    (NTOSKRNL, "pub const SHARED_SYSTEM_TIME: usize = 0xFFFF_F780_0000_0014;",
+     "pub const SHARED_SYSTEM_TIME: usize = 0xFFFF_F780_0000_0008;",
+     "SHARED_SYSTEM_TIME (SharedSystemTime): value", "KUSER_SHARED_DATA.SystemTime's address"),
     (NTOSKRNL, "pub type KPROCESSOR_MODE = i8;",
      "pub type KPROCESSOR_MODE = u8;",
      "KPROCESSOR_MODE: signedness", "an alias's signedness"),
@@ -557,7 +566,11 @@ class Writer:
                 continue
             bits = INTEGERS[prim[1]][0] * 8
             unsigned = value % (1 << bits)
-            condition = f"(long long)({c_name}) == {value}LL"
+            if value > (1 << 63) - 1:
+                # Above LONGLONG (an address such as SharedSystemTime): compared unsigned.
+                condition = f"(unsigned long long)({c_name}) == {value}ULL"
+            else:
+                condition = f"(long long)({c_name}) == {value}LL"
             if unsigned != value:
                 condition += f" || (long long)({c_name}) == {unsigned}LL"
             self.assertion(const, condition, f"{label}: value differs from the header (ours: {unsigned:#x})")

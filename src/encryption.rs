@@ -8,7 +8,9 @@
 //! | `LiveStateBlock`   | the provider's `DUMPCRYPT_LIVE_STATE`     |
 //!
 //! With `KeySource` = registry there is one range: the configured area under the `Key`. With
-//! a provider there are the ranges of its answer (docs/provider.md), each under its own key.
+//! `KeySource` = sealed, the same range under a key drawn at this load and stored only sealed
+//! (src/sealed.rs). With a provider there are the ranges of its answer (docs/provider.md),
+//! each under its own key.
 // The dump path: no indexing that could panic, no panics, no unwraps (tests aside).
 #![cfg_attr(
     not(test),
@@ -28,6 +30,7 @@ use crate::abi::{NTSTATUS, STATUS_BAD_CONFIGURATION, STATUS_INSUFFICIENT_RESOURC
 use crate::kernel::{self, AlignedBlock, Passive, PoolBox};
 use crate::mdl::{SecondaryBuffer, Source, Target};
 use crate::request::{CheckedRead, CheckedWrite, RawRequest};
+use crate::sealed::{self, Drawn};
 use dumpcrypt_core::config::Config;
 use dumpcrypt_core::fault::Fault;
 use dumpcrypt_core::geometry::{Area, Geometry, KeyedArea, TweakBase};
@@ -116,8 +119,31 @@ impl Encryption {
                 }
                 (config.geometry(partition_start), None)
             }
-            // Until sealing lands, a sealed configuration fails closed: no dump.
-            dumpcrypt_core::config::KeySource::Sealed => return Err(Unprepared::Refused),
+            dumpcrypt_core::config::KeySource::Sealed => {
+                // Config::parse refuses the sealed source without a valid Recipient.
+                let recipient = config.recipient.as_ref().ok_or(STATUS_BAD_CONFIGURATION)?;
+                let partition_start = match config.tweak_base {
+                    TweakBase::Partition => 0,
+                    // SAFETY: `device` is as the caller's contract says.
+                    TweakBase::Disk => unsafe { kernel::partition_offset(passive, device) }?,
+                };
+                // A fresh key for this load, drawn from the processor and sealed to the
+                // recipient (src/sealed.rs): expanded here, as the registry's key is (so that
+                // the expansion's deep stack starts from the same frame), then wiped; its
+                // sealed form is stored in Parameters\SealedKeys. No random source, a refused
+                // seal or a registry failure refuses the dump; no pool for the cipher fails
+                // DriverEntry, as for the other sources.
+                let mut drawn = Drawn::new(passive, recipient).map_err(|_| Unprepared::Refused)?;
+                let range = expand(passive, config.area, drawn.key(), config.backend);
+                drawn.wipe_secrets();
+                if let Some(slot) = ranges.first_mut() {
+                    *slot = Some(range?);
+                }
+                sealed::store(passive, kernel::system_time(passive), drawn.sealed())
+                    .map_err(|_| Unprepared::Refused)?;
+                // `drawn` is wiped and freed here: the key lives on only as its schedule.
+                (config.geometry(partition_start), None)
+            }
             dumpcrypt_core::config::KeySource::Provider => {
                 // SAFETY: `device` is as the caller's contract says.
                 let answer = unsafe { ask_provider(passive, dump_type, disk, device) }?;

@@ -35,6 +35,7 @@ mod filter;
 pub mod kernel;
 pub mod mdl;
 mod request;
+mod sealed;
 
 #[cfg(feature = "wdk")]
 use wdk_panic as _;

@@ -265,6 +265,13 @@ fn every_service_of_driver_entry_can_fail() {
                 | Service::ObfDereferenceObject => false,
                 // The provider's side: DriverEntry never calls them.
                 Service::ExRegisterCallback | Service::ExUnregisterCallback => false,
+                // The sealed key source's ring: a failure there refuses the dump rather than
+                // failing DriverEntry (a failed delete does neither): tests/sealed.rs.
+                Service::ZwCreateKey
+                | Service::ZwEnumerateValueKey
+                | Service::ZwSetValueKey
+                | Service::ZwDeleteValueKey
+                | Service::ZwFlushKey => false,
             };
             if !injectable {
                 continue;

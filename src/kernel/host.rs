@@ -7,11 +7,14 @@
 use core::ffi::c_void;
 use core::ptr::NonNull;
 
-use crashdmp_sim::ntoskrnl;
+use crashdmp_sim::ntoskrnl::{self, RandomSource};
 
-use super::{OsVersion, Passive, PARAMETERS_PATH};
+use super::{
+    Cpu, Enumerated, OsVersion, Passive, PARAMETERS_PATH, SEALED_KEYS_PATH, VALUE_NAME_CAPACITY,
+};
 use crate::abi::{MDL, NTSTATUS, STATUS_OBJECT_NAME_NOT_FOUND};
 use dumpcrypt_core::config::{RawValue, RegistryValues, ValueName};
+use dumpcrypt_core::random::{Instruction, Instructions};
 use dumpcrypt_provider::{Answer, Query, CALLBACK_NAME};
 
 /// `RtlGetVersion`. PASSIVE_LEVEL.
@@ -139,4 +142,118 @@ pub unsafe fn free_mdl(mdl: NonNull<MDL>) {
 pub fn bug_check(code: u32, parameters: [u64; 4]) -> ! {
     let [p1, p2, p3, p4] = parameters;
     ntoskrnl::ke_bug_check_ex(code, p1, p2, p3, p4)
+}
+
+/// `REG_BINARY`.
+const REG_BINARY: u32 = 3;
+
+/// A registry key opened or created by [`create_sealed_keys`], closed when dropped; it cannot
+/// outlive the PASSIVE_LEVEL token it was opened with.
+#[derive(Debug)]
+pub struct RegistryKey<'a> {
+    handle: usize,
+    _passive: &'a Passive,
+}
+
+/// Opens `Parameters\SealedKeys`, creating it if absent (`ZwCreateKey`, non-volatile, kernel
+/// handle, case-insensitive). PASSIVE_LEVEL.
+pub fn create_sealed_keys(passive: &Passive) -> Result<RegistryKey<'_>, NTSTATUS> {
+    let (handle, _created) = ntoskrnl::zw_create_key(SEALED_KEYS_PATH)?;
+    Ok(RegistryKey {
+        handle,
+        _passive: passive,
+    })
+}
+
+impl RegistryKey<'_> {
+    /// The name of the value at `index` (`ZwEnumerateValueKey`, KeyValueBasicInformation),
+    /// written to `name`. PASSIVE_LEVEL.
+    pub fn value_name(
+        &self,
+        index: u32,
+        name: &mut [u16; VALUE_NAME_CAPACITY],
+    ) -> Result<Enumerated, NTSTATUS> {
+        match ntoskrnl::zw_enumerate_value_key(self.handle, index) {
+            Ok((text, _type)) => {
+                let units: Vec<u16> = text.encode_utf16().collect();
+                if units.len() > name.len() {
+                    return Ok(Enumerated::Other);
+                }
+                name[..units.len()].copy_from_slice(&units);
+                Ok(Enumerated::Name(units.len()))
+            }
+            Err(ntoskrnl::STATUS_NO_MORE_ENTRIES) => Ok(Enumerated::End),
+            Err(status) => Err(status),
+        }
+    }
+
+    /// Writes a REG_BINARY value (`ZwSetValueKey`). PASSIVE_LEVEL.
+    pub fn set_binary(&self, name: &[u16], data: &[u8]) -> Result<(), NTSTATUS> {
+        ntoskrnl::zw_set_value_key(
+            self.handle,
+            &String::from_utf16_lossy(name),
+            REG_BINARY,
+            data,
+        )
+    }
+
+    /// Deletes a value (`ZwDeleteValueKey`). PASSIVE_LEVEL.
+    pub fn delete_value(&self, name: &[u16]) -> Result<(), NTSTATUS> {
+        ntoskrnl::zw_delete_value_key(self.handle, &String::from_utf16_lossy(name))
+    }
+
+    /// Writes the key to disk (`ZwFlushKey`). PASSIVE_LEVEL.
+    pub fn flush(&self) -> Result<(), NTSTATUS> {
+        ntoskrnl::zw_flush_key(self.handle)
+    }
+}
+
+impl Drop for RegistryKey<'_> {
+    fn drop(&mut self) {
+        // The handle was opened with a PASSIVE_LEVEL token that outlives `self`.
+        let _ = ntoskrnl::zw_close_key(self.handle);
+    }
+}
+
+/// The system time, UTC: 100 ns ticks since 1601-01-01 (`KUSER_SHARED_DATA.SystemTime`, as
+/// `KeQuerySystemTime` reads it). PASSIVE_LEVEL here (any IRQL in kernel mode).
+pub fn system_time(_passive: &Passive) -> u64 {
+    ntoskrnl::system_time()
+}
+
+/// The processor's random instructions, as the simulated machine lets the driver see them:
+/// the host processor's own ([`Cpu`]), hidden, or broken. PASSIVE_LEVEL.
+pub fn random_instructions(_passive: &Passive) -> SimulatedCpu {
+    SimulatedCpu {
+        cpu: Cpu::detect(),
+        source: ntoskrnl::random_source(),
+    }
+}
+
+/// The host processor's RDSEED and RDRAND behind the simulated machine's [`RandomSource`].
+#[derive(Debug)]
+pub struct SimulatedCpu {
+    cpu: Cpu,
+    source: RandomSource,
+}
+
+impl Instructions for SimulatedCpu {
+    fn has(&self, instruction: Instruction) -> bool {
+        match (self.source, instruction) {
+            (RandomSource::Absent, _) | (RandomSource::RdrandOnly, Instruction::Rdseed) => false,
+            (RandomSource::Stuck(_) | RandomSource::Dry, _) => true,
+            _ => self.cpu.has(instruction),
+        }
+    }
+    fn step(&mut self, instruction: Instruction) -> Option<u64> {
+        ntoskrnl::note_random_step();
+        match self.source {
+            RandomSource::Stuck(word) => Some(word),
+            RandomSource::Dry => None,
+            _ => self.cpu.step(instruction),
+        }
+    }
+    fn pause(&mut self) {
+        self.cpu.pause();
+    }
 }

@@ -17,6 +17,8 @@ use core::marker::PhantomData;
 
 mod pool;
 pub use pool::{AlignedBlock, PoolBox};
+mod random;
+pub use random::Cpu;
 
 #[cfg(feature = "host")]
 mod host;
@@ -77,6 +79,26 @@ impl OsVersion {
 /// opens this one by name.
 pub const PARAMETERS_PATH: &str =
     r"\Registry\Machine\SYSTEM\CurrentControlSet\Services\dumpcrypt\Parameters";
+
+/// Where the sealed key source keeps its ring of sealed keys (docs/design.md, "Sealed keys:
+/// the driver"): a subkey of [`PARAMETERS_PATH`], created by the first load that needs it.
+pub const SEALED_KEYS_PATH: &str =
+    r"\Registry\Machine\SYSTEM\CurrentControlSet\Services\dumpcrypt\Parameters\SealedKeys";
+
+/// The longest value name [`RegistryKey::value_name`] hands back; longer ones are
+/// [`Enumerated::Other`]. The ring's names have 24 characters.
+pub const VALUE_NAME_CAPACITY: usize = 32;
+
+/// One entry of a key's values, by index (`ZwEnumerateValueKey`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enumerated {
+    /// No value at this index or after it.
+    End,
+    /// A value whose name has this many UTF-16 units, written to the caller's buffer.
+    Name(usize),
+    /// A value whose name is longer than [`VALUE_NAME_CAPACITY`].
+    Other,
+}
 
 /// Pool tag of the filter's context: 'DcCx' as it shows in pool dumps.
 pub const CONTEXT_TAG: u32 = u32::from_le_bytes(*b"DcCx");

@@ -133,7 +133,29 @@ pub struct PARTITION_INFORMATION_EX {
     pub Rest: [u8; 0x80],
 }
 
+/// `KEY_VALUE_BASIC_INFORMATION`: the header of what `ZwEnumerateValueKey` writes for
+/// KeyValueBasicInformation; the name (NameLength bytes, not terminated) follows at `Name`.
+#[repr(C)]
+pub struct KEY_VALUE_BASIC_INFORMATION {
+    pub TitleIndex: u32,
+    pub Type: u32,
+    pub NameLength: u32,
+    pub Name: [u16; 1],
+}
+
+/// `KSYSTEM_TIME`: a 64-bit time written as three 32-bit parts, High2Time first and High1Time
+/// last, so that a reader that finds High1Time equal to High2Time has a consistent value.
+#[repr(C)]
+pub struct KSYSTEM_TIME {
+    pub LowPart: u32,
+    pub High1Time: i32,
+    pub High2Time: i32,
+}
+
 const _: () = {
+    assert!(core::mem::size_of::<KEY_VALUE_BASIC_INFORMATION>() == 0x10);
+    assert!(core::mem::offset_of!(KEY_VALUE_BASIC_INFORMATION, Name) == 0xC);
+    assert!(core::mem::size_of::<KSYSTEM_TIME>() == 0xC);
     assert!(core::mem::size_of::<UNICODE_STRING>() == 0x10);
     assert!(core::mem::size_of::<OBJECT_ATTRIBUTES>() == 0x30);
     assert!(core::mem::size_of::<RTL_OSVERSIONINFOW>() == 0x114);
@@ -149,6 +171,16 @@ pub const NON_PAGED_POOL_NX: POOL_TYPE = 512;
 pub const PAGE_READWRITE: u32 = 0x04;
 pub const MM_ANY_NODE_OK: NODE_REQUIREMENT = 0x8000_0000;
 pub const KEY_READ: ACCESS_MASK = 0x0002_0019;
+pub const KEY_QUERY_VALUE: ACCESS_MASK = 0x0001;
+pub const KEY_SET_VALUE: ACCESS_MASK = 0x0002;
+pub const REG_OPTION_NON_VOLATILE: u32 = 0;
+pub const REG_BINARY: u32 = 3;
+/// `KEY_VALUE_INFORMATION_CLASS::KeyValueBasicInformation`.
+pub const KEY_VALUE_BASIC_INFORMATION_CLASS: KEY_VALUE_INFORMATION_CLASS = 0;
+pub const STATUS_NO_MORE_ENTRIES: NTSTATUS = 0x8000_001A_u32 as i32;
+/// `SharedSystemTime`: the address of KUSER_SHARED_DATA.SystemTime (a KSYSTEM_TIME) on x64,
+/// `KI_USER_SHARED_DATA + 0x14`, which `KeQuerySystemTime` (a macro on x64) reads.
+pub const SHARED_SYSTEM_TIME: usize = 0xFFFF_F780_0000_0014;
 pub const OBJ_CASE_INSENSITIVE: u32 = 0x40;
 pub const OBJ_KERNEL_HANDLE: u32 = 0x200;
 /// `KEY_VALUE_INFORMATION_CLASS::KeyValuePartialInformation`.
@@ -204,6 +236,33 @@ unsafe extern "system" {
         result_length: *mut u32,
     ) -> NTSTATUS;
     pub fn ZwClose(handle: HANDLE) -> NTSTATUS;
+    pub fn ZwCreateKey(
+        key: *mut HANDLE,
+        desired_access: ACCESS_MASK,
+        attributes: *mut OBJECT_ATTRIBUTES,
+        title_index: u32,
+        class: *mut UNICODE_STRING,
+        create_options: u32,
+        disposition: *mut u32,
+    ) -> NTSTATUS;
+    pub fn ZwEnumerateValueKey(
+        key: HANDLE,
+        index: u32,
+        class: KEY_VALUE_INFORMATION_CLASS,
+        information: *mut c_void,
+        length: u32,
+        result_length: *mut u32,
+    ) -> NTSTATUS;
+    pub fn ZwSetValueKey(
+        key: HANDLE,
+        name: *mut UNICODE_STRING,
+        title_index: u32,
+        value_type: u32,
+        data: *mut c_void,
+        data_size: u32,
+    ) -> NTSTATUS;
+    pub fn ZwDeleteValueKey(key: HANDLE, name: *mut UNICODE_STRING) -> NTSTATUS;
+    pub fn ZwFlushKey(key: HANDLE) -> NTSTATUS;
     pub fn KeInitializeEvent(event: *mut KEVENT, event_type: EVENT_TYPE, state: u8);
     pub fn IoBuildDeviceIoControlRequest(
         code: u32,

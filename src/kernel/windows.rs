@@ -11,7 +11,10 @@ use core::mem::{size_of, zeroed};
 use core::ptr::{null_mut, NonNull};
 
 use super::ntoskrnl::*;
-use super::{OsVersion, Passive, CONTEXT_TAG, PARAMETERS_PATH};
+use super::{
+    Cpu, Enumerated, OsVersion, Passive, CONTEXT_TAG, PARAMETERS_PATH, SEALED_KEYS_PATH,
+    VALUE_NAME_CAPACITY,
+};
 use crate::abi::{MDL, NTSTATUS, STATUS_INSUFFICIENT_RESOURCES, STATUS_OBJECT_NAME_NOT_FOUND};
 use dumpcrypt_core::config::{RawValue, RegistryValues, ValueName, MAX_VALUE_LEN};
 use dumpcrypt_provider::{Answer, Query, CALLBACK_NAME};
@@ -59,7 +62,11 @@ static VALUE_NAMES: [&[u16]; ValueName::ALL.len()] = [
     &utf16::<9>("KeySource"),
     &utf16::<6>("DiskId"),
     &utf16::<7>("Backend"),
+    &utf16::<9>("Recipient"),
+    &utf16::<25>("AllowPlaintextHibernation"),
 ];
+
+static SEALED_KEYS_PATH_UTF16: [u16; SEALED_KEYS_PATH.len()] = utf16(SEALED_KEYS_PATH);
 
 static CALLBACK_NAME_UTF16: [u16; CALLBACK_NAME.len()] = utf16(CALLBACK_NAME);
 
@@ -71,7 +78,7 @@ const _: () = {
     }
 };
 
-fn unicode_string(text: &'static [u16]) -> UNICODE_STRING {
+fn unicode_string(text: &[u16]) -> UNICODE_STRING {
     UNICODE_STRING {
         Length: (text.len() * 2) as u16,
         MaximumLength: (text.len() * 2) as u16,
@@ -336,4 +343,188 @@ pub fn bug_check(code: u32, parameters: [u64; 4]) -> ! {
     let [p1, p2, p3, p4] = parameters;
     // SAFETY: KeBugCheckEx may be called at any IRQL and does not return.
     unsafe { KeBugCheckEx(code, p1 as usize, p2 as usize, p3 as usize, p4 as usize) }
+}
+
+/// An open registry key (`ZwCreateKey`), closed (`ZwClose`) when dropped; it cannot outlive
+/// the PASSIVE_LEVEL token it was opened with.
+///
+/// # Invariants
+/// `handle` is a kernel handle to an open key, owned by this value alone.
+#[derive(Debug)]
+pub struct RegistryKey<'a> {
+    handle: HANDLE,
+    _passive: &'a Passive,
+}
+
+/// Opens `Parameters\SealedKeys` for reading and writing values, creating it if absent
+/// (`ZwCreateKey`: non-volatile, kernel handle, case-insensitive name). PASSIVE_LEVEL.
+pub fn create_sealed_keys(passive: &Passive) -> Result<RegistryKey<'_>, NTSTATUS> {
+    let path = unicode_string(&SEALED_KEYS_PATH_UTF16);
+    let mut attributes = OBJECT_ATTRIBUTES {
+        Length: size_of::<OBJECT_ATTRIBUTES>() as u32,
+        RootDirectory: null_mut(),
+        ObjectName: &path,
+        Attributes: OBJ_CASE_INSENSITIVE | OBJ_KERNEL_HANDLE,
+        SecurityDescriptor: null_mut(),
+        SecurityQualityOfService: null_mut(),
+    };
+    let mut handle: HANDLE = null_mut();
+    // SAFETY: `handle` and `attributes` (and the name it points to) live across the call; no
+    // class, and no disposition wanted (both optional).
+    let status = unsafe {
+        ZwCreateKey(
+            &mut handle,
+            KEY_QUERY_VALUE | KEY_SET_VALUE,
+            &mut attributes,
+            0,
+            null_mut(),
+            REG_OPTION_NON_VOLATILE,
+            null_mut(),
+        )
+    };
+    if status < 0 {
+        return Err(status);
+    }
+    // INVARIANT: ZwCreateKey succeeded, so `handle` is an open kernel handle, ours alone.
+    Ok(RegistryKey {
+        handle,
+        _passive: passive,
+    })
+}
+
+/// KEY_VALUE_BASIC_INFORMATION with room for a name of [`VALUE_NAME_CAPACITY`] characters.
+#[repr(C)]
+struct BasicInformation {
+    title_index: u32,
+    value_type: u32,
+    name_length: u32,
+    name: [u16; VALUE_NAME_CAPACITY],
+}
+
+const _: () = assert!(
+    core::mem::offset_of!(BasicInformation, name)
+        == core::mem::offset_of!(KEY_VALUE_BASIC_INFORMATION, Name)
+);
+
+impl RegistryKey<'_> {
+    /// The name of the value at `index` (`ZwEnumerateValueKey`, KeyValueBasicInformation),
+    /// written to `name`. PASSIVE_LEVEL.
+    pub fn value_name(
+        &self,
+        index: u32,
+        name: &mut [u16; VALUE_NAME_CAPACITY],
+    ) -> Result<Enumerated, NTSTATUS> {
+        // SAFETY: plain data; all zeros is valid.
+        let mut information: BasicInformation = unsafe { zeroed() };
+        let mut result_length = 0u32;
+        // SAFETY: by the type invariant `handle` is an open key; the buffer is
+        // `size_of::<BasicInformation>()` writable bytes and the result length is ours, both
+        // across the call.
+        let status = unsafe {
+            ZwEnumerateValueKey(
+                self.handle,
+                index,
+                KEY_VALUE_BASIC_INFORMATION_CLASS,
+                (&mut information as *mut BasicInformation).cast::<c_void>(),
+                size_of::<BasicInformation>() as u32,
+                &mut result_length,
+            )
+        };
+        match status {
+            STATUS_NO_MORE_ENTRIES => return Ok(Enumerated::End),
+            // The name does not fit: longer than any of ours.
+            STATUS_BUFFER_OVERFLOW => return Ok(Enumerated::Other),
+            status if status < 0 => return Err(status),
+            _ => {}
+        }
+        let units = information.name_length as usize / 2;
+        if units > VALUE_NAME_CAPACITY {
+            return Ok(Enumerated::Other);
+        }
+        name[..units].copy_from_slice(&information.name[..units]);
+        Ok(Enumerated::Name(units))
+    }
+
+    /// Writes a REG_BINARY value (`ZwSetValueKey`). PASSIVE_LEVEL.
+    pub fn set_binary(&self, name: &[u16], data: &[u8]) -> Result<(), NTSTATUS> {
+        let mut name = unicode_string(name);
+        let size = u32::try_from(data.len()).map_err(|_| crate::abi::STATUS_INVALID_PARAMETER)?;
+        // SAFETY: by the type invariant `handle` is an open key; the name and the data (only
+        // read, whatever the prototype's missing `const`) live across the call.
+        let status = unsafe {
+            ZwSetValueKey(
+                self.handle,
+                &mut name,
+                0,
+                REG_BINARY,
+                data.as_ptr().cast_mut().cast(),
+                size,
+            )
+        };
+        if status < 0 {
+            return Err(status);
+        }
+        Ok(())
+    }
+
+    /// Deletes a value (`ZwDeleteValueKey`). PASSIVE_LEVEL.
+    pub fn delete_value(&self, name: &[u16]) -> Result<(), NTSTATUS> {
+        let mut name = unicode_string(name);
+        // SAFETY: by the type invariant `handle` is an open key; the name lives across the
+        // call.
+        let status = unsafe { ZwDeleteValueKey(self.handle, &mut name) };
+        if status < 0 {
+            return Err(status);
+        }
+        Ok(())
+    }
+
+    /// Writes the key to disk (`ZwFlushKey`). PASSIVE_LEVEL.
+    pub fn flush(&self) -> Result<(), NTSTATUS> {
+        // SAFETY: by the type invariant `handle` is an open key.
+        let status = unsafe { ZwFlushKey(self.handle) };
+        if status < 0 {
+            return Err(status);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RegistryKey<'_> {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant `handle` is open and ours; it is closed once, here, at
+        // PASSIVE_LEVEL (the value cannot outlive its token).
+        unsafe { ZwClose(self.handle) };
+    }
+}
+
+/// The system time, UTC: 100 ns ticks since 1601-01-01, as `KeQuerySystemTime` gives it,
+/// read from KUSER_SHARED_DATA.SystemTime without an import (on x64 `KeQuerySystemTime` is a
+/// macro over the same memory). The KSYSTEM_TIME protocol: the clock writes High2Time, then
+/// LowPart, then High1Time, so High1Time, LowPart and High2Time are read in that order, and
+/// kept when the two high parts agree. Any IRQL.
+pub fn system_time(_passive: &Passive) -> u64 {
+    let time = SHARED_SYSTEM_TIME as *const KSYSTEM_TIME;
+    let mut value = 0u64;
+    for _ in 0..64 {
+        // SAFETY: KUSER_SHARED_DATA is mapped, readable, at KI_USER_SHARED_DATA in every
+        // address space of every x64 Windows, and SystemTime is its KSYSTEM_TIME at 0x14
+        // (4-byte aligned): each part is an aligned 32-bit volatile load.
+        let high1 = unsafe { core::ptr::addr_of!((*time).High1Time).read_volatile() };
+        // SAFETY: as above.
+        let low = unsafe { core::ptr::addr_of!((*time).LowPart).read_volatile() };
+        // SAFETY: as above.
+        let high2 = unsafe { core::ptr::addr_of!((*time).High2Time).read_volatile() };
+        value = u64::from(low) | (u64::from(high1 as u32) << 32);
+        if high1 == high2 {
+            break;
+        }
+    }
+    value
+}
+
+/// The processor's random instructions (RDSEED, RDRAND). PASSIVE_LEVEL here (any IRQL in
+/// fact: they need no import).
+pub fn random_instructions(_passive: &Passive) -> Cpu {
+    Cpu::detect()
 }

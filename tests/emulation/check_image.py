@@ -44,6 +44,9 @@ ALLOWED_IMPORTS = {
         "KeWaitForSingleObject", "KeBugCheckEx",
         # The provider interface's callback object (docs/provider.md).
         "ExCreateCallback", "ExNotifyCallback", "ObfDereferenceObject",
+        # The sealed key source's ring in Parameters\SealedKeys (docs/design.md). All exported
+        # by ntoskrnl since Windows 2000; the time is read from KUSER_SHARED_DATA, no import.
+        "ZwCreateKey", "ZwEnumerateValueKey", "ZwSetValueKey", "ZwDeleteValueKey", "ZwFlushKey",
         # The stack probe LLVM calls in frames over a page (ntoskrnl.lib binds it too).
         "__chkstk",
     },

@@ -52,7 +52,13 @@ STATUS_BAD_CONFIGURATION = 0xC0000346
 
 REG_BINARY, REG_DWORD, REG_QWORD = 3, 4, 11
 PARAMETERS_KEY = r"\Registry\Machine\SYSTEM\CurrentControlSet\Services\dumpcrypt\Parameters"
-KEY_VALUE_PARTIAL_INFORMATION = 2
+SEALED_KEYS_KEY = PARAMETERS_KEY + r"\SealedKeys"
+KEY_VALUE_BASIC_INFORMATION, KEY_VALUE_PARTIAL_INFORMATION = 0, 2
+STATUS_NO_MORE_ENTRIES = 0x8000001A
+REG_OPTION_NON_VOLATILE = 0
+# KUSER_SHARED_DATA on x64 (wdm.h KI_USER_SHARED_DATA), and its SystemTime (a KSYSTEM_TIME).
+KUSER_SHARED_DATA = 0xFFFFF78000000000
+SYSTEM_TIME = KUSER_SHARED_DATA + 0x14
 IOCTL_DISK_GET_PARTITION_INFO_EX = 0x00070048
 NON_PAGED_POOL, NON_PAGED_POOL_NX = 0, 512
 
@@ -261,7 +267,9 @@ class Machine:
                         "ZwQueryValueKey", "ZwClose", "KeInitializeEvent",
                         "IoBuildDeviceIoControlRequest", "IofCallDriver",
                         "KeWaitForSingleObject", "__chkstk", "ExCreateCallback",
-                        "ExNotifyCallback", "ObfDereferenceObject"},
+                        "ExNotifyCallback", "ObfDereferenceObject", "ZwCreateKey",
+                        "ZwEnumerateValueKey", "ZwSetValueKey", "ZwDeleteValueKey",
+                        "ZwFlushKey"},
         "Dump_Start": {"KeBugCheckEx"},
         "Dump_Write": {"KeBugCheckEx"},
         "Dump_Read": {"KeBugCheckEx"},
@@ -274,7 +282,7 @@ class Machine:
     COUNTED_SECTIONS = (".aesni", ".vaes")
 
     def __init__(self, image, os_version=(10, 0, 19045), registry=None, partition_offset=0,
-                 provider=None, cpu=CPU_NO_VAES):
+                 provider=None, cpu=CPU_NO_VAES, system_time=134406425801234567):
         self.os_version = os_version
         self.cpu = cpu
         # The provider (docs/provider.md), played by the harness: a function from the query's
@@ -285,6 +293,11 @@ class Machine:
         # None: no Parameters key at all.
         self.registry = registry
         self.partition_offset = partition_offset
+        # Parameters\SealedKeys: None until created; then [(name, type, data)] in the order
+        # written. Enumerated newest-written first: the registry promises no order.
+        self.sealed_keys = None
+        self.flushes = []  # the values of SealedKeys at each ZwFlushKey
+        self.system_time = system_time
         config_path = os.path.join(os.path.dirname(speakeasy.__file__), "configs",
                                    "default.json")
         with open(config_path) as f:
@@ -331,8 +344,11 @@ class Machine:
                              ("IofCallDriver", "QQ"), ("KeWaitForSingleObject", "QIBBQ"),
                              ("KeBugCheckEx", "IQQQQ"), ("__chkstk", ""),
                              ("ExCreateCallback", "QQBB"), ("ExNotifyCallback", "QQQ"),
-                             ("ObfDereferenceObject", "Q")):
+                             ("ObfDereferenceObject", "Q"), ("ZwCreateKey", "QIQIQIQ"),
+                             ("ZwEnumerateValueKey", "QIIQIQ"), ("ZwSetValueKey", "QQIIQI"),
+                             ("ZwDeleteValueKey", "QQ"), ("ZwFlushKey", "Q")):
             self._hook(name, widths)
+        self._map_shared_user_data()
         self.cpuid_calls = Counter()  # (leaf, subleaf) -> count
         self.blocks_run = Counter()  # section name -> basic blocks run there
         self._hook_cpuid_and_sections(image)
@@ -374,6 +390,16 @@ class Machine:
             se.reg_write(register, value)
         se.reg_write("rip", address + 2)
         return True
+
+    def _map_shared_user_data(self):
+        """KUSER_SHARED_DATA at its x64 kernel address, with SystemTime (a KSYSTEM_TIME:
+        LowPart, High1Time, High2Time) set to this machine's clock."""
+        try:
+            self.read(SYSTEM_TIME, 12)
+        except Exception:
+            self.emu.emu_eng.emu.mem_map(KUSER_SHARED_DATA, PAGE)
+        high, low = self.system_time >> 32, self.system_time & 0xFFFFFFFF
+        self.write(SYSTEM_TIME, struct.pack("<Iii", low, high, high))
 
     # -- memory -------------------------------------------------------------------------------
 
@@ -592,6 +618,73 @@ class Machine:
     def _ZwClose(self, handle):
         if self.handles.pop(handle, None) is None:
             raise EmulationError("ZwClose of handle %#x, not open" % handle)
+        return STATUS_SUCCESS
+
+    def _ZwCreateKey(self, handle_out, access, attributes, title_index, class_, options,
+                     disposition):
+        name = self._read_unicode_string(self.u64(attributes + 0x10))
+        flags = self.u32(attributes + 0x18)
+        if name.lower() != SEALED_KEYS_KEY.lower():
+            raise EmulationError("ZwCreateKey of %r" % name)
+        if flags & 0x240 != 0x240 or options != REG_OPTION_NON_VOLATILE:
+            raise EmulationError("ZwCreateKey: attributes %#x, options %#x" % (flags, options))
+        if self.registry is None:
+            return STATUS_OBJECT_NAME_NOT_FOUND  # no Parameters key to create it under
+        created = self.sealed_keys is None
+        if created:
+            self.sealed_keys = []
+        if disposition:
+            self.write(disposition, struct.pack("<I", 1 if created else 2))
+        handle = self.next_handle
+        self.next_handle += 4
+        self.handles[handle] = name
+        self.write(handle_out, struct.pack("<Q", handle))
+        return STATUS_SUCCESS
+
+    def _sealed_handle(self, handle, routine):
+        if self.handles.get(handle, "").lower() != SEALED_KEYS_KEY.lower():
+            raise EmulationError("%s on handle %#x, not SealedKeys" % (routine, handle))
+
+    def _ZwEnumerateValueKey(self, handle, index, information_class, buffer, length,
+                             result_length):
+        self._sealed_handle(handle, "ZwEnumerateValueKey")
+        if information_class != KEY_VALUE_BASIC_INFORMATION:
+            raise EmulationError("ZwEnumerateValueKey class %d" % information_class)
+        values = list(reversed(self.sealed_keys))
+        if index >= len(values):
+            return STATUS_NO_MORE_ENTRIES
+        name, value_type, _ = values[index]
+        encoded = name.encode("utf-16-le")
+        needed = 12 + len(encoded)
+        self.write(result_length, struct.pack("<I", needed))
+        if length < 12:
+            return STATUS_BUFFER_TOO_SMALL
+        self.write(buffer, struct.pack("<III", 0, value_type, len(encoded)))
+        if length < needed:
+            return STATUS_BUFFER_OVERFLOW
+        self.write(buffer + 12, encoded)
+        return STATUS_SUCCESS
+
+    def _ZwSetValueKey(self, handle, name, title_index, value_type, data, size):
+        self._sealed_handle(handle, "ZwSetValueKey")
+        value_name = self._read_unicode_string(name)
+        payload = self.read(data, size)
+        self.sealed_keys = [v for v in self.sealed_keys if v[0].lower() != value_name.lower()]
+        self.sealed_keys.append((value_name, value_type, payload))
+        return STATUS_SUCCESS
+
+    def _ZwDeleteValueKey(self, handle, name):
+        self._sealed_handle(handle, "ZwDeleteValueKey")
+        value_name = self._read_unicode_string(name)
+        kept = [v for v in self.sealed_keys if v[0].lower() != value_name.lower()]
+        if len(kept) == len(self.sealed_keys):
+            return STATUS_OBJECT_NAME_NOT_FOUND
+        self.sealed_keys = kept
+        return STATUS_SUCCESS
+
+    def _ZwFlushKey(self, handle):
+        self._sealed_handle(handle, "ZwFlushKey")
+        self.flushes.append(list(self.sealed_keys))
         return STATUS_SUCCESS
 
     def _KeInitializeEvent(self, event, event_type, state):

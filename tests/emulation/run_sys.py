@@ -673,8 +673,57 @@ def backends(results, image, report):
         s.check_imports()
 
 
+def age_identity():
+    """A fresh age identity from the reference `age-keygen` (crates/seal/scripts/
+    install-age.sh installs it): (identity file text, recipient)."""
+    import subprocess
+    identity = subprocess.run(["age-keygen"], check=True, capture_output=True, text=True).stdout
+    recipient = subprocess.run(["age-keygen", "-y"], input=identity, check=True,
+                               capture_output=True, text=True).stdout.strip()
+    return identity, recipient
+
+
+def sealed(results, image, report):
+    """KeySource = sealed (2) with a Recipient made by age-keygen. The emulated processor
+    has neither RDSEED nor RDRAND: unicorn 1.0.2 decodes neither instruction (both are
+    UC_ERR_INSN_INVALID), so the harness's CPUID reports them absent, as it reports AVX
+    absent. The driver must then fail closed: it loads, draws nothing, writes no sealed key,
+    refuses Dump_Start, and bug checks a write anyway. The unsealing half of the scenario
+    (`age -d -i` on the stored blob, the write checked under that key) needs an emulator that
+    runs RDSEED or RDRAND: the host tests (tests/sealed.rs) run it on the host's processor."""
+    rng = random.Random(12)
+    _identity, recipient = age_identity()
+    registry = registry_values(crash=1, hibernation=2, extra={
+        "KeySource": (REG_DWORD, struct.pack("<I", 2)),
+        "Recipient": (1, (recipient + "\0").encode("utf-16-le")),
+    })
+    s = Scenario(results, image, "sealed key, no RDSEED/RDRAND (unicorn lacks both)",
+                 registry=registry)
+    r, m = s.r, s.m
+    stack = s.load(CRASH, pages=16)
+    s.check_init(stack)
+    r.check("DriverEntry asked CPUID for RDRAND (leaf 1) and RDSEED (leaf 7)",
+            m.cpuid_calls[(1, 0)] > 0 and m.cpuid_calls[(7, 0)] > 0, dict(m.cpuid_calls))
+    r.check("no sealed key written: SealedKeys not even created",
+            m.sealed_keys is None and "ZwCreateKey" not in m.calls["DriverEntry"],
+            m.sealed_keys)
+    r.equal("Dump_Start refuses the dump", stack.start(), STATUS_ACCESS_DENIED)
+    mdl = CallerMdl(m, random_bytes(rng, PAGE))
+    s.expect_bugcheck("a write anyway", stack.write(0x4000, mdl), 0x06, 0x4000, 0, 2)
+    r.check("the refused write's MDL and data untouched",
+            mdl.raw() == mdl.raw_before and mdl.source_now() == mdl.data)
+    r.equal("Dump_Unload", stack.unload(), STATUS_SUCCESS)
+    s.check_no_leaks()
+    s.check_imports()
+    hibernation = s.load(HIBERNATION, pages=16)
+    r.equal("the hibernation copy (policy refuse) refuses too", hibernation.start(),
+            STATUS_ACCESS_DENIED)
+    r.equal("Dump_Unload (hibernation)", hibernation.unload(), STATUS_SUCCESS)
+    report["sealed"] = "failed closed: the emulator runs neither RDSEED nor RDRAND"
+
+
 SCENARIOS = [encrypt_on_windows10, windows7, passthrough, refuse, faults,
-             driver_entry_refusals, disk_tweak_4096, provider, backends]
+             driver_entry_refusals, disk_tweak_4096, provider, backends, sealed]
 
 
 def main():

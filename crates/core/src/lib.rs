@@ -24,5 +24,7 @@ pub mod fault;
 pub mod geometry;
 pub mod instance;
 pub mod provider;
+pub mod random;
+pub mod sealed_keys;
 
 pub use dumpcrypt_xts as xts;

@@ -22,6 +22,19 @@ pub const STATUS_SUCCESS: NtStatus = 0;
 pub const STATUS_OBJECT_NAME_NOT_FOUND: NtStatus = 0xC000_0034_u32 as i32;
 pub const STATUS_INSUFFICIENT_RESOURCES: NtStatus = 0xC000_009A_u32 as i32;
 pub const STATUS_INVALID_DEVICE_REQUEST: NtStatus = 0xC000_0010_u32 as i32;
+pub const STATUS_NO_MORE_ENTRIES: NtStatus = 0x8000_001A_u32 as i32;
+pub const STATUS_BUFFER_OVERFLOW: NtStatus = 0x8000_0005_u32 as i32;
+pub const STATUS_INVALID_HANDLE: NtStatus = 0xC000_0008_u32 as i32;
+pub const STATUS_ACCESS_DENIED: NtStatus = 0xC000_0022_u32 as i32;
+/// `REG_BINARY`.
+pub const REG_BINARY: u32 = 3;
+/// Where dumpcrypt keeps its sealed keys (this simulator's own spelling of the path, which a
+/// test compares with the driver's).
+pub const SEALED_KEYS_PATH: &str =
+    r"\Registry\Machine\SYSTEM\CurrentControlSet\Services\dumpcrypt\Parameters\SealedKeys";
+/// `KUSER_SHARED_DATA.SystemTime` of a freshly booted simulated machine: 2026-12-01
+/// 23:49:40.1234567 UTC, in 100 ns ticks since 1601.
+pub const DEFAULT_SYSTEM_TIME: u64 = 134_406_425_801_234_567;
 
 /// Bug check code of a rule Driver Verifier enforces; parameter 1 says which.
 pub const DRIVER_VERIFIER_DETECTED_VIOLATION: u32 = 0xC4;
@@ -82,6 +95,30 @@ pub enum Service {
     ExUnregisterCallback,
     ExNotifyCallback,
     ObfDereferenceObject,
+    ZwCreateKey,
+    ZwEnumerateValueKey,
+    ZwSetValueKey,
+    ZwDeleteValueKey,
+    ZwFlushKey,
+}
+
+/// What the processor's random instructions (RDSEED, RDRAND) do on the simulated machine.
+/// The driver's host build runs the real instructions of the host processor; the simulated
+/// machine can hide them or make them misbehave as broken parts do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RandomSource {
+    /// The host processor's RDSEED and RDRAND, as they are.
+    #[default]
+    Cpu,
+    /// Only RDRAND: CPUID reports no RDSEED.
+    RdrandOnly,
+    /// Neither: CPUID reports no RDSEED and no RDRAND.
+    Absent,
+    /// Both reported, every try sets CF = 1 and returns this word (an AMD part after resume
+    /// returns all ones: `u64::MAX`).
+    Stuck(u64),
+    /// Both reported, every try clears CF (no random data available, ever).
+    Dry,
 }
 
 /// One registry value.
@@ -118,6 +155,11 @@ pub struct Environment {
     /// 4096-byte sectors takes only 4096-aligned transfers ([`crate::machine::MachineConfig`]'s
     /// `sector_size`).
     pub bytes_per_sector: u32,
+    /// `KUSER_SHARED_DATA.SystemTime`: 100 ns ticks since 1601-01-01 UTC. It stands still
+    /// unless a test moves it ([`set_system_time`]).
+    pub system_time: u64,
+    /// What RDSEED and RDRAND do.
+    pub random: RandomSource,
 }
 
 /// The GPT disk GUID of the simulated dump disk, as the GUID structure lays it out.
@@ -135,6 +177,8 @@ impl Default for Environment {
             system_filter_flags: crate::stack::UNKNOWN_SYSTEM_FLAG,
             partition_info: (1, SIMULATED_DISK_GUID),
             bytes_per_sector: 512,
+            system_time: DEFAULT_SYSTEM_TIME,
+            random: RandomSource::Cpu,
         }
     }
 }
@@ -152,6 +196,15 @@ pub struct Counters {
     pub violations: Vec<String>,
     /// References to callback objects not given back yet.
     pub object_references: usize,
+    /// `ZwFlushKey` calls that succeeded.
+    pub flushes: usize,
+    /// RDSEED and RDRAND tries the filter made ([`note_random_step`]).
+    pub random_steps: u64,
+    /// Registry key handles open now (each `ZwCreateKey` must be matched by a `ZwClose`).
+    pub open_keys: usize,
+    /// A copy of every pool block (and MDL) as it was when the filter freed it, for tests
+    /// that look for secrets they learn only afterwards (a sealed key).
+    pub freed_pool: Vec<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,6 +228,8 @@ struct Kernel {
     live: BTreeMap<usize, Allocation>,
     callback_objects: Vec<CallbackObject>,
     next_object: usize,
+    /// Open registry key handles: handle -> the key's path.
+    keys: BTreeMap<usize, String>,
 }
 
 /// `PCALLBACK_FUNCTION`: what a driver registers on a callback object.
@@ -213,7 +268,49 @@ pub fn boot(environment: Environment) {
         kernel.high_level = false;
         kernel.counters = Counters::default();
         kernel.callback_objects.clear();
+        kernel.keys.clear();
     });
+}
+
+/// Moves the simulated clock (`KUSER_SHARED_DATA.SystemTime`), for the next load.
+pub fn set_system_time(ticks: u64) {
+    with(|kernel| kernel.environment.system_time = ticks);
+}
+
+/// Changes what RDSEED and RDRAND do from now on.
+pub fn set_random_source(random: RandomSource) {
+    with(|kernel| kernel.environment.random = random);
+}
+
+/// Makes `service` fail with `status` from now on (`None`: no failure).
+pub fn set_failing_service(failure: Option<(Service, NtStatus)>) {
+    with(|kernel| kernel.environment.fail_service = failure);
+}
+
+/// The values of a registry key as the simulated registry holds them now (`None`: no key).
+pub fn registry_key(path: &str) -> Option<Vec<RegistryValue>> {
+    with(|kernel| {
+        kernel
+            .environment
+            .registry
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(path))
+            .map(|(_, values)| values.clone())
+    })
+}
+
+/// The sealed keys dumpcrypt wrote (`Parameters\SealedKeys`), as (value name, REG_BINARY
+/// data), sorted by name, which is load order: what `dumpcrypt simulate` exports and
+/// `dumpcrypt decrypt` reads. Values of another type are left out.
+pub fn sealed_keys() -> Vec<(String, Vec<u8>)> {
+    let mut blobs: Vec<(String, Vec<u8>)> = registry_key(SEALED_KEYS_PATH)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|value| value.value_type == REG_BINARY)
+        .map(|value| (value.name, value.data))
+        .collect();
+    blobs.sort();
+    blobs
 }
 
 pub fn counters() -> Counters {
@@ -357,6 +454,7 @@ fn free(ptr: *mut u8, expected: Kind) {
             })
             .collect()
     });
+    let kept = (allocation.kind != Kind::Contiguous).then(|| contents.to_vec());
     memory::unregister(ptr as usize);
     // SAFETY: allocated in `allocate` with this layout and removed from `live`: freed once.
     unsafe { std::alloc::dealloc(ptr, allocation.layout) };
@@ -364,6 +462,7 @@ fn free(ptr: *mut u8, expected: Kind) {
         kernel.counters.frees += 1;
         kernel.counters.outstanding -= 1;
         kernel.counters.violations.extend(leaked);
+        kernel.counters.freed_pool.extend(kept);
     });
 }
 
@@ -665,4 +764,167 @@ pub fn ob_dereference_object(object: usize) {
             kernel.callback_objects.remove(index);
         }
     });
+}
+
+/// The parent of a registry path (`None` for a path with no backslash after its first).
+fn parent_key(path: &str) -> Option<&str> {
+    path.rfind('\\').filter(|&at| at > 0).map(|at| &path[..at])
+}
+
+/// The path of an open key handle, or the status a bad handle gets.
+fn key_of(handle: usize) -> Result<String, NtStatus> {
+    with(|kernel| kernel.keys.get(&handle).cloned()).ok_or(STATUS_INVALID_HANDLE)
+}
+
+/// The values of the key at `path`, changed by `change`. The key exists (it has a handle).
+fn with_values<R>(path: &str, change: impl FnOnce(&mut Vec<RegistryValue>) -> R) -> R {
+    with(|kernel| {
+        let values = kernel
+            .environment
+            .registry
+            .iter_mut()
+            .find(|(key, _)| key.eq_ignore_ascii_case(path))
+            .map(|(_, values)| values)
+            .expect("an open handle's key exists");
+        change(values)
+    })
+}
+
+/// `ZwCreateKey` with `REG_OPTION_NON_VOLATILE`: opens the key at `path`, creating it when
+/// absent (its parent must exist: ZwCreateKey creates one level only). Returns the handle
+/// and whether the key was created. PASSIVE_LEVEL.
+pub fn zw_create_key(path: &str) -> Result<(usize, bool), NtStatus> {
+    enter(Service::ZwCreateKey);
+    if let Some(status) = injected_failure(Service::ZwCreateKey) {
+        return Err(status);
+    }
+    let created = if registry_key(path).is_some() {
+        false
+    } else {
+        let parent = parent_key(path).ok_or(STATUS_OBJECT_NAME_NOT_FOUND)?;
+        if registry_key(parent).is_none() {
+            return Err(STATUS_OBJECT_NAME_NOT_FOUND);
+        }
+        with(|kernel| {
+            kernel
+                .environment
+                .registry
+                .insert(path.to_string(), Vec::new())
+        });
+        true
+    };
+    Ok(with(|kernel| {
+        kernel.next_object += 1;
+        let handle = 0x8000_0000 + kernel.next_object * 4;
+        kernel.keys.insert(handle, path.to_string());
+        kernel.counters.open_keys += 1;
+        (handle, created)
+    }))
+}
+
+/// `ZwClose` of a key handle from [`zw_create_key`]. PASSIVE_LEVEL.
+pub fn zw_close_key(handle: usize) -> Result<(), NtStatus> {
+    enter(Service::ZwClose);
+    with(|kernel| {
+        kernel.keys.remove(&handle).ok_or(STATUS_INVALID_HANDLE)?;
+        kernel.counters.open_keys -= 1;
+        Ok(())
+    })
+}
+
+/// One entry of `ZwEnumerateValueKey(KeyValueBasicInformation)`: the name and type of the
+/// value at `index`, or `STATUS_NO_MORE_ENTRIES` past the last. The order is the reverse of
+/// the order the values were written in: like the real registry's, it is not sorted, and a
+/// driver that needs an order must sort. PASSIVE_LEVEL.
+pub fn zw_enumerate_value_key(handle: usize, index: u32) -> Result<(String, u32), NtStatus> {
+    enter(Service::ZwEnumerateValueKey);
+    if let Some(status) = injected_failure(Service::ZwEnumerateValueKey) {
+        return Err(status);
+    }
+    let path = key_of(handle)?;
+    with_values(&path, |values| {
+        values
+            .iter()
+            .rev()
+            .nth(index as usize)
+            .map(|value| (value.name.clone(), value.value_type))
+            .ok_or(STATUS_NO_MORE_ENTRIES)
+    })
+}
+
+/// `ZwSetValueKey`: writes the value `name` (names are case-insensitive: one of the same
+/// name in another case is replaced, keeping its spelling). PASSIVE_LEVEL.
+pub fn zw_set_value_key(
+    handle: usize,
+    name: &str,
+    value_type: u32,
+    data: &[u8],
+) -> Result<(), NtStatus> {
+    enter(Service::ZwSetValueKey);
+    if let Some(status) = injected_failure(Service::ZwSetValueKey) {
+        return Err(status);
+    }
+    let path = key_of(handle)?;
+    with_values(&path, |values| {
+        match values
+            .iter_mut()
+            .find(|value| value.name.eq_ignore_ascii_case(name))
+        {
+            Some(value) => {
+                value.value_type = value_type;
+                value.data = data.to_vec();
+            }
+            None => values.push(RegistryValue {
+                name: name.to_string(),
+                value_type,
+                data: data.to_vec(),
+            }),
+        }
+    });
+    Ok(())
+}
+
+/// `ZwDeleteValueKey`: `STATUS_OBJECT_NAME_NOT_FOUND` when there is no value of that name
+/// (in any case). PASSIVE_LEVEL.
+pub fn zw_delete_value_key(handle: usize, name: &str) -> Result<(), NtStatus> {
+    enter(Service::ZwDeleteValueKey);
+    if let Some(status) = injected_failure(Service::ZwDeleteValueKey) {
+        return Err(status);
+    }
+    let path = key_of(handle)?;
+    with_values(&path, |values| {
+        let at = values
+            .iter()
+            .position(|value| value.name.eq_ignore_ascii_case(name))
+            .ok_or(STATUS_OBJECT_NAME_NOT_FOUND)?;
+        values.remove(at);
+        Ok(())
+    })
+}
+
+/// `ZwFlushKey`: counted in [`Counters::flushes`]; the order of the calls is in
+/// [`Counters::calls`]. PASSIVE_LEVEL.
+pub fn zw_flush_key(handle: usize) -> Result<(), NtStatus> {
+    enter(Service::ZwFlushKey);
+    if let Some(status) = injected_failure(Service::ZwFlushKey) {
+        return Err(status);
+    }
+    key_of(handle)?;
+    with(|kernel| kernel.counters.flushes += 1);
+    Ok(())
+}
+
+/// `KUSER_SHARED_DATA.SystemTime`, as `KeQuerySystemTime` reads it. Any IRQL (a memory read).
+pub fn system_time() -> u64 {
+    with(|kernel| kernel.environment.system_time)
+}
+
+/// Counts one RDSEED or RDRAND try of the filter's (which runs the instruction itself).
+pub fn note_random_step() {
+    with(|kernel| kernel.counters.random_steps += 1);
+}
+
+/// What RDSEED and RDRAND do now. Any IRQL (the instructions need no service).
+pub fn random_source() -> RandomSource {
+    with(|kernel| kernel.environment.random)
 }
