@@ -232,7 +232,7 @@ fn read_config(passive: &Passive) -> Result<Config, NTSTATUS> {
     let mut values = PoolBox::try_new(passive, STATUS_INSUFFICIENT_RESOURCES, || {
         Ok(RegistryValues::default())
     })?;
-    kernel::read_parameters(passive, &mut *values)?;
+    kernel::read_parameters(passive, &mut values)?;
     Config::parse(&values).map_err(|_| STATUS_BAD_CONFIGURATION)
 }
 
