@@ -3,13 +3,16 @@
 
 mod configure;
 mod decrypt;
+mod disk;
 mod find_dump;
 mod input;
 mod interrupt;
 mod keygen;
+mod ntfs_extents;
 mod options;
 mod output;
 mod parameters;
+mod recover;
 #[cfg(windows)]
 mod secret;
 mod simulate;
@@ -45,6 +48,10 @@ enum Command {
     Decrypt(decrypt::Args),
     /// Find crash dump headers in a raw image, and extract a dump.
     FindDump(find_dump::Args),
+    /// Recover the crash dump from an encrypted whole-disk image in one step: the partition
+    /// table, the NTFS volume, the dump file's extents (\pagefile.sys by default), each
+    /// decrypted at its own disk position, cut and checked by the dump header.
+    Recover(recover::Args),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +62,7 @@ fn main() -> ExitCode {
         Command::Config(args) => configure::run(args),
         Command::Decrypt(args) => decrypt::run(args),
         Command::FindDump(args) => find_dump::run(args),
+        Command::Recover(args) => recover::run(args),
     };
     match result {
         Ok(code) => code,
