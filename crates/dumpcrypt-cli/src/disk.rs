@@ -125,7 +125,11 @@ pub struct PartitionReader<'k> {
 
 impl<'k> PartitionReader<'k> {
     /// `plan` covers the partition's bytes in disk offsets, with the driver's geometry.
-    pub fn new(file: File, partition: &Partition, cipher: Option<(&'k Plan, &'k XtsAes256)>) -> Self {
+    pub fn new(
+        file: File,
+        partition: &Partition,
+        cipher: Option<(&'k Plan, &'k XtsAes256)>,
+    ) -> Self {
         Self {
             file,
             start: partition.start,

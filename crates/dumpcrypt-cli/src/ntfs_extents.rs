@@ -10,8 +10,8 @@
 
 use std::io::{Read, Seek};
 
-use ntfs::structured_values::{NtfsAttributeList, NtfsFileNamespace};
 use ntfs::attribute_value::NtfsAttributeValue;
+use ntfs::structured_values::{NtfsAttributeList, NtfsFileNamespace};
 use ntfs::{Ntfs, NtfsAttributeType, NtfsFile};
 
 use crate::options::CliError;
@@ -121,36 +121,30 @@ pub fn extents<T: Read + Seek>(
 ) -> Result<FileExtents, CliError> {
     let cluster = u64::from(ntfs.cluster_size());
     let mut list = None;
-    let mut base_data = None;
     for attribute in file.attributes_raw() {
         let attribute = attribute.map_err(|e| ntfs_error(what, e))?;
-        match attribute.ty() {
-            Ok(NtfsAttributeType::AttributeList) => {
-                let value = attribute
-                    .structured_value::<_, NtfsAttributeList>(fs)
-                    .map_err(|e| ntfs_error(what, e))?;
-                list = Some(value);
-            }
-            Ok(NtfsAttributeType::Data) if attribute.name_length() == 0 => {
-                if base_data.is_none() {
-                    base_data = Some((
-                        attribute.value_length(),
-                        runs_of(attribute.value(fs).map_err(|e| ntfs_error(what, e))?, what)?,
-                    ));
-                }
-            }
-            _ => {}
+        if attribute.ty().ok() == Some(NtfsAttributeType::AttributeList) {
+            let value = attribute
+                .structured_value::<_, NtfsAttributeList>(fs)
+                .map_err(|e| ntfs_error(what, e))?;
+            list = Some(value);
         }
     }
     let Some(list) = list else {
-        let Some((size, extents)) = base_data else {
-            return Err(CliError::Usage(format!("{what}: has no data stream")));
-        };
-        return Ok(FileExtents {
-            size,
-            extents,
-            pieces: 1,
-        });
+        // No attribute list: the base record holds the whole $DATA.
+        for attribute in file.attributes_raw() {
+            let attribute = attribute.map_err(|e| ntfs_error(what, e))?;
+            if attribute.ty().ok() == Some(NtfsAttributeType::Data) && attribute.name_length() == 0
+            {
+                let value = attribute.value(fs).map_err(|e| ntfs_error(what, e))?;
+                return Ok(FileExtents {
+                    size: attribute.value_length(),
+                    extents: runs_of(value, what)?,
+                    pieces: 1,
+                });
+            }
+        }
+        return Err(CliError::Usage(format!("{what}: has no data stream")));
     };
     // Every $DATA piece the list names, with its lowest VCN.
     let mut pieces: Vec<(i64, u64, Vec<Extent>)> = Vec::new();

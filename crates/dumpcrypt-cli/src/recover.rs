@@ -103,9 +103,7 @@ fn prepare(args: &Args, candidates: &[Candidate]) -> Result<Vec<Keyed>, CliError
             let config = settings.validate()?;
             drop(settings);
             let xts = XtsAes256::exactly(&candidate.key, args.backend)
-                .map_err(|error| {
-                    CliError::Usage(format!("{}: key: {error:?}", candidate.source))
-                })?
+                .map_err(|error| CliError::Usage(format!("{}: key: {error:?}", candidate.source)))?
                 .ok_or_else(|| {
                     CliError::Usage(format!(
                         "--backend {}: this processor does not run it",
@@ -156,14 +154,7 @@ fn describe_partitions(table: &Table) -> String {
     table
         .partitions
         .iter()
-        .map(|p| {
-            format!(
-                "  {:>2}  at {:#x}, {}",
-                p.number,
-                p.start,
-                human(p.len)
-            )
-        })
+        .map(|p| format!("  {:>2}  at {:#x}, {}", p.number, p.start, human(p.len)))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -348,7 +339,9 @@ fn check_header(header: &[u8], room: u64, what: &str) -> Result<Header, CliError
         2 | 5 | 6 => {
             let summary = &header[layout::HEADER_64_LEN as usize..];
             let signature = summary.get(..4).unwrap_or_default();
-            if summary.len() < SUMMARY_LEN as usize || (signature != b"SDMP" && signature != b"FDMP") {
+            if summary.len() < SUMMARY_LEN as usize
+                || (signature != b"SDMP" && signature != b"FDMP")
+            {
                 return bad(format!(
                     "of a {} has no bitmap header (SDMP or FDMP) after it",
                     dump_type_name(dump_type)
@@ -414,7 +407,11 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         Metadata::Decrypted(index) => {
             let geometry = keys[*index].config.geometry(partition.start);
             Some((
-                Plan::new(partition.start..partition.start + partition.len, geometry, true)?,
+                Plan::new(
+                    partition.start..partition.start + partition.len,
+                    geometry,
+                    true,
+                )?,
                 *index,
             ))
         }
