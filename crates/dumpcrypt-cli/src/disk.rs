@@ -197,3 +197,136 @@ impl Seek for PartitionReader<'_> {
         Ok(target)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// An 8 MiB image file with an NTFS boot sector's OEM id at 1 MiB.
+    fn image_with_ntfs_at_1mib() -> File {
+        let mut file = tempfile::tempfile().unwrap();
+        file.set_len(8 << 20).unwrap();
+        file.seek(SeekFrom::Start((1 << 20) + 3)).unwrap();
+        file.write_all(NTFS_OEM_ID).unwrap();
+        file
+    }
+
+    #[test]
+    fn gpt_with_4096_byte_sectors() {
+        let mut file = image_with_ntfs_at_1mib();
+        let mut gpt = gptman::GPT::new_from(&mut file, 4096, [7; 16]).unwrap();
+        gpt[1] = gptman::GPTPartitionEntry {
+            partition_type_guid: [0xA2; 16],
+            unique_partition_guid: [0x11; 16],
+            starting_lba: 256,
+            ending_lba: 1791,
+            attribute_bits: 0,
+            partition_name: "data".into(),
+        };
+        gpt.write_into(&mut file).unwrap();
+        let table = read_table(&mut file, 8 << 20, "test").unwrap();
+        assert_eq!((table.scheme, table.sector_size), ("GPT", 4096));
+        assert_eq!(
+            table.partitions,
+            [Partition {
+                number: 1,
+                start: 1 << 20,
+                len: 1536 * 4096
+            }]
+        );
+        assert!(is_ntfs_at(&mut file, table.partitions[0].start).unwrap());
+    }
+
+    fn mbr_image(sector_size: u32) -> File {
+        let mut file = image_with_ntfs_at_1mib();
+        let mut mbr = mbrman::MBR::new_from(&mut file, sector_size, [1, 2, 3, 4]).unwrap();
+        mbr[1] = mbrman::MBRPartitionEntry {
+            boot: 0,
+            first_chs: mbrman::CHS::empty(),
+            sys: 0x07,
+            last_chs: mbrman::CHS::empty(),
+            starting_lba: (1 << 20) / sector_size,
+            sectors: 1000,
+        };
+        mbr.write_into(&mut file).unwrap();
+        file
+    }
+
+    #[test]
+    fn mbr_sector_size_from_where_ntfs_starts() {
+        let table = read_table(&mut mbr_image(512), 8 << 20, "test").unwrap();
+        assert_eq!((table.scheme, table.sector_size), ("MBR", 512));
+        assert_eq!(table.partitions[0].start, 1 << 20);
+        assert_eq!(table.partitions[0].len, 1000 * 512);
+        // The same table entry read at 512 would put the partition at 128 KiB, where no NTFS
+        // starts: the sector size is 4096.
+        let table = read_table(&mut mbr_image(4096), 8 << 20, "test").unwrap();
+        assert_eq!((table.scheme, table.sector_size), ("MBR", 4096));
+        assert_eq!(table.partitions[0].start, 1 << 20);
+        assert_eq!(table.partitions[0].len, 1000 * 4096);
+    }
+
+    /// Reads at any offset and length through the decrypting reader give the bytes a whole
+    /// decryption gives, inside and around an area that starts and ends inside the partition.
+    #[test]
+    fn the_decrypting_reader_decrypts_whole_units_at_their_own_tweaks() {
+        use dumpcrypt_core::geometry::{Area, Geometry, TweakBase};
+        use dumpcrypt_xts::DataUnit;
+        let partition = Partition {
+            number: 1,
+            start: 0x2000,
+            len: 0x10000,
+        };
+        let mut image = vec![0u8; 0x12000];
+        for (i, byte) in image.iter_mut().enumerate() {
+            *byte = (i * 7 + i / 511) as u8;
+        }
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&image).unwrap();
+        for unit in [DataUnit::Bytes512, DataUnit::Bytes4096] {
+            let area = Area {
+                start: 0x1000,
+                end: 0xE000,
+            };
+            let geometry = Geometry::new(unit, area, TweakBase::Partition, partition.start);
+            let range = partition.start..partition.start + partition.len;
+            let plan = Plan::new(range.clone(), geometry, true).unwrap();
+            let mut key = [0u8; 64];
+            key[32] = 1;
+            let xts = XtsAes256::new(&key).unwrap();
+            let mut whole = vec![0u8; partition.len as usize];
+            plan.transform(
+                &xts,
+                range.start,
+                &image[range.start as usize..range.end as usize],
+                &mut whole,
+            )
+            .unwrap();
+            assert!(whole != image[range.start as usize..range.end as usize]);
+            let mut reader =
+                PartitionReader::new(file.try_clone().unwrap(), &partition, Some((&plan, &xts)));
+            for (at, len) in [
+                (0, 512),
+                (0x1234, 3000),
+                (0xFFF, 2),
+                (0xDF00, 0x300),
+                (0xFF00, 0x400),
+            ] {
+                reader.seek(SeekFrom::Start(at)).unwrap();
+                let mut out = vec![0u8; len];
+                let got = read_full(&mut reader, &mut out).unwrap();
+                let end = (at as usize + len).min(whole.len());
+                assert_eq!(got, end - at as usize);
+                assert!(out[..got] == whole[at as usize..end], "{unit:?} at {at:#x}");
+            }
+        }
+    }
+
+    #[test]
+    fn no_table_is_a_sentence() {
+        let mut file = image_with_ntfs_at_1mib();
+        let error = read_table(&mut file, 8 << 20, "disk.img").unwrap_err();
+        assert!(error.to_string().contains("no partition table"), "{error}");
+    }
+}

@@ -564,3 +564,64 @@ fn raw_at(file: &mut File, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A full dump's header of `pages` pages in runs of `counts`, with room for a bitmap
+    /// header after it.
+    fn full_header(counts: &[u64], pages: u64) -> Vec<u8> {
+        let mut header = vec![0u8; 0x3000];
+        header[..8].copy_from_slice(b"PAGEDU64");
+        header[0x88..0x8C].copy_from_slice(&(counts.len() as u32).to_le_bytes());
+        header[0x90..0x98].copy_from_slice(&pages.to_le_bytes());
+        for (i, count) in counts.iter().enumerate() {
+            let at = 0x98 + i * 0x10 + 8;
+            header[at..at + 8].copy_from_slice(&count.to_le_bytes());
+        }
+        header[0xF98..0xF9C].copy_from_slice(&1u32.to_le_bytes());
+        let size = 0x2000 + pages * 0x1000;
+        header[0xFA0..0xFA8].copy_from_slice(&size.to_le_bytes());
+        header
+    }
+
+    fn problem(header: &[u8], room: u64) -> String {
+        match check_header(header, room, "f") {
+            Ok(_) => String::new(),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_full_dump_header_is_checked_against_its_runs_and_the_file() {
+        let header = full_header(&[10, 20], 30);
+        let checked = check_header(&header, 0x2000 + 30 * 0x1000, "f").unwrap();
+        assert_eq!(checked.size, 0x2000 + 30 * 0x1000);
+        assert!(problem(&header, 0x2000).contains("but the file holds"));
+        assert!(problem(&full_header(&[10, 21], 30), 1 << 30).contains("inconsistent"));
+        assert!(problem(&full_header(&[], 0), 1 << 30).contains("0 physical memory runs"));
+        assert!(problem(&full_header(&[1; 43], 43), 1 << 30).contains("43 physical memory"));
+        // More pages than RequiredDumpSpace leaves room for.
+        let mut header = full_header(&[10, 20], 30);
+        header[0xFA0..0xFA8].copy_from_slice(&(0x2000u64 + 29 * 0x1000).to_le_bytes());
+        assert!(problem(&header, 1 << 30).contains("leaves room for 29"));
+        header[0xFA0..0xFA8].copy_from_slice(&0x100u64.to_le_bytes());
+        assert!(problem(&header, 1 << 30).contains("smaller than the header"));
+    }
+
+    #[test]
+    fn a_bitmap_dump_needs_its_bitmap_header_within_the_size() {
+        let mut header = full_header(&[1], 1);
+        header[0xF98..0xF9C].copy_from_slice(&5u32.to_le_bytes());
+        let size = 0x10_0000u64;
+        header[0xFA0..0xFA8].copy_from_slice(&size.to_le_bytes());
+        assert!(problem(&header, size).contains("no bitmap header"));
+        header[0x2000..0x2004].copy_from_slice(b"SDMP");
+        header[0x2020..0x2028].copy_from_slice(&0x3000u64.to_le_bytes());
+        header[0x2030..0x2038].copy_from_slice(&0xFDu64.to_le_bytes());
+        assert_eq!(problem(&header, size), "");
+        header[0x2030..0x2038].copy_from_slice(&0xFEu64.to_le_bytes());
+        assert!(problem(&header, size).contains("past RequiredDumpSpace"));
+    }
+}
