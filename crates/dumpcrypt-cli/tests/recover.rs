@@ -24,13 +24,14 @@ const KEY: [u8; 64] = {
     key
 };
 
-/// The fixture, built once per test run into a directory kept until the process ends; `None`
-/// when its tools cannot be installed (and then only outside CI).
+/// The fixture, built once per test run (into Cargo's temporary directory for integration
+/// tests, rebuilt on every run); `None` when its tools cannot be installed (and then only
+/// outside CI).
 fn fixture() -> Option<&'static Path> {
     static FIXTURE: OnceLock<Option<PathBuf>> = OnceLock::new();
     FIXTURE
         .get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap().keep();
+            let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("disk-fixture");
             let script =
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/make-disk-fixture.sh");
             let output = std::process::Command::new("bash")
@@ -426,6 +427,41 @@ fn disk_absolute_tweaks_4096_byte_units_and_an_area() {
         &other,
         "no crash dump header (PAGEDU64) under --key",
     );
+}
+
+#[test]
+fn a_disk_of_4096_byte_sectors() {
+    let Some(fixture) = fixture() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let image_path = dir.path().join("disk4k.img");
+    let key = dir.path().join("key.bin");
+    std::fs::write(&key, KEY).unwrap();
+    let partition: u64 = std::fs::read_to_string(fixture.join("partition4k.offset"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let extents = read_extents(&fixture.join("pagefile4k.extents"));
+    let mut image = std::fs::read(fixture.join("disk4k.img")).unwrap();
+    let dump = synthetic_dump(pages_filling(&extents), 4);
+    write_into_file(&mut image, &extents, &dump);
+    for &(start, len) in &extents {
+        encrypt(&mut image, start..start + len, 4096, partition);
+    }
+    std::fs::write(&image_path, &image).unwrap();
+    let out = dir.path().join("MEMORY.DMP");
+    let said = succeeds(&[
+        "recover",
+        s(&image_path),
+        "--out",
+        s(&out),
+        "--key",
+        s(&key),
+        "--data-unit",
+        "4096",
+    ]);
+    assert!(std::fs::read(&out).unwrap() == dump, "the dump differs");
+    assert!(said.contains("GPT table (4096-byte sectors"), "{said}");
 }
 
 #[test]
