@@ -486,8 +486,9 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             && raw.starts_with(layout::SIGNATURE_64);
         return Err(CliError::Usage(if plain {
             format!(
-                "{what}: its dump header is in the clear (the driver did not encrypt this dump): \
-                 no key is needed; take its extents with `dumpcrypt find-dump`"
+                "{what}: its dump header is in the clear: this dump was written without \
+                 encryption (the passthrough policy), and needs no key; the file can be copied \
+                 off the volume as it is"
             )
         } else {
             format!(

@@ -574,6 +574,11 @@ fn each_failure_says_why_and_leaves_nothing() {
         encrypt(image, first..first + 0x1000, 512, disk.partition);
     });
     recover(&oversized, &[], "but the file holds");
+    // A dump in the clear.
+    let clear = variant("clear.img", &|image| {
+        write_into_file(image, &disk.pagefile, &synthetic_dump(10, 3));
+    });
+    recover(&clear, &[], "in the clear");
     // A truncated image: cut inside the pagefile's last extent.
     let (last, _) = *disk.pagefile.last().unwrap();
     let cut = variant("cut.img", &|image| image.truncate(last as usize + 0x1000));
