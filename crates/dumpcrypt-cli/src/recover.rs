@@ -8,6 +8,7 @@
 //! `--sealed-keys`) adds its keys in [`candidate_keys`] and nothing else changes.
 
 use std::fs::File;
+use std::io::{Seek, SeekFrom};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -240,7 +241,6 @@ impl FileReader<'_> {
         for piece in self.pieces(range) {
             let len = (piece.end - piece.start) as usize;
             let mut raw = vec![0u8; len];
-            use std::io::{Seek, SeekFrom};
             self.file
                 .seek(SeekFrom::Start(piece.start))
                 .map_err(|e| CliError::Usage(format!("reading the image: {e}")))?;
@@ -558,7 +558,6 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
 
 /// Reads `out.len()` bytes at disk offset `offset`, as they are.
 fn raw_at(file: &mut File, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
-    use std::io::{Seek, SeekFrom};
     file.seek(SeekFrom::Start(offset))?;
     if read_full(file, out)? < out.len() {
         return Err(std::io::ErrorKind::UnexpectedEof.into());
