@@ -25,7 +25,7 @@ use crate::output::{self, Output, Rules};
 ///
 /// RequiredDumpSpace is the whole dump's size, header included. DumpType values as rizin's
 /// `librz/bin/format/dmp/dmp_specs.h` lists them (DMP_DUMPTYPE_*).
-mod layout {
+pub mod layout {
     pub const SIGNATURE_64: &[u8; 8] = b"PAGEDU64";
     pub const SIGNATURE_32: &[u8; 8] = b"PAGEDUMP";
     pub const HEADER_64_LEN: u64 = 0x2000;

@@ -3,14 +3,17 @@
 
 mod configure;
 mod decrypt;
+mod disk;
 mod find_dump;
 mod input;
 mod interrupt;
 mod key_search;
 mod keygen;
+mod ntfs_extents;
 mod options;
 mod output;
 mod parameters;
+mod recover;
 mod sealed_keys;
 #[cfg(windows)]
 mod secret;
@@ -51,6 +54,10 @@ enum Command {
     /// Open the sealed keys of the `sealed` key source (a .reg export of SealedKeys) with
     /// an age identity: list them by load time and fingerprint, write them as key files.
     Unseal(unseal::Args),
+    /// Recover the crash dump from an encrypted whole-disk image in one step: the partition
+    /// table, the NTFS volume, the dump file's extents (\pagefile.sys by default), each
+    /// decrypted at its own disk position, cut and checked by the dump header.
+    Recover(recover::Args),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +69,7 @@ fn main() -> ExitCode {
         Command::Decrypt(args) => decrypt::run(args),
         Command::FindDump(args) => find_dump::run(args),
         Command::Unseal(args) => unseal::run(args),
+        Command::Recover(args) => recover::run(args),
     };
     match result {
         Ok(code) => code,
