@@ -45,7 +45,7 @@ pub struct Stamp(String);
 const STAMP_FORMAT: &str = "YYYYMMDDTHHMMSS.fffffffZ, UTC, e.g. 20261201T234940.1234567Z";
 
 /// FILETIME ticks (100 ns) from 1601-01-01 to 1970-01-01.
-const FILETIME_UNIX_EPOCH: u64 = 116_444_736_000_000_000;
+pub const FILETIME_UNIX_EPOCH: u64 = 116_444_736_000_000_000;
 
 fn is_leap(year: u32) -> bool {
     year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
@@ -103,53 +103,11 @@ impl Stamp {
     }
 
     /// The stamp of a FILETIME (100 ns ticks since 1601-01-01 UTC, what
-    /// `KeQuerySystemTime` gives); `None` past the year 9999.
+    /// `KeQuerySystemTime` gives), named as the driver names it (`dumpcrypt_core`'s
+    /// calendar); `None` past the year 9999.
     pub fn from_filetime(ticks: u64) -> Option<Self> {
-        let seconds = ticks / 10_000_000;
-        let fraction = ticks % 10_000_000;
-        let days = seconds / 86_400;
-        let of_day = seconds % 86_400;
-        // Days from 1601-01-01 to 0000-03-01 in the proleptic Gregorian calendar, then
-        // Howard Hinnant's `civil_from_days` on days counted from 0000-03-01.
-        let days = days + 584_694;
-        let era = days / 146_097;
-        let of_era = days % 146_097;
-        let year_of_era = (of_era - of_era / 1460 + of_era / 36_524 - of_era / 146_096) / 365;
-        let day_of_year = of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-        let shifted_month = (5 * day_of_year + 2) / 153;
-        let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-        let month = if shifted_month < 10 {
-            shifted_month + 3
-        } else {
-            shifted_month - 9
-        };
-        let year = era * 400 + year_of_era + u64::from(month <= 2);
-        if year > 9999 {
-            return None;
-        }
-        let text = format!(
-            "{year:04}{month:02}{day:02}T{:02}{:02}{:02}.{fraction:07}Z",
-            of_day / 3600,
-            of_day / 60 % 60,
-            of_day % 60
-        );
-        Some(Self::parse(&text).expect("a date from the calendar"))
-    }
-
-    /// The FILETIME of the Unix time `seconds` and `nanoseconds`.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "for `simulate --sealed-keys-out` (issue 12), the driver side's"
-        )
-    )]
-    pub fn from_unix(seconds: u64, nanoseconds: u32) -> Option<Self> {
-        let ticks = seconds
-            .checked_mul(10_000_000)?
-            .checked_add(u64::from(nanoseconds / 100))?
-            .checked_add(FILETIME_UNIX_EPOCH)?;
-        Self::from_filetime(ticks)
+        let name = dumpcrypt_core::sealed_keys::Stamp(ticks).name()?;
+        Self::parse(name.as_str()).ok()
     }
 
     /// The value's name.
@@ -434,13 +392,6 @@ pub fn reg_text(keys: &[SealedKey]) -> String {
 
 /// The ring as a `.reg` file the way regedit writes one: [`reg_text`] in UTF-16LE with a
 /// BOM. `reg import` takes it.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "for `simulate --sealed-keys-out` (issue 12), the driver side's"
-    )
-)]
 pub fn write_reg(keys: &[SealedKey]) -> Vec<u8> {
     let text = reg_text(keys);
     let mut bytes = Vec::with_capacity(2 + 2 * text.len());
@@ -505,6 +456,11 @@ mod tests {
         }
     }
 
+    /// The FILETIME of a Unix time.
+    fn unix(seconds: u64, nanoseconds: u64) -> u64 {
+        seconds * 10_000_000 + nanoseconds / 100 + FILETIME_UNIX_EPOCH
+    }
+
     #[test]
     fn stamps_from_filetimes() {
         // 1601-01-01 is FILETIME 0; the Unix epoch is 116444736000000000 (documented by
@@ -521,20 +477,20 @@ mod tests {
         );
         // `date -u -d @1796168980` is Tue Dec  1 23:49:40 UTC 2026.
         assert_eq!(
-            Stamp::from_unix(1_796_168_980, 123_456_789)
+            Stamp::from_filetime(unix(1_796_168_980, 123_456_789))
                 .unwrap()
                 .as_str(),
             "20261201T234940.1234567Z"
         );
         // 2000-02-29 (a leap day of a year divisible by 400): Unix 951782400.
         assert_eq!(
-            Stamp::from_unix(951_782_400, 0).unwrap().as_str(),
+            Stamp::from_filetime(unix(951_782_400, 0)).unwrap().as_str(),
             "20000229T000000.0000000Z"
         );
         // The last tick of 9999 has a stamp; the next does not.
-        let end = Stamp::from_unix(253_402_300_799, 999_999_999).unwrap();
+        let end = Stamp::from_filetime(unix(253_402_300_799, 999_999_999)).unwrap();
         assert_eq!(end.as_str(), "99991231T235959.9999999Z");
-        assert!(Stamp::from_unix(253_402_300_800, 0).is_none());
+        assert!(Stamp::from_filetime(unix(253_402_300_800, 0)).is_none());
     }
 
     /// A `reg export` of the Parameters key as regedit writes it (format: the module's doc):

@@ -24,6 +24,7 @@ use crate::options::{
 };
 use crate::output::{self, Output, PendingFile, Rules};
 use crate::parameters::{tweak_base_name, Settings};
+use crate::sealed_keys::{write_reg, SealedKey, Stamp, FILETIME_UNIX_EPOCH};
 
 /// The most PFN slots one MDL can have: its Size is a 16-bit signed count of bytes, the
 /// 0x30-byte header and 8 bytes per slot (4089).
@@ -104,6 +105,16 @@ pub struct Args {
     /// `data_unit N tweak_base partition|disk partition_offset P`.
     #[arg(long, value_name = "FILE")]
     pub provider_keys_out: Option<PathBuf>,
+    /// With `--key-source sealed`: the age X25519 recipient (`age1…`, as `age-keygen -y`
+    /// prints it) each load's fresh key is sealed to. Hibernation is then refused, as the
+    /// driver's rules require.
+    #[arg(long, value_name = "AGE1...")]
+    pub recipient: Option<String>,
+    /// With `--key-source sealed`: write the run's simulated `Parameters\SealedKeys` as a
+    /// `.reg` file, as `reg export` of that key writes it (UTF-16LE, `hex:` values), for
+    /// `dumpcrypt unseal` and `decrypt --identity`.
+    #[arg(long, value_name = "FILE.reg")]
+    pub sealed_keys_out: Option<PathBuf>,
 }
 
 /// The Parameters values for these options, as the registry would hold them.
@@ -112,8 +123,13 @@ fn settings(args: &Args, key: &[u8; 64]) -> Settings {
     let key_source = KeySource::from(args.key_source);
     let mut settings = Settings::passthrough();
     settings.crash_dump_policy = policy;
-    settings.hibernation_policy = policy;
+    settings.hibernation_policy = match (key_source, policy) {
+        // No boot loader could read a hibernation file back under a sealed key.
+        (KeySource::Sealed, Policy::Encrypt) => Policy::Refuse,
+        _ => policy,
+    };
     settings.key = (key_source == KeySource::Registry).then_some(*key);
+    settings.recipient = args.recipient.clone();
     settings.data_unit = args.transform.data_unit();
     settings.area = args.transform.area.clone();
     settings.tweak_base = args.transform.tweak_base();
@@ -421,6 +437,28 @@ fn check(args: &Args) -> Result<(), CliError> {
             "--key-source provider uses the sample provider's keys: drop --key".into(),
         ));
     }
+    let sealed_source = args.key_source == KeySourceArg::Sealed;
+    if sealed_source && args.key.is_some() {
+        return Err(CliError::Usage(
+            "--key-source sealed draws a fresh key at each load: drop --key".into(),
+        ));
+    }
+    if sealed_source && args.recipient.is_none() {
+        return Err(CliError::Usage(
+            "--key-source sealed needs --recipient age1... (what `age-keygen -y IDENTITY` \
+             prints)"
+                .into(),
+        ));
+    }
+    if !sealed_source && (args.recipient.is_some() || args.sealed_keys_out.is_some()) {
+        return Err(CliError::Usage(
+            "--recipient and --sealed-keys-out need --key-source sealed".into(),
+        ));
+    }
+    if let Some(recipient) = &args.recipient {
+        dumpcrypt_seal::Recipient::parse(recipient.as_bytes())
+            .map_err(|error| CliError::Usage(format!("--recipient: {error}")))?;
+    }
     if args.max_pages_per_write == 0 {
         return Err(CliError::Usage(
             "--max-pages-per-write must be at least 1".into(),
@@ -558,6 +596,19 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         .as_deref()
         .map(|path| output::resolve(path, &keys_rules))
         .transpose()?;
+    // Sealed keys are readable only with the identity: not a secret file.
+    let sealed_rules = Rules {
+        option: "--sealed-keys-out",
+        streams: true,
+        force: args.force,
+        binary: true,
+        secret: false,
+    };
+    let sealed_destination = args
+        .sealed_keys_out
+        .as_deref()
+        .map(|path| output::resolve(path, &sealed_rules))
+        .transpose()?;
     let images = images(&args)?;
     let key = match &args.key {
         Some(path) => read_key(path)?,
@@ -580,6 +631,9 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     environment
         .registry
         .insert(dumpcrypt::kernel::PARAMETERS_PATH.into(), values);
+    // The simulated clock is this machine's: the sealed keys are named by their load time.
+    let booted = filetime_now().unwrap_or(environment.system_time);
+    environment.system_time = booted;
     ntoskrnl::boot(environment);
 
     let machine_config = MachineConfig {
@@ -678,6 +732,12 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             keyed.len()
         );
     }
+    if let (KeySource::Sealed, Some(recipient)) = (config.key_source, &config.recipient) {
+        crate::outln!(
+            "key source   sealed: a fresh key at each load, sealed to {recipient}; hibernation {}",
+            PolicyArg::from(config.hibernation_policy).name()
+        );
+    }
     let mut failures = Vec::new();
     let outcome = (|| -> Result<(), SimError> {
         for (enabled, which, dump_type, phase) in [
@@ -704,14 +764,18 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             let report = run.machine.dump(&mut filter, which)?;
             progress.end(phase, report.written);
             progress.bar().suspend(|| print_dump(name, &report));
-            let expected_changed = match config.crash_dump_policy {
+            let policy = match which {
+                DumpFile::Crash => config.crash_dump_policy,
+                DumpFile::Hibernation => config.hibernation_policy,
+            };
+            let expected_changed = match policy {
                 Policy::Encrypt => keyed
                     .iter()
                     .map(|&area| bytes_in_area(&run.machine, which, &geometry.with_area(area)))
                     .sum(),
                 _ => 0,
             };
-            let expected_written = config.crash_dump_policy != Policy::Refuse;
+            let expected_written = policy != Policy::Refuse;
             if report.written != expected_written {
                 failures.push(format!(
                     "{name}: written = {}, expected {expected_written}",
@@ -745,6 +809,21 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     if let Err(error) = outcome {
         failures.push(describe(&error));
     }
+    if let Some(destination) = sealed_destination {
+        match sealed_keys_reg(booted) {
+            Ok((keys, bytes)) => {
+                let output = Output::open(destination, &sealed_rules, &[])?;
+                let name = output.name().to_string();
+                output.write_all(&bytes)?;
+                output.commit()?;
+                crate::outln!(
+                    "sealed keys  {keys} in {name} (Parameters\\SealedKeys, as `reg export` writes \
+                     it): open them with `dumpcrypt unseal --identity FILE --sealed-keys {name}`"
+                );
+            }
+            Err(problem) => failures.push(problem),
+        }
+    }
     // The images are closed before they take their names (Windows renames no open file).
     drop(run);
     if let Some(image) = image {
@@ -765,6 +844,44 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         crate::outln!("verdict      FAIL");
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// This machine's clock as a FILETIME (100 ns ticks since 1601-01-01 UTC).
+fn filetime_now() -> Option<u64> {
+    let since_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    let ticks = u64::try_from(since_unix.as_nanos() / 100).ok()?;
+    ticks.checked_add(FILETIME_UNIX_EPOCH)
+}
+
+/// The simulated `Parameters\SealedKeys` as a `.reg` file: how many sealed keys, and the
+/// file's bytes. Every value must be named by a load time not before `booted` (a FILETIME)
+/// and be an age file.
+fn sealed_keys_reg(booted: u64) -> Result<(usize, Vec<u8>), String> {
+    let earliest = Stamp::from_filetime(booted);
+    let mut keys = Vec::new();
+    for (name, blob) in ntoskrnl::sealed_keys() {
+        let stamp = Stamp::parse(&name)
+            .map_err(|reason| format!("SealedKeys holds a value the driver misnamed: {reason}"))?;
+        if earliest
+            .as_ref()
+            .is_some_and(|earliest| stamp.as_str() < earliest.as_str())
+        {
+            return Err(format!(
+                "the sealed key {name} is named before the simulated boot ({})",
+                earliest.map(|e| e.readable()).unwrap_or_default()
+            ));
+        }
+        if !blob.starts_with(b"age-encryption.org/v1\n") {
+            return Err(format!("the sealed key {name} is not an age v1 file"));
+        }
+        keys.push(SealedKey { stamp, blob });
+    }
+    if keys.is_empty() {
+        return Err("the driver sealed no key into Parameters\\SealedKeys".into());
+    }
+    Ok((keys.len(), write_reg(&keys)))
 }
 
 #[cfg(test)]

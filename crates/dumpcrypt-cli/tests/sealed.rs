@@ -592,3 +592,118 @@ fn key_and_identity_are_exclusive_and_identity_needs_the_sealed_keys() {
     fails(&["decrypt", "--in", "x", "--out", s(&out)], "--key");
     nothing_left(&out);
 }
+
+/// Issue 12's chain without Windows: `simulate --key-source sealed` seals the driver's fresh
+/// key into the simulated SealedKeys ring and exports it as a `.reg` file; the reference
+/// `age` binary (when installed: CI installs it) and the `age` crate open the blob in it to
+/// the same 64 bytes; and `decrypt --identity --sealed-keys`, with no other input about the
+/// key, recovers an image whose written sectors are the reference's.
+#[test]
+fn a_sealed_simulation_is_recovered_with_the_identity_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (identity, identity_path) = identity_file(dir.path(), "admin.age");
+    let recipient = identity.to_public().to_string();
+    let (image, reference, reg) = (
+        dir.path().join("image.raw"),
+        dir.path().join("reference.raw"),
+        dir.path().join("s.reg"),
+    );
+    let out = succeeds(&[
+        "simulate",
+        "--dump-type",
+        "crash",
+        "--memory",
+        "4MiB",
+        "--partition-offset",
+        "0",
+        "--key-source",
+        "sealed",
+        "--recipient",
+        &recipient,
+        "--sealed-keys-out",
+        s(&reg),
+        "--image",
+        s(&image),
+        "--reference",
+        s(&reference),
+    ]);
+    assert!(out.contains("verdict      PASS"), "{out}");
+    assert!(out.contains("hibernation refuse"), "{out}");
+
+    // The export holds one value, named by its load time, whose data is an age file.
+    let text = std::fs::read(&reg).unwrap();
+    assert_eq!(&text[..2], &[0xFF, 0xFE], "UTF-16LE with a BOM, as regedit writes");
+    let units: Vec<u16> = text[2..]
+        .chunks_exact(2)
+        .map(|pair| u16::from_le_bytes([pair[0], pair[1]]))
+        .collect();
+    let text = String::from_utf16(&units).unwrap();
+    assert!(text.starts_with("Windows Registry Editor Version 5.00\r\n"), "{text}");
+    let (name, data) = text
+        .split("[HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Services\\dumpcrypt\\Parameters\\SealedKeys]\r\n")
+        .nth(1)
+        .and_then(|values| values.split_once("\"=hex:"))
+        .expect("one hex: value in SealedKeys");
+    let name = name.trim_start_matches('"');
+    assert_eq!(name.len(), 24, "{name}");
+    assert!(name.ends_with('Z') && name.as_bytes()[8] == b'T', "{name}");
+    let blob: Vec<u8> = data
+        .replace("\\\r\n  ", "")
+        .trim_end()
+        .split(',')
+        .map(|byte| u8::from_str_radix(byte.trim(), 16).unwrap())
+        .collect();
+    assert_eq!(blob.len(), SEALED_LEN);
+    assert!(blob.starts_with(b"age-encryption.org/v1\n"));
+
+    // Opened by the age crate...
+    let decryptor = age::Decryptor::new(&blob[..]).unwrap();
+    let mut reader = decryptor
+        .decrypt(std::iter::once(&identity as &dyn age::Identity))
+        .unwrap();
+    let mut key = Vec::new();
+    std::io::Read::read_to_end(&mut reader, &mut key).unwrap();
+    assert_eq!(key.len(), 64);
+    assert_ne!(key[..32], key[32..]);
+    // ...and by the reference binary, to the same bytes.
+    match std::process::Command::new("age")
+        .args(["-d", "-i", s(&identity_path)])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(mut child) => {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(&blob).unwrap();
+            let output = child.wait_with_output().unwrap();
+            assert!(output.status.success());
+            assert_eq!(output.stdout, key, "age -d gives the key the age crate gives");
+        }
+        Err(_) => assert!(
+            std::env::var_os("CI").is_none(),
+            "the reference `age` binary is missing (crates/seal/scripts/install-age.sh)"
+        ),
+    }
+
+    // decrypt finds it with the identity alone, and says which it took.
+    let decrypted = dir.path().join("decrypted.raw");
+    let out = succeeds(&[
+        "decrypt",
+        "--identity",
+        s(&identity_path),
+        "--sealed-keys",
+        s(&reg),
+        "--in",
+        s(&image),
+        "--out",
+        s(&decrypted),
+    ]);
+    assert!(
+        out.contains(&format!("sealed key       {name}")) && out.contains(&fingerprint(&key)),
+        "{out}"
+    );
+    written_sectors_match(
+        &std::fs::read(&decrypted).unwrap(),
+        &std::fs::read(&reference).unwrap(),
+    );
+}
