@@ -3,6 +3,7 @@
 
 mod configure;
 mod decrypt;
+mod dump_extents;
 mod find_dump;
 mod input;
 mod interrupt;
