@@ -9,6 +9,8 @@
               and the modules say what each plays"
 )]
 
+pub mod disk_template;
+pub mod dump_format;
 pub mod layout;
 pub mod machine;
 pub mod mdl;

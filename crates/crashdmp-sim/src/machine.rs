@@ -12,7 +12,9 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::layout::{put, PAGE_SIZE};
+use crate::disk_template::DiskTemplate;
+use crate::dump_format::{self, CrashDump, DumpKind, PageMap, PhysicalMemory, System};
+use crate::layout::PAGE_SIZE;
 use crate::mdl::{Shape, SimMdl, DECOY_BYTE};
 use crate::memory::{self, Pages};
 use crate::stack::{Call, LoadedFilter, SimError};
@@ -33,6 +35,11 @@ pub struct MachineConfig {
     /// Lays the crash dump file out in one extent (as a freshly created dedicated dump file
     /// often is), so that tools without file-system knowledge can extract it from the disk.
     pub contiguous_crash_file: bool,
+    /// The crash dump's kind and format.
+    pub dump_kind: DumpKind,
+    /// A raw disk image to start from, and the extents of the crash dump file on it, instead
+    /// of the simulator's own disk and layout (no hibernation file is laid out then).
+    pub disk_template: Option<DiskTemplate>,
 }
 
 impl Default for MachineConfig {
@@ -44,6 +51,8 @@ impl Default for MachineConfig {
             partition_offset: 0x10_0000,
             seed: 1,
             contiguous_crash_file: false,
+            dump_kind: DumpKind::Full,
+            disk_template: None,
         }
     }
 }
@@ -67,7 +76,7 @@ pub struct FileLayout {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DumpFile {
     /// The crash dump file (the page file or a dedicated dump file): a 64-bit dump header
-    /// then every page of memory.
+    /// then the pages of memory its kind holds ([`dump_format`]).
     Crash,
     /// hiberfil.sys: a hibernation header page then every page of memory.
     Hibernation,
@@ -145,8 +154,12 @@ struct Disk {
 }
 
 impl Disk {
-    fn create(path: Option<&Path>, size: u64) -> std::io::Result<Self> {
-        let (file, temporary) = match path {
+    fn create(
+        path: Option<&Path>,
+        size: u64,
+        template: Option<&DiskTemplate>,
+    ) -> std::io::Result<Self> {
+        let (mut file, temporary) = match path {
             Some(path) => (
                 OpenOptions::new()
                     .read(true)
@@ -162,6 +175,9 @@ impl Disk {
             }
         };
         file.set_len(size)?;
+        if let Some(template) = template {
+            template.copy_into(&mut file)?;
+        }
         Ok(Self {
             file,
             _temporary: temporary,
@@ -183,7 +199,8 @@ impl Disk {
 pub struct Machine {
     config: MachineConfig,
     ram: Pages,
-    crash_header: Vec<u8>,
+    physical: PhysicalMemory,
+    crash_dump: CrashDump,
     hibernation_header: Vec<u8>,
     pub crash_file: FileLayout,
     pub hibernation_file: FileLayout,
@@ -212,21 +229,9 @@ impl std::fmt::Debug for Machine {
 }
 
 /// Size of the 64-bit crash dump header (DUMP_HEADER64).
-pub const CRASH_HEADER_LEN: usize = 0x2000;
-/// DUMP_HEADER64 offsets the simulator fills in.
-pub mod dump_header {
-    pub const SIGNATURE: usize = 0x00; // "PAGE"
-    pub const VALID_DUMP: usize = 0x04; // "DU64"
-    pub const MAJOR_VERSION: usize = 0x08;
-    pub const MINOR_VERSION: usize = 0x0C;
-    pub const MACHINE_IMAGE_TYPE: usize = 0x30;
-    pub const NUMBER_PROCESSORS: usize = 0x34;
-    pub const BUGCHECK_CODE: usize = 0x38;
-    pub const BUGCHECK_PARAMETER1: usize = 0x40;
-    pub const PHYSICAL_MEMORY_BLOCK: usize = 0x88;
-    pub const DUMP_TYPE: usize = 0xF98;
-    pub const REQUIRED_DUMP_SPACE: usize = 0xFA0;
-}
+pub const CRASH_HEADER_LEN: usize = dump_format::HEADER_LEN;
+/// DUMP_HEADER64 offsets.
+pub use dump_format::header as dump_header;
 
 impl Machine {
     /// Builds the machine: fills memory, lays out the two files on the partition, and
@@ -245,30 +250,49 @@ impl Machine {
         let mut ram = Pages::new(config.memory.max(PAGE_SIZE));
         fill_memory(ram.as_mut_slice(), &mut rng);
         let memory = ram.len() as u64;
+        let physical = PhysicalMemory::pc(memory / PAGE_SIZE as u64);
+        let crash_dump = dump_format::crash_dump(
+            config.dump_kind,
+            &physical,
+            ram.as_mut_slice(),
+            System::default(),
+            config.seed,
+        );
 
-        let crash_len = CRASH_HEADER_LEN as u64 + memory;
+        let crash_len = crash_dump.len();
         let hibernation_len = PAGE_SIZE as u64 + memory;
-        let (crash_file, hibernation_file, partition_len) = lay_out_files(
+        let (mut crash_file, mut hibernation_file, partition_len) = lay_out_files(
             &mut rng,
             crash_len,
             hibernation_len,
             config.contiguous_crash_file,
         );
-        let crash_header = crash_dump_header(crash_len, memory);
-        let hibernation_header = hibernation_header(memory);
-        let disk_size = config.partition_offset + partition_len;
+        let hibernation_header =
+            dump_format::hibernation_header(memory / PAGE_SIZE as u64, System::default());
+        let mut disk_size = config.partition_offset + partition_len;
+        if let Some(template) = &config.disk_template {
+            crash_file =
+                template.crash_layout(config.partition_offset, config.sector_size, crash_len)?;
+            hibernation_file = FileLayout {
+                extents: Vec::new(),
+                len: 0,
+            };
+            disk_size = template.len()?;
+        }
         let max_bytes = config.max_pages_per_write as usize * PAGE_SIZE;
         let mut decoy = Pages::new(max_bytes + PAGE_SIZE);
         decoy.as_mut_slice().fill(DECOY_BYTE);
+        let template = config.disk_template.as_ref();
         Ok(Self {
             ram,
-            crash_header,
+            physical,
+            crash_dump,
             hibernation_header,
             crash_file,
             hibernation_file,
-            disk: Disk::create(image, disk_size)?,
+            disk: Disk::create(image, disk_size, template)?,
             reference: reference
-                .map(|path| Disk::create(Some(path), disk_size))
+                .map(|path| Disk::create(Some(path), disk_size, template))
                 .transpose()?,
             written: [false; 2],
             boot_log_written: false,
@@ -301,12 +325,39 @@ impl Machine {
         }
     }
 
-    /// The file's content as the system means it: header, then memory.
+    /// The crash dump file's headers, and which pages of memory follow them.
+    pub fn crash_dump(&self) -> &CrashDump {
+        &self.crash_dump
+    }
+
+    /// The physical memory map: the runs of pages the simulated memory holds.
+    pub fn physical_memory(&self) -> &PhysicalMemory {
+        &self.physical
+    }
+
+    /// The simulated memory's physical page `pfn`; `None` in a hole of the memory map.
+    pub fn physical_page(&self, pfn: u64) -> Option<&[u8]> {
+        let index = self.physical.index_of(pfn)? as usize;
+        Some(&self.ram.as_slice()[index * PAGE_SIZE..(index + 1) * PAGE_SIZE])
+    }
+
+    /// A file's header, and where the pages after it come from.
+    fn header_and_pages(&self, which: DumpFile) -> (&[u8], std::borrow::Cow<'_, PageMap>) {
+        match which {
+            DumpFile::Crash => (
+                &self.crash_dump.header,
+                std::borrow::Cow::Borrowed(&self.crash_dump.pages),
+            ),
+            DumpFile::Hibernation => (
+                &self.hibernation_header,
+                std::borrow::Cow::Owned(PageMap::all(self.physical.pages())),
+            ),
+        }
+    }
+
+    /// The file's content as the system means it: header, then the pages of memory.
     pub fn file_content(&self, which: DumpFile, offset: u64, out: &mut [u8]) {
-        let header = match which {
-            DumpFile::Crash => &self.crash_header,
-            DumpFile::Hibernation => &self.hibernation_header,
-        };
+        let (header, pages) = self.header_and_pages(which);
         let mut position = offset as usize;
         let mut done = 0;
         if position < header.len() {
@@ -318,9 +369,11 @@ impl Machine {
         if done == out.len() {
             return;
         }
-        let ram_offset = position - header.len();
-        let rest = out.len() - done;
-        out[done..].copy_from_slice(&self.ram.as_slice()[ram_offset..ram_offset + rest]);
+        pages.read(
+            self.ram.as_slice(),
+            (position - header.len()) as u64,
+            &mut out[done..],
+        );
     }
 
     /// Reads the filtered disk image.
@@ -334,7 +387,10 @@ impl Machine {
         if let Some(reference) = self.reference.as_mut() {
             return reference.read_at(offset, out);
         }
-        out.fill(0);
+        match &self.config.disk_template {
+            Some(template) => template.read_at(offset, out)?,
+            None => out.fill(0),
+        }
         let end = offset + out.len() as u64;
         if self.boot_log_written {
             let start = self.config.partition_offset + DUMP_STACK_LOG_OFFSET;
@@ -407,10 +463,7 @@ impl Machine {
         }
         report.written = true;
         self.written[which as usize] = true;
-        let header_len = match which {
-            DumpFile::Crash => self.crash_header.len() as u64,
-            DumpFile::Hibernation => self.hibernation_header.len() as u64,
-        };
+        let header_len = self.header_and_pages(which).0.len() as u64;
         let mut secondary: Option<(u64, usize)> = None;
         // Buffers for every transfer of this dump: a snapshot of the source, and the data as
         // DMA and as a CPU copy would move it.
@@ -428,9 +481,16 @@ impl Machine {
             let extra_slots = if number % 5 == 4 { 3 } else { 0 };
             // Data from memory is described where it lies; the header, and the in-page shape,
             // come from a staging buffer, as crashdmp copies some pages into its own.
-            let from_ram = file_offset >= header_len && shape != Shape::OffsetInPage;
-            let (in_ram, in_page) = if from_ram {
-                ((file_offset - header_len) as usize, 0)
+            // (when the transfer's pages lie together in memory).
+            let in_memory = (file_offset >= header_len && shape != Shape::OffsetInPage)
+                .then(|| {
+                    let (_, pages) = self.header_and_pages(which);
+                    pages.locate(file_offset - header_len, len as u64)
+                })
+                .flatten();
+            let from_ram = in_memory.is_some();
+            let (in_ram, in_page) = if let Some(in_ram) = in_memory {
+                (in_ram as usize, 0)
             } else {
                 let in_page = if shape == Shape::OffsetInPage {
                     0x200 * (1 + number as usize % 7)
@@ -757,49 +817,6 @@ fn fill_memory(memory: &mut [u8], rng: &mut Rng) {
     }
 }
 
-/// A DUMP_HEADER64 for a full memory dump of `memory` bytes, `total` bytes with the header.
-fn crash_dump_header(total: u64, memory: u64) -> Vec<u8> {
-    use dump_header::*;
-    let mut header: Vec<u8> = b"PAGE"
-        .iter()
-        .copied()
-        .cycle()
-        .take(CRASH_HEADER_LEN)
-        .collect();
-    header[VALID_DUMP..VALID_DUMP + 4].copy_from_slice(b"DU64");
-    put(&mut header, MAJOR_VERSION, 0xFu32);
-    put(&mut header, MINOR_VERSION, 26100u32);
-    put(&mut header, MACHINE_IMAGE_TYPE, 0x8664u32);
-    put(&mut header, NUMBER_PROCESSORS, 2u32);
-    put(&mut header, BUGCHECK_CODE, 0xE2u32); // MANUALLY_INITIATED_CRASH, as NotMyFault
-    put(&mut header, BUGCHECK_PARAMETER1, 0u64);
-    // PHYSICAL_MEMORY_DESCRIPTOR64: one run of every page from 0.
-    put(&mut header, PHYSICAL_MEMORY_BLOCK, 1u32);
-    put(
-        &mut header,
-        PHYSICAL_MEMORY_BLOCK + 8,
-        memory / PAGE_SIZE as u64,
-    );
-    put(&mut header, PHYSICAL_MEMORY_BLOCK + 16, 0u64);
-    put(
-        &mut header,
-        PHYSICAL_MEMORY_BLOCK + 24,
-        memory / PAGE_SIZE as u64,
-    );
-    put(&mut header, DUMP_TYPE, 1u32); // full dump
-    put(&mut header, REQUIRED_DUMP_SPACE, total);
-    debug_assert_eq!(&header[SIGNATURE..SIGNATURE + 4], b"PAGE");
-    header
-}
-
-/// A hibernation file header page: "HIBR", then the page count.
-fn hibernation_header(memory: u64) -> Vec<u8> {
-    let mut header = vec![0u8; PAGE_SIZE];
-    header[..4].copy_from_slice(b"HIBR");
-    put(&mut header, 0x08, memory / PAGE_SIZE as u64);
-    header
-}
-
 /// Splits each file into 3 to 6 pieces of whole clusters and scatters all the pieces over the
 /// partition, in shuffled order, with gaps: two fragmented files. With `contiguous_crash`, the
 /// crash dump file is one piece.
@@ -901,15 +918,5 @@ mod tests {
         assert_eq!(crash.extents.len(), 1);
         assert_eq!(crash.extents[0].len, 0x20_2000);
         assert!(hibernation.extents.len() >= 3);
-    }
-
-    #[test]
-    fn the_crash_header_is_signed_and_sized() {
-        let header = crash_dump_header(0x1234_5000, 0x1234_3000);
-        assert_eq!(&header[0..8], b"PAGEDU64");
-        assert_eq!(
-            crate::layout::get::<u64>(&header, dump_header::REQUIRED_DUMP_SPACE),
-            0x1234_5000
-        );
     }
 }

@@ -37,8 +37,9 @@ pub mod layout {
     pub const REQUIRED_DUMP_SPACE: usize = 0xFA0;
     /// No dump is larger: 4 PiB, the physical memory of Windows with 5-level paging.
     pub const MAX_DUMP_SPACE: u64 = 1 << 52;
-    /// The fields read lie in the first page of either header.
-    pub const FIELDS_LEN: usize = 0x1000;
+    /// The fields read lie in the first page of either header, and the signature of a
+    /// bitmap dump's summary (`SDMP`, `FDMP`) just after the header.
+    pub const FIELDS_LEN: usize = 0x2000 + 4;
 }
 
 /// The signature `sector` starts with, if it is a crash dump header's: `PAGEDU64` (64-bit)
@@ -85,6 +86,8 @@ pub struct Found {
     pub offset: u64,
     pub width: Width,
     pub dump_type: Option<u32>,
+    /// A bitmap dump's `_SUMMARY_DUMP` signature, just after the header.
+    pub summary: Option<[u8; 4]>,
     pub required_space: Option<u64>,
     pub bugcheck_code: Option<u32>,
     /// Why the dump cannot be taken from the image as it is; `None` when it can.
@@ -127,10 +130,18 @@ impl Found {
                 u32_at(layout::BUGCHECK_CODE_32),
             ),
         };
+        let summary_at = match width {
+            Width::Bits64 => layout::HEADER_64_LEN as usize,
+            Width::Bits32 => layout::HEADER_32_LEN as usize,
+        };
+        let summary = header
+            .get(summary_at..summary_at + 4)
+            .map(|b| <[u8; 4]>::try_from(b).expect("4 bytes"));
         let mut found = Self {
             offset,
             width,
             dump_type,
+            summary,
             bugcheck_code,
             required_space: u64_at(layout::REQUIRED_DUMP_SPACE),
             problem: None,
@@ -165,7 +176,7 @@ impl Found {
             Width::Bits32 => "32-bit PAGEDUMP",
         };
         let kind = self.dump_type.map_or("?".to_string(), |t| {
-            format!("{} (DumpType {t})", dump_type_name(t))
+            format!("{} (DumpType {t})", dump_type_name(t, self.summary))
         });
         let size = self
             .required_space
@@ -184,16 +195,25 @@ impl Found {
     }
 }
 
-/// DMP_DUMPTYPE_* (rizin `dmp_specs.h`).
-pub fn dump_type_name(dump_type: u32) -> &'static str {
-    match dump_type {
-        1 => "full memory dump",
-        2 => "kernel summary dump",
-        3 => "header only",
-        4 => "triage dump",
-        5 => "bitmap full dump",
-        6 => "bitmap kernel dump",
-        7 => "automatic dump",
+/// The header's DumpType as the parsers name it: kdmp-parser's `DumpType` (Full 1, Bmp 5,
+/// LiveKernelMemory 6, KernelMemory 8, KernelAndUserMemory 9, CompleteMemory 10) and
+/// Volatility 3's crash layer (1 a run list, 5 a bitmap), with a bitmap dump's summary
+/// signature saying what it holds: `SDMP` a kernel or automatic memory dump (kernel pages),
+/// `FDMP` a complete memory dump (every page). 2 to 4 are the older summary, header-only and
+/// triage dumps (rizin `dmp_specs.h`).
+pub fn dump_type_name(dump_type: u32, summary: Option<[u8; 4]>) -> &'static str {
+    match (dump_type, summary.as_ref().map(|s| &s[..])) {
+        (1, _) => "Full: complete memory dump, physical memory runs",
+        (5, Some(b"SDMP")) => "Bmp: kernel or automatic memory dump, SDMP bitmap",
+        (5, Some(b"FDMP")) => "Bmp: complete memory dump, FDMP bitmap",
+        (5, _) => "Bmp: bitmap dump with no SDMP or FDMP summary",
+        (2, _) => "summary dump",
+        (3, _) => "header only",
+        (4, _) => "triage dump",
+        (6, _) => "LiveKernelMemory: live kernel memory dump, bitmap",
+        (8, _) => "KernelMemory: kernel memory dump (.dump /k)",
+        (9, _) => "KernelAndUserMemory: kernel and user memory dump (.dump /ka)",
+        (10, _) => "CompleteMemory: complete memory dump (.dump /f)",
         _ => "unknown dump type",
     }
 }
@@ -404,6 +424,32 @@ mod tests {
         assert_eq!(found.dump_type, Some(2));
         assert_eq!(found.problem, None);
         assert!(Found::parse(0, &header(b"PAGEPAGE", 0xF98, 1, 0x4000), 1 << 30).is_none());
+    }
+
+    #[test]
+    fn dump_types_are_named_as_the_parsers_name_them() {
+        let mut bitmap = header(b"PAGEDU64", 0xF98, 5, 0x40_3000);
+        bitmap.resize(0x2004, b'P');
+        bitmap[0x2000..].copy_from_slice(b"SDMP");
+        let found = Found::parse(0, &bitmap, 1 << 30).unwrap();
+        assert_eq!(found.summary, Some(*b"SDMP"));
+        assert!(found
+            .describe()
+            .contains("Bmp: kernel or automatic memory dump, SDMP bitmap (DumpType 5)"));
+        bitmap[0x2000..].copy_from_slice(b"FDMP");
+        let found = Found::parse(0, &bitmap, 1 << 30).unwrap();
+        assert!(found
+            .describe()
+            .contains("Bmp: complete memory dump, FDMP bitmap"));
+        let full = Found::parse(0, &header(b"PAGEDU64", 0xF98, 1, 0x40_2000), 1 << 30).unwrap();
+        assert!(full
+            .describe()
+            .contains("Full: complete memory dump, physical memory runs (DumpType 1)"));
+        assert_eq!(
+            dump_type_name(8, None),
+            "KernelMemory: kernel memory dump (.dump /k)"
+        );
+        assert_eq!(dump_type_name(77, None), "unknown dump type");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod configure;
 mod decrypt;
 mod disk;
+mod dump_extents;
 mod find_dump;
 mod input;
 mod interrupt;

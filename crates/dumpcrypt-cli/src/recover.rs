@@ -311,6 +311,8 @@ struct Header {
     size: u64,
     dump_type: u32,
     bugcheck_code: u32,
+    /// A bitmap dump's summary signature (`SDMP`, `FDMP`).
+    summary: Option<[u8; 4]>,
 }
 
 fn u32_at(bytes: &[u8], at: usize) -> u32 {
@@ -384,11 +386,13 @@ fn check_header(header: &[u8], room: u64, what: &str) -> Result<Header, CliError
             {
                 return bad(format!(
                     "of a {} has no bitmap header (SDMP or FDMP) after it",
-                    dump_type_name(dump_type)
+                    dump_type_name(dump_type, None)
                 ));
             }
+            // kdmp-parser's BmpHeader64: FirstPage 0x20, TotalPresentPages 0x28 (the pages in
+            // the file), Pages 0x30 (the bitmap's bits, every physical page).
             let first_page = u64_at(summary, 0x20);
-            let pages = u64_at(summary, 0x30);
+            let pages = u64_at(summary, 0x28);
             if first_page
                 .checked_add(pages.saturating_mul(PAGE))
                 .is_none_or(|end| end > size)
@@ -401,10 +405,17 @@ fn check_header(header: &[u8], room: u64, what: &str) -> Result<Header, CliError
         }
         _ => {}
     }
+    let summary = match dump_type {
+        2 | 5 | 6 => header
+            .get(layout::HEADER_64_LEN as usize..layout::HEADER_64_LEN as usize + 4)
+            .and_then(|signature| signature.try_into().ok()),
+        _ => None,
+    };
     Ok(Header {
         size,
         dump_type,
         bugcheck_code,
+        summary,
     })
 }
 
@@ -577,7 +588,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
          (fingerprint {}){}",
         human(checked.size),
         checked.size,
-        dump_type_name(checked.dump_type),
+        dump_type_name(checked.dump_type, checked.summary),
         checked.dump_type,
         checked.bugcheck_code,
         partition.number,
@@ -659,9 +670,12 @@ mod tests {
         assert!(problem(&header, size).contains("no bitmap header"));
         header[0x2000..0x2004].copy_from_slice(b"SDMP");
         header[0x2020..0x2028].copy_from_slice(&0x3000u64.to_le_bytes());
-        header[0x2030..0x2038].copy_from_slice(&0xFDu64.to_le_bytes());
+        // TotalPresentPages (0x28) counts the pages in the file; the bitmap's bits (0x30)
+        // count every physical page, present or not, and may be many more.
+        header[0x2028..0x2030].copy_from_slice(&0xFDu64.to_le_bytes());
+        header[0x2030..0x2038].copy_from_slice(&0x10_0000u64.to_le_bytes());
         assert_eq!(problem(&header, size), "");
-        header[0x2030..0x2038].copy_from_slice(&0xFEu64.to_le_bytes());
+        header[0x2028..0x2030].copy_from_slice(&0xFEu64.to_le_bytes());
         assert!(problem(&header, size).contains("past RequiredDumpSpace"));
     }
 }

@@ -5,6 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::ValueEnum;
+
+use crashdmp_sim::disk_template::DiskTemplate;
+use crashdmp_sim::dump_format::DumpKind;
 use crashdmp_sim::layout::{mdl, PAGE_SIZE};
 use crashdmp_sim::machine::{
     DumpFile, DumpReport, Machine, MachineConfig, ResumeReport, CRASH_HEADER_LEN,
@@ -45,6 +49,30 @@ pub enum DumpTypeArg {
     Both,
 }
 
+/// `--dump-kind`: which crash dump Windows is set to write (CrashDumpEnabled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DumpKindArg {
+    /// A complete memory dump as a run list (DumpType 1), every page.
+    Full,
+    /// A kernel memory dump: a bitmap dump (DumpType 5, SDMP) of the kernel's pages.
+    Kernel,
+    /// Windows' default: the content and format of a kernel memory dump.
+    Automatic,
+    /// A complete memory dump as Windows 8 and later write it: a bitmap (DumpType 5, FDMP).
+    Complete,
+}
+
+impl From<DumpKindArg> for DumpKind {
+    fn from(kind: DumpKindArg) -> Self {
+        match kind {
+            DumpKindArg::Full => Self::Full,
+            DumpKindArg::Kernel => Self::Kernel,
+            DumpKindArg::Automatic => Self::Automatic,
+            DumpKindArg::Complete => Self::Complete,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OsArg {
     /// Windows 7 (6.1): version-1 structures, no Dump_Read.
@@ -55,9 +83,21 @@ pub enum OsArg {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Which stacks to run.
-    #[arg(long, value_enum, default_value = "both")]
-    pub dump_type: DumpTypeArg,
+    /// Which stacks to run (default: both; crash with --disk).
+    #[arg(long, value_enum)]
+    pub dump_type: Option<DumpTypeArg>,
+    /// Which crash dump the system writes, in the format Windows writes it.
+    #[arg(long, value_enum, default_value = "automatic")]
+    pub dump_kind: DumpKindArg,
+    /// A raw disk image to start from (copied to --image and --reference): the crash dump is
+    /// written into the extents --dump-extents lists instead of the simulator's own layout.
+    #[arg(long, value_name = "TEMPLATE", requires = "dump_extents")]
+    pub disk: Option<PathBuf>,
+    /// With --disk: the dump file's extents on the disk, one `START LENGTH` pair a line
+    /// (absolute byte offsets, in file order); --partition-offset says where its partition
+    /// starts.
+    #[arg(long, value_name = "FILE", requires = "disk")]
+    pub dump_extents: Option<PathBuf>,
     /// Simulated memory to dump.
     #[arg(long, value_parser = parse_size, default_value = "256MiB")]
     pub memory: u64,
@@ -258,6 +298,34 @@ fn print_dump(name: &str, report: &DumpReport) {
     );
 }
 
+/// The crash dump's kind and format, and where it goes.
+fn print_dump_format(machine: &Machine, args: &Args) {
+    let dump = machine.crash_dump();
+    let format = match dump.kind.summary_signature() {
+        None => "DumpType 1, physical memory runs".to_string(),
+        Some(signature) => format!("DumpType 5, {} bitmap", String::from_utf8_lossy(signature)),
+    };
+    let memory = machine.physical_memory();
+    crate::outln!(
+        "dump format  {} memory dump ({format}): {} of {} pages in {} runs of physical memory, {} in all",
+        args.dump_kind
+            .to_possible_value()
+            .map_or_else(String::new, |value| value.get_name().to_string()),
+        dump.pages.pages(),
+        memory.pages(),
+        memory.runs.len(),
+        human(dump.len()),
+    );
+    if let (Some(disk), Some(extents)) = (&args.disk, &args.dump_extents) {
+        crate::outln!(
+            "disk         {} copied; the crash dump written into {} of the extents in {}",
+            disk.display(),
+            machine.crash_file.extents.len(),
+            extents.display()
+        );
+    }
+}
+
 fn print_resume(report: &ResumeReport) {
     if report.filtered {
         crate::outln!(
@@ -426,6 +494,13 @@ fn same_file_system(a: &Path, b: &Path) -> bool {
 /// The options checked before anything is built: sizes the simulator can hold, a geometry
 /// that can exist, outputs that can be written.
 fn check(args: &Args) -> Result<(), CliError> {
+    if args.disk.is_some() && args.dump_type() != DumpTypeArg::Crash {
+        return Err(CliError::Usage(
+            "--disk writes the crash dump into the extents of --dump-extents and lays out no \
+             hibernation file: give --dump-type crash (the default with --disk)"
+                .into(),
+        ));
+    }
     let provider_source = args.key_source == KeySourceArg::Provider;
     if args.provider_keys_out.is_some() && !provider_source {
         return Err(CliError::Usage(
@@ -543,10 +618,20 @@ fn images(args: &Args) -> Result<Images, CliError> {
         .transpose()?;
     // Every byte of the files the run writes reaches each image once.
     let pages = args.memory.div_ceil(PAGE_SIZE as u64) * PAGE_SIZE as u64;
-    let crash = args.dump_type != DumpTypeArg::Hibernate;
-    let hibernate = args.dump_type != DumpTypeArg::Crash;
-    let written = u64::from(crash) * (CRASH_HEADER_LEN as u64 + pages)
-        + u64::from(hibernate) * (PAGE_SIZE as u64 + pages);
+    let crash = args.dump_type() != DumpTypeArg::Hibernate;
+    let hibernate = args.dump_type() != DumpTypeArg::Crash;
+    // (A bitmap dump's summary and bitmap take a page per 128 MiB of memory more.)
+    let bitmap = pages.div_ceil(128 << 20) * PAGE_SIZE as u64;
+    let written = match &args.disk {
+        // The template is copied whole.
+        Some(template) => std::fs::metadata(template)
+            .map_err(|error| CliError::file(template, error))?
+            .len(),
+        None => {
+            u64::from(crash) * (CRASH_HEADER_LEN as u64 + bitmap + pages)
+                + u64::from(hibernate) * (PAGE_SIZE as u64 + pages)
+        }
+    };
     let mut targets: Vec<(PathBuf, u64, String)> = vec![(
         image.directory(),
         written,
@@ -581,8 +666,37 @@ fn images(args: &Args) -> Result<Images, CliError> {
     Ok(Images { image, reference })
 }
 
+impl Args {
+    fn dump_type(&self) -> DumpTypeArg {
+        match (self.dump_type, &self.disk) {
+            (Some(dump_type), _) => dump_type,
+            (None, Some(_)) => DumpTypeArg::Crash,
+            (None, None) => DumpTypeArg::Both,
+        }
+    }
+}
+
+/// `--disk` and `--dump-extents`, read.
+fn disk_template(args: &Args) -> Result<Option<DiskTemplate>, CliError> {
+    let (Some(path), Some(extents)) = (&args.disk, &args.dump_extents) else {
+        return Ok(None);
+    };
+    let metadata = std::fs::metadata(path).map_err(|error| CliError::file(path, error))?;
+    if !metadata.is_file() {
+        return Err(CliError::Usage(format!(
+            "--disk {}: not a regular file (a raw disk image to copy)",
+            path.display()
+        )));
+    }
+    Ok(Some(DiskTemplate {
+        path: path.clone(),
+        crash_extents: crate::dump_extents::read(extents)?,
+    }))
+}
+
 pub fn run(args: Args) -> Result<ExitCode, CliError> {
     check(&args)?;
+    let disk_template = disk_template(&args)?;
     // The outputs first: a refused or unwritable image or keys file costs no work.
     let keys_rules = Rules {
         option: "--provider-keys-out",
@@ -644,8 +758,20 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         partition_offset: args.partition_offset,
         seed: args.seed,
         contiguous_crash_file: args.contiguous_dump,
+        dump_kind: args.dump_kind.into(),
+        disk_template,
     };
-    let image_error = |error| match &args.image {
+    let image_error = |error: std::io::Error| match &args.image {
+        // The dump does not fit the extents, or an extent cannot be.
+        _ if error.kind() == std::io::ErrorKind::InvalidInput && args.disk.is_some() => {
+            CliError::Usage(format!(
+                "--dump-extents {}: {error}",
+                args.dump_extents
+                    .as_deref()
+                    .unwrap_or(Path::new(""))
+                    .display()
+            ))
+        }
         Some(path) => CliError::file(path, error),
         None => CliError::Usage(format!("temporary disk image: {error}")),
     };
@@ -687,8 +813,8 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     } else {
         (vec![config.area], None)
     };
-    let crash = args.dump_type != DumpTypeArg::Hibernate;
-    let hibernate = args.dump_type != DumpTypeArg::Crash;
+    let crash = args.dump_type() != DumpTypeArg::Hibernate;
+    let hibernate = args.dump_type() != DumpTypeArg::Crash;
     let mut phases = Vec::new();
     if crash {
         phases.push((Phase::CrashDump, machine.crash_file.len));
@@ -726,6 +852,9 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         tweak_base_name(geometry.tweak_base()),
         args.partition_offset
     );
+    if crash {
+        print_dump_format(&run.machine, &args);
+    }
     if provider_source {
         crate::outln!(
             "key source   the sample provider: {} ranges under their own keys, a plaintext rest",

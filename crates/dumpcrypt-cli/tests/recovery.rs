@@ -101,6 +101,8 @@ fn simulate(extra: &[&str]) -> Simulated {
         s(&reference),
         "--memory",
         "4MiB",
+        "--dump-kind",
+        "full",
     ];
     args.extend_from_slice(extra);
     assert!(succeeds(&args).contains("verdict      PASS"));
@@ -186,7 +188,7 @@ fn a_simulated_crash_dump_is_recovered_end_to_end() {
     let listed = succeeds(&["find-dump", s(&decrypted)]);
     assert!(
         listed.contains(&format!(
-            "{at:#014x}  64-bit PAGEDU64  full memory dump (DumpType 1)  size {size:#x} bytes"
+            "{at:#014x}  64-bit PAGEDU64  Full: complete memory dump, physical memory runs (DumpType 1)  size {size:#x} bytes"
         )),
         "{listed}"
     );

@@ -632,13 +632,20 @@ fn a_sealed_simulation_is_recovered_with_the_identity_alone() {
 
     // The export holds one value, named by its load time, whose data is an age file.
     let text = std::fs::read(&reg).unwrap();
-    assert_eq!(&text[..2], &[0xFF, 0xFE], "UTF-16LE with a BOM, as regedit writes");
+    assert_eq!(
+        &text[..2],
+        &[0xFF, 0xFE],
+        "UTF-16LE with a BOM, as regedit writes"
+    );
     let units: Vec<u16> = text[2..]
         .chunks_exact(2)
         .map(|pair| u16::from_le_bytes([pair[0], pair[1]]))
         .collect();
     let text = String::from_utf16(&units).unwrap();
-    assert!(text.starts_with("Windows Registry Editor Version 5.00\r\n"), "{text}");
+    assert!(
+        text.starts_with("Windows Registry Editor Version 5.00\r\n"),
+        "{text}"
+    );
     let (name, data) = text
         .split("[HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Services\\dumpcrypt\\Parameters\\SealedKeys]\r\n")
         .nth(1)
@@ -677,7 +684,10 @@ fn a_sealed_simulation_is_recovered_with_the_identity_alone() {
             child.stdin.take().unwrap().write_all(&blob).unwrap();
             let output = child.wait_with_output().unwrap();
             assert!(output.status.success());
-            assert_eq!(output.stdout, key, "age -d gives the key the age crate gives");
+            assert_eq!(
+                output.stdout, key,
+                "age -d gives the key the age crate gives"
+            );
         }
         Err(_) => assert!(
             std::env::var_os("CI").is_none(),
