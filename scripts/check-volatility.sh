@@ -7,7 +7,9 @@
 #   scripts/check-volatility.sh           simulate one dump of each kind (full, kernel,
 #                                         automatic, complete), recover each from the
 #                                         encrypted image with decrypt and find-dump, and
-#                                         check both the reference's and the recovered one
+#                                         check both the reference's and the recovered one;
+#                                         and one written into a real NTFS pagefile and
+#                                         taken back out with `recover`
 #
 # Volatility 3 comes from PyPI into a venv under target/volatility-venv, made once and kept
 # (VOLATILITY_VENV overrides the place). Volatility is under the Volatility Software
@@ -42,6 +44,16 @@ if [ ${#dumps[@]} -eq 0 ]; then
         "$dumpcrypt" find-dump "$work/$kind.decrypted" --extract "$work/$kind-recovered.dmp" >/dev/null
         dumps+=("$work/$kind-reference.dmp" "$work/$kind-recovered.dmp")
     done
+    # And what `recover` gives back from a real NTFS disk (scripts/make-disk-fixture.sh): the
+    # driver's dump written into the fragmented pagefile's extents, then recovered through the
+    # partition table and the file system.
+    bash "$root/scripts/make-disk-fixture.sh" "$work/fixture" >/dev/null
+    "$dumpcrypt" simulate --key "$work/key" --disk "$work/fixture/disk.img" \
+        --dump-extents "$work/fixture/pagefile.extents" \
+        --partition-offset "$(cat "$work/fixture/partition.offset")" --memory 1MiB \
+        --image "$work/ntfs.image" >/dev/null
+    "$dumpcrypt" recover "$work/ntfs.image" --key "$work/key" --out "$work/ntfs-recovered.dmp" >/dev/null
+    dumps+=("$work/ntfs-recovered.dmp")
 fi
 
 status=0

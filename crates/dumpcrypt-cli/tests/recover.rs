@@ -675,5 +675,38 @@ fn a_dump_the_driver_wrote_into_a_real_file_is_recovered() {
             dump == written[..size],
             "{file}: the recovered dump differs"
         );
+
+        // kdmp-parser opens it, and every physical page it maps is the simulated memory's
+        // (the machine rebuilt here from simulate's default seed, 1).
+        let machine = crashdmp_sim::machine::Machine::new(
+            crashdmp_sim::machine::MachineConfig {
+                memory: 1 << 20,
+                seed: 1,
+                dump_kind: match kind {
+                    "full" => crashdmp_sim::dump_format::DumpKind::Full,
+                    _ => crashdmp_sim::dump_format::DumpKind::Automatic,
+                },
+                ..crashdmp_sim::machine::MachineConfig::default()
+            },
+            None,
+            None,
+        )
+        .unwrap();
+        let parser = kdmp_parser::parse::KernelDumpParser::new(&out)
+            .unwrap_or_else(|error| panic!("{file}: kdmp-parser refuses the dump: {error}"));
+        let mut pages = 0;
+        for (gpa, offset) in parser.physmem() {
+            let pfn = u64::from(gpa) / 4096;
+            let page = machine
+                .physical_page(pfn)
+                .unwrap_or_else(|| panic!("{file}: page {pfn:#x} lies in a hole"));
+            let offset = offset as usize;
+            assert!(
+                dump[offset..offset + 4096] == *page,
+                "{file}: page {pfn:#x} differs from the simulated memory"
+            );
+            pages += 1;
+        }
+        assert_eq!(pages, machine.crash_dump().pages.pages(), "{file}");
     }
 }
