@@ -59,6 +59,8 @@ static VALUE_NAMES: [&[u16]; ValueName::ALL.len()] = [
     &utf16::<9>("KeySource"),
     &utf16::<6>("DiskId"),
     &utf16::<7>("Backend"),
+    &utf16::<9>("Recipient"),
+    &utf16::<25>("AllowPlaintextHibernation"),
 ];
 
 static CALLBACK_NAME_UTF16: [u16; CALLBACK_NAME.len()] = utf16(CALLBACK_NAME);
