@@ -31,7 +31,7 @@ use crate::encryption::{Encryption, Unprepared};
 use crate::kernel::{self, Passive, PoolBox};
 use crate::mdl::{Source, Target};
 use crate::request::RawRequest;
-use dumpcrypt_core::config::{Config, Policy};
+use dumpcrypt_core::config::{Config, Policy, RegistryValues};
 use dumpcrypt_core::fault::{Callback, Fault, BUGCHECK_CODE};
 use dumpcrypt_core::geometry::data_unit_fits_sectors;
 use dumpcrypt_core::instance::{Action, DumpType, FinishOutcome, StartOutcome, WriteWith};
@@ -199,11 +199,18 @@ fn action(
     }
 }
 
-/// Reads and parses the Parameters key. Not inlined: the raw values are gone from the stack
-/// once it returns. PASSIVE_LEVEL.
+/// Reads and parses the Parameters key. The raw values (2 KiB: 160 bytes kept of each of 12)
+/// are read into a pool block of their own, wiped when it is freed here, so that they take
+/// no room on DriverEntry's stack (returned by value they took it more than once, and put
+/// DriverEntry over its 8 KiB budget); not inlined, so that the parser's frames end with it.
+/// Any failure, the pool block's included, loads a refusing instance. PASSIVE_LEVEL.
 #[inline(never)]
 fn read_config(passive: &Passive) -> Result<Config, NTSTATUS> {
-    Config::parse(&kernel::read_parameters(passive)?).map_err(|_| STATUS_BAD_CONFIGURATION)
+    let mut values = PoolBox::try_new(passive, STATUS_INSUFFICIENT_RESOURCES, || {
+        Ok(RegistryValues::default())
+    })?;
+    kernel::read_parameters(passive, &mut values)?;
+    Config::parse(&values).map_err(|_| STATUS_BAD_CONFIGURATION)
 }
 
 /// The 16 bytes of DISK_PARTITION_INFO's union (MBR Signature and CheckSum, or GPT DiskId),

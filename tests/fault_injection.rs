@@ -207,9 +207,9 @@ fn clean_run(combination: Combination) -> (u64, Vec<Service>) {
 fn every_allocation_of_driver_entry_can_fail() {
     for combination in combinations() {
         let (allocations, _) = clean_run(combination);
-        // At least the context; the encrypt policy also its key schedules, secondary buffer
-        // and the buffer's MDL.
-        assert!(allocations >= 1, "{combination:?}");
+        // At least the raw values and the context; the encrypt policy also its key
+        // schedules, secondary buffer and the buffer's MDL.
+        assert!(allocations >= 2, "{combination:?}");
         if combination.policy == 1 {
             assert!(allocations >= 3, "{combination:?}: {allocations}");
         }
@@ -225,8 +225,13 @@ fn every_allocation_of_driver_entry_can_fail() {
                     "{combination:?}: DriverEntry stopped at the failed allocation"
                 );
             } else {
-                // The encrypt policy's: the rest is given back, then the refusing context.
-                assert_eq!(combination.policy, 1, "{combination:?}: {what}");
+                // The first, on every policy, holds the raw Parameters values: without it the
+                // configuration is unknown, and the instance refuses. The others are the
+                // encrypt policy's: the rest is given back, then the refusing context.
+                assert!(
+                    index == 0 || combination.policy == 1,
+                    "{combination:?}: {what}"
+                );
                 expect_refusing(combination, &what);
             }
             expect_retry_works(combination);

@@ -51,13 +51,16 @@ pub fn query_provider(
 }
 
 /// Reads the Parameters key. PASSIVE_LEVEL.
-pub fn read_parameters(_passive: &Passive) -> Result<RegistryValues, NTSTATUS> {
+pub fn read_parameters(
+    _passive: &Passive,
+    parameters: &mut RegistryValues,
+) -> Result<(), NTSTATUS> {
     let values = match ntoskrnl::zw_read_key(PARAMETERS_PATH) {
         Ok(values) => values,
-        Err(STATUS_OBJECT_NAME_NOT_FOUND) => return Ok(RegistryValues::default()),
+        Err(STATUS_OBJECT_NAME_NOT_FOUND) => return Ok(()),
         Err(status) => return Err(status),
     };
-    let mut parameters = RegistryValues::present();
+    parameters.key_present = true;
     for name in ValueName::ALL {
         if let Some(value) = values
             .iter()
@@ -69,7 +72,7 @@ pub fn read_parameters(_passive: &Passive) -> Result<RegistryValues, NTSTATUS> {
             );
         }
     }
-    Ok(parameters)
+    Ok(())
 }
 
 /// The dump partition's starting offset on its disk (`IOCTL_DISK_GET_PARTITION_INFO_EX`).

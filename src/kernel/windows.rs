@@ -133,7 +133,7 @@ pub fn query_provider(
 }
 
 /// Reads the Parameters key. PASSIVE_LEVEL.
-pub fn read_parameters(_passive: &Passive) -> Result<RegistryValues, NTSTATUS> {
+pub fn read_parameters(_passive: &Passive, values: &mut RegistryValues) -> Result<(), NTSTATUS> {
     let path = unicode_string(&PARAMETERS_PATH_UTF16);
     let mut attributes = OBJECT_ATTRIBUTES {
         Length: size_of::<OBJECT_ATTRIBUTES>() as u32,
@@ -147,19 +147,20 @@ pub fn read_parameters(_passive: &Passive) -> Result<RegistryValues, NTSTATUS> {
     // SAFETY: `key` and `attributes` (and the name it points to) live across the call.
     let status = unsafe { ZwOpenKey(&mut key, KEY_READ, &mut attributes) };
     if status == STATUS_OBJECT_NAME_NOT_FOUND {
-        return Ok(RegistryValues::default());
+        // No Parameters key: `values` stays as it came, with the key absent.
+        return Ok(());
     }
     if status < 0 {
         return Err(status);
     }
-    let result = read_values(key);
+    values.key_present = true;
+    let result = read_values(key, values);
     // SAFETY: `key` is the handle ZwOpenKey opened above, closed once.
     unsafe { ZwClose(key) };
     result
 }
 
-fn read_values(key: HANDLE) -> Result<RegistryValues, NTSTATUS> {
-    let mut values = RegistryValues::present();
+fn read_values(key: HANDLE, values: &mut RegistryValues) -> Result<(), NTSTATUS> {
     for (name, wide) in ValueName::ALL.into_iter().zip(VALUE_NAMES) {
         let mut name_string = unicode_string(wide);
         // SAFETY: plain data; all zeros is valid.
@@ -196,7 +197,7 @@ fn read_values(key: HANDLE) -> Result<RegistryValues, NTSTATUS> {
         );
         zeroize::Zeroize::zeroize(&mut information.data);
     }
-    Ok(values)
+    Ok(())
 }
 
 /// The dump partition's starting offset on its disk (`IOCTL_DISK_GET_PARTITION_INFO_EX`).
