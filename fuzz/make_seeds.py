@@ -65,12 +65,14 @@ def os_(name):
 
 
 def structured(crash=None, hibernation=None, key="seeded", unit=None, start=None, end=None,
-               tweak=None):
+               tweak=None, allow_plaintext_hibernation=None):
     keys = {"absent": variant(0, 5), "seeded": variant(1, 5), "equal": variant(2, 5)}
+    allow = allow_plaintext_hibernation
     return (variant(1, 3) + option(None if crash is None else u8(crash))
             + option(None if hibernation is None else u8(hibernation)) + keys[key]
             + option(None if unit is None else boolean(unit == 4096) + boolean(False))
-            + option(start) + option(end) + option(None if tweak is None else u8(tweak)))
+            + option(start) + option(end) + option(None if tweak is None else u8(tweak))
+            + option(None if allow is None else u8(allow)))
 
 
 def units(n):
@@ -89,9 +91,23 @@ def partition_near_top(n):
     return variant(2, 4) + u16(n)
 
 
+def partition_fails(n):
+    return variant(3, 4) + u16(n)
+
+
+# FILTER_EXTENSION.Geometry.BytesPerSector: SectorSpec.
+SECTORS = {512: variant(0, 4), 4096: variant(1, 4), 0: variant(2, 4)}
+
+
 def load(dump_type, max_pages):
     kinds = {"crash": variant(0, 3), "hibernation": variant(1, 3)}
     return variant(0, 8) + kinds[dump_type] + variant(0, 2) + u8(max_pages)
+
+
+def load_huge(dump_type):
+    """MaxPagesPerWrite 2^20: a secondary buffer of 4 GiB, refused without an allocation."""
+    kinds = {"crash": variant(0, 3), "hibernation": variant(1, 3)}
+    return variant(0, 8) + kinds[dump_type] + variant(1, 2) + boolean(False)
 
 
 def start(i=0):
@@ -138,17 +154,19 @@ def foreign(i):
     return variant(7, 8) + u8(i) + u32(0)
 
 
-def protocol(os_name, parameters, partition, seed, ops):
-    return os_(os_name) + parameters + partition + u64(seed) + rest(ops)
+def protocol(os_name, parameters, partition, seed, ops, sectors=512):
+    return os_(os_name) + parameters + partition + SECTORS[sectors] + u64(seed) + rest(ops)
 
 
 def dump_protocol_seeds():
+    # A whole dump, then what the crash dump copy does after its Dump_Finish: a second
+    # Dump_Start refused, a write blanked (the crash dump driver's log), a read untouched.
     whole_dump = [
         start(), write(0, offset_units(0), mdl(0, 64)),
         write(0, offset_units(256), mdl(1, 64, data_offset=0x200, start_va=1)),
         write(0, offset_units(512), mdl(2, 7, data_offset=0x600, size=1, size_arg=u8(3))),
         resend(0, offset_units(1024)), finish(), start(), write(0, offset_units(8), mdl(0, 8)),
-        finish(), unload(),
+        read(0, offset_units(8), mdl(0, 8)), resend(0, offset_units(16)), finish(), unload(),
     ]
     yield "crash_encrypt", protocol("11", structured(crash=1, hibernation=1), partition_sectors(2048),
                                     1, [load("crash", 8)] + whole_dump)
@@ -156,7 +174,11 @@ def dump_protocol_seeds():
         "11", structured(crash=1, hibernation=1), partition_sectors(2048), 2,
         [load("hibernation", 8), start(), write(0, offset_units(16), mdl(1, 64, start_va=1)),
          finish(), read(0, offset_units(16), mdl(0, 64)),
-         read(0, offset_units(40), mdl(2, 16, data_offset=0x400)), unload()])
+         read(0, offset_units(40), mdl(2, 16, data_offset=0x400)),
+         # After Dump_Finish the hibernation copy keeps its keys: a write is encrypted, and a
+         # second hibernation starts.
+         write(0, offset_units(64), mdl(0, 8)), start(), write(0, offset_units(16), mdl(0, 16)),
+         finish(), unload()])
     # The partition starts at 1 MiB (page 256) and the area is in disk coordinates (pages 259
     # to 265): the first two writes cut its start, the third lies inside, the fourth cuts its
     # end; the last is misaligned for the 4096-byte unit.
@@ -166,7 +188,23 @@ def dump_protocol_seeds():
         [load("crash", 4), start(), write(0, offset_units(0), mdl(0, 32)),
          write(0, offset_units(16), mdl(0, 32)), write(0, offset_units(40), mdl(1, 24)),
          write(0, offset_units(56), mdl(0, 32)), write(0, offset_units(4), mdl(0, 8)), finish(),
-         unload()])
+         unload()], sectors=4096)
+    # The same 4096-byte unit on 512-byte sectors, and on sectors of unknown size: refused at
+    # load (Dump_Start STATUS_ACCESS_DENIED, a write 0x06), not misaligned mid-dump.
+    for sectors, name in ((512, "unit_4096_on_512_sectors"), (0, "unit_4096_unknown_sectors")):
+        yield name, protocol(
+            "11", structured(crash=1, hibernation=1, unit=4096, tweak=1), partition_sectors(2048),
+            8, [load("crash", 4), load("hibernation", 4), start(0), write(0, offset_units(0),
+                                                                          mdl(0, 8)),
+                start(1), write(1, offset_units(0), mdl(0, 8)), unload(0), unload(1)],
+            sectors=sectors)
+    # The boot-time DumpStack.log: written and read back before any Dump_Start, encrypted and
+    # decrypted; then a dump.
+    yield "before_dump_start", protocol(
+        "11", structured(crash=1, hibernation=1), partition_sectors(2048), 9,
+        [load("crash", 8), write(0, offset_units(1024), mdl(0, 16)),
+         read(0, offset_units(1024), mdl(0, 16)), finish(), write(0, offset_units(8), mdl(1, 8)),
+         start(), write(0, offset_units(0), mdl(0, 8)), finish(), unload()])
     yield "windows7", protocol(
         "7", structured(crash=1, hibernation=1), partition_sectors(0), 4,
         [load("crash", 8), load("hibernation", 8), start(0), start(1),
@@ -184,9 +222,34 @@ def dump_protocol_seeds():
          write(0, offset_units(8), mdl(3, 8)), write(0, offset_units(8), mdl(0, 24, size=2,
                                                                             size_arg=u8(0))),
          unload()])
+    # An invalid configuration loads a refusing instance; only the system's own arguments
+    # (MaxPagesPerWrite 0) fail DriverEntry.
     yield "bad_configurations", protocol(
-        "11", structured(crash=1, key="equal"), partition_sectors(0), 7,
-        [load("crash", 8), load("hibernation", 0), load("crash", 9)])
+        "11", structured(crash=1, hibernation=1, key="equal"), partition_sectors(0), 7,
+        [load("crash", 8), load("hibernation", 0), load("crash", 9), start(0),
+         write(0, offset_units(8), mdl(0, 8)), read(0, offset_units(8), mdl(0, 8)), finish(0),
+         unload(0)])
+    yield "bad_configuration_windows7", protocol(
+        "7", structured(crash=1, hibernation=1, key="absent"), partition_sectors(0), 10,
+        [load("crash", 8), start(), write(0, offset_units(8), mdl(0, 8))])
+    # A key in memory beside a plaintext hibernation file: refused by the parser unless
+    # AllowPlaintextHibernation is 1.
+    for allow, name in ((None, "plaintext_hibernation"), (1, "plaintext_hibernation_allowed"),
+                        (2, "plaintext_hibernation_2")):
+        yield name, protocol(
+            "11", structured(crash=1, allow_plaintext_hibernation=allow), partition_sectors(0),
+            11, [load("crash", 8), load("hibernation", 8), start(0),
+                 write(0, offset_units(8), mdl(0, 8)), start(1), write(1, offset_units(8), mdl(0, 8)),
+                 finish(0), unload(0), unload(1)])
+    # The encrypt policy's preparation failing: the partition query (disk-absolute tweaks),
+    # a secondary buffer of 4 GiB. Refusing instances, both.
+    yield "preparation_fails", protocol(
+        "11", structured(crash=1, hibernation=1, tweak=1), partition_fails(0x10), 12,
+        [load("crash", 8), start(0), write(0, offset_units(8), mdl(0, 8))])
+    yield "buffer_too_large", protocol(
+        "11", structured(crash=1, hibernation=1), partition_sectors(0), 13,
+        [load_huge("crash"), load_huge("hibernation"), start(0), start(1),
+         write(1, offset_units(8), mdl(0, 8))])
 
 
 # --- config ----------------------------------------------------------------------------

@@ -223,10 +223,11 @@ fn wipe_dead_stack() {
     core::hint::black_box(&block);
 }
 
-/// Reads and parses the Parameters key. The raw values (2 KiB: 160 bytes kept of each) are
-/// read into a pool block of their own, wiped when it is freed here, so that they take no
-/// room on DriverEntry's stack; not inlined, so that the parser's frames end with it.
-/// PASSIVE_LEVEL.
+/// Reads and parses the Parameters key. The raw values (2 KiB: 160 bytes kept of each of 12)
+/// are read into a pool block of their own, wiped when it is freed here, so that they take
+/// no room on DriverEntry's stack (returned by value they took it more than once, and put
+/// DriverEntry over its 8 KiB budget); not inlined, so that the parser's frames end with it.
+/// Any failure, the pool block's included, loads a refusing instance. PASSIVE_LEVEL.
 #[inline(never)]
 fn read_config(passive: &Passive) -> Result<Config, NTSTATUS> {
     let mut values = PoolBox::try_new(passive, STATUS_INSUFFICIENT_RESOURCES, || {

@@ -27,9 +27,17 @@ fn provider_parameters() -> Parameters {
 }
 
 /// Boots with the provider key source; the provider's keys are the secrets the simulator
-/// looks for in freed memory.
+/// looks for in freed memory. The dump device has 512-byte sectors.
 fn boot_provider(parameters: Parameters, volume: &Volume) {
-    let mut environment = Environment::default();
+    boot_provider_on(parameters, volume, 512);
+}
+
+/// [`boot_provider`] with the dump device's FILTER_EXTENSION.Geometry.BytesPerSector.
+fn boot_provider_on(parameters: Parameters, volume: &Volume, bytes_per_sector: u32) {
+    let mut environment = Environment {
+        bytes_per_sector,
+        ..Environment::default()
+    };
     environment
         .registry
         .insert(dumpcrypt::kernel::PARAMETERS_PATH.into(), parameters.0);
@@ -110,10 +118,23 @@ fn each_range_is_encrypted_under_its_own_key() {
     assert!(counters.violations.is_empty(), "{:?}", counters.violations);
 }
 
-/// Disk-absolute tweaks and 4096-byte data units, as the provider says.
+/// The sample provider's volume with 4096-byte data units and disk-absolute tweaks.
+fn volume_of_4096_units(machine: &Machine) -> Volume {
+    let mut volume = volume_of(machine);
+    volume.answer.tweak_base = 1;
+    volume.answer.data_unit = 4096;
+    // In disk-absolute tweak positions: from the partition start on.
+    for range in &mut volume.answer.ranges[..2] {
+        range.start += PARTITION;
+        range.end += PARTITION;
+    }
+    volume
+}
+
+/// Disk-absolute tweaks and 4096-byte data units, as the provider says, on a 4Kn disk (its
+/// FILTER_EXTENSION.Geometry.BytesPerSector 4096, so that every transfer is whole units).
 #[test]
 fn the_providers_geometry_replaces_the_parameters() {
-    // A 4Kn disk, so that every transfer is whole 4096-byte units.
     let config = MachineConfig {
         memory: 4 * MIB,
         max_pages_per_write: 16,
@@ -122,20 +143,13 @@ fn the_providers_geometry_replaces_the_parameters() {
         ..MachineConfig::default()
     };
     let mut machine = Machine::new(config, None, None).unwrap();
-    let mut volume = volume_of(&machine);
-    volume.answer.tweak_base = 1;
-    volume.answer.data_unit = 4096;
-    // In disk-absolute tweak positions: from the partition start on.
-    for range in &mut volume.answer.ranges[..2] {
-        range.start += PARTITION;
-        range.end += PARTITION;
-    }
+    let volume = volume_of_4096_units(&machine);
     // Values the provider replaces: they must make no difference.
     let parameters = provider_parameters()
         .dword("DataUnitSize", 512)
         .dword("TweakBase", 0)
         .qword("EncryptedAreaStart", 0x200_0000);
-    boot_provider(parameters, &volume);
+    boot_provider_on(parameters, &volume, 4096);
     let _provider = SampleProvider::register(volume.clone()).unwrap();
     let mut filter = loaded(CRASHDUMP, 16);
     machine.dump(&mut filter, DumpFile::Crash).unwrap();
@@ -148,6 +162,28 @@ fn the_providers_geometry_replaces_the_parameters() {
     );
     let inside = check_keyed_image(&mut machine, DumpFile::Crash, &placement, &keyed(&volume));
     assert!(inside > 0);
+}
+
+/// The provider's 4096-byte data unit on a dump device of 512-byte sectors: the dump stack
+/// may write any whole sectors, so the unit is refused at load (the provider was asked and
+/// answered), not found misaligned in the middle of a dump. Unknown sectors (0) refuse too.
+#[test]
+fn a_4096_byte_unit_on_512_byte_sectors_is_refused_at_load() {
+    let machine = machine(4 * MIB, 16, 36);
+    let volume = volume_of_4096_units(&machine);
+    for bytes_per_sector in [512, 0] {
+        boot_provider_on(provider_parameters(), &volume, bytes_per_sector);
+        let provider = SampleProvider::register(volume.clone()).unwrap();
+        expect_refusing(CRASHDUMP);
+        expect_refusing(HIBERNATION);
+        assert_eq!(
+            provider.queries(),
+            (2, 2),
+            "{bytes_per_sector}: answered, then refused"
+        );
+        drop(provider);
+        assert_eq!(ntoskrnl::counters().outstanding, 0, "{bytes_per_sector}");
+    }
 }
 
 /// Loads an instance of `dump_type` and shows it refuses: Dump_Start fails, so the stack
@@ -269,7 +305,9 @@ fn the_provider_vetoes_one_stack() {
 }
 
 /// In-place encryption: the live state moves the end of the first range's encrypted part
-/// between two dumps; each dump is encrypted exactly up to the end at its time.
+/// between two dumps; each dump is encrypted exactly up to the end at its time. The crash
+/// dump copy is spent after its dump (its keys wiped at Dump_Finish: a second Dump_Start is
+/// refused), so the second dump is a fresh load, as after a reboot.
 #[test]
 fn the_live_range_end_moves_between_two_dumps() {
     let mut machine = machine(4 * MIB, 16, 34);
@@ -295,11 +333,18 @@ fn the_live_range_end_moves_between_two_dumps() {
         .max()
         .unwrap();
     let middle = (file_start + file_end) / 2 / 4096 * 4096;
-    let mut filter = loaded(CRASHDUMP, 16);
     let mut changed = Vec::new();
     for end in [middle, file_end + 4096] {
+        let mut filter = loaded(CRASHDUMP, 16);
         provider.set_encrypted_end(0, end);
         let report = machine.dump(&mut filter, DumpFile::Crash).unwrap();
+        assert!(report.written, "end {end:#x}");
+        assert_eq!(
+            filter.start().unwrap(),
+            STATUS_ACCESS_DENIED,
+            "a second dump on the spent crash dump copy"
+        );
+        filter.unload().unwrap();
         changed.push(report.bytes_changed);
         let area = Area { start: 0, end };
         let inside = check_keyed_image(
@@ -315,11 +360,12 @@ fn the_live_range_end_moves_between_two_dumps() {
         changed[1], machine.crash_file.len,
         "all of it the second time"
     );
-    filter.unload().unwrap();
+    assert_eq!(provider.queries(), (2, 2), "asked once per load");
 }
 
 /// A live state the provider left half-written (the machine stopped mid-update) is
-/// encrypted in full; one that says the keys no longer hold refuses the dump.
+/// encrypted in full; one that says the keys no longer hold refuses the dump (on a fresh
+/// crash dump copy: the one that wrote the dump refuses a second start in any case).
 #[test]
 fn a_torn_live_state_encrypts_in_full_and_an_inactive_one_refuses() {
     let mut machine = machine(4 * MIB, 16, 35);
@@ -350,6 +396,13 @@ fn a_torn_live_state_encrypts_in_full_and_an_inactive_one_refuses() {
         &geometry(TweakBase::Partition),
         &[(Area { start: 0, end }, key(0x44))],
     );
+    assert_eq!(
+        filter.start().unwrap(),
+        STATUS_ACCESS_DENIED,
+        "the spent copy, live state active"
+    );
+    filter.unload().unwrap();
+    let mut filter = loaded(CRASHDUMP, 16);
     provider.set_active(false);
     assert_eq!(filter.start().unwrap(), STATUS_ACCESS_DENIED);
     provider.set_active(true);
@@ -381,15 +434,21 @@ fn disk_id_binds_the_dump_device() {
 }
 
 /// A Key value next to KeySource = provider is a configuration error (the key would rest on
-/// the disk): DriverEntry fails, and the system writes no dump.
+/// the disk): DriverEntry succeeds with a refusing instance (on every Windows version, where
+/// a failed load would give no dump only from Windows 8 on), the provider is never asked,
+/// and the system writes no dump.
 #[test]
 fn a_key_beside_a_provider_is_refused_at_load() {
     let volume = Volume::two_keys(PARTITION, 1 << 30);
     boot_provider(provider_parameters().binary("Key", &key(9)), &volume);
-    match load(CRASHDUMP, 16).unwrap() {
-        crashdmp_sim::stack::Load::Failed { status, .. } => {
-            assert_eq!(status, 0xC000_0346_u32 as i32);
-        }
-        crashdmp_sim::stack::Load::Loaded(_) => panic!("loaded"),
-    }
+    let provider = SampleProvider::register(volume).unwrap();
+    expect_refusing(CRASHDUMP);
+    expect_refusing(HIBERNATION);
+    assert_eq!(
+        provider.queries(),
+        (0, 0),
+        "an invalid configuration asks no one"
+    );
+    drop(provider);
+    assert_eq!(ntoskrnl::counters().outstanding, 0);
 }

@@ -2,7 +2,8 @@
 //! driven through the simulated dump stack in process.
 //!
 //! The input chooses the OS version, the Parameters values (well-formed, or raw registry
-//! values), the partition offset, and a list of operations: loads into either stack (or an
+//! values), the partition offset, the dump device's sector size (FILTER_EXTENSION.Geometry.
+//! BytesPerSector: 512, 4096, unknown or any), and a list of operations: loads into either stack (or an
 //! undefined one) with any MaxPagesPerWrite, the five callbacks on any loaded instance, writes
 //! and reads with MDLs of arbitrary shape (flags, ByteOffset, ByteCount, Size, StartVa,
 //! MappedSystemVa, PFNs, Next, Process) and arbitrary disk offsets, a retargeted MDL sent
@@ -15,15 +16,30 @@
 //! Oracle, for every call: it returns normally with the simulator's checks passing, or it
 //! stops in bug check 0x44435259 whose P1 is one of the rules the call really broke (computed
 //! here from the inputs, independently of the driver) and whose P4 is the callback; never a
-//! panic, never another bug check, never a status other than the documented ones. After a
-//! successful encrypting write, both the PFN array and MappedSystemVa describe exactly the
-//! `xts-mode` encryption of the source inside the area and the source outside it, every data
-//! unit inside the area differs from the plaintext, the source and the StartVa decoy are
-//! untouched, and the MDL keeps ByteCount, MdlFlags, Size, Next and Process. A successful read
-//! decrypts in place inside the area only. Passthrough never touches an MDL. Dump_Finish
-//! leaves the secondary buffer wiped; Dump_Unload frees everything DriverEntry took, with no
-//! key bytes left in freed memory; a failed DriverEntry frees everything and leaves no
-//! callback and no context.
+//! panic, never another bug check (the retired 0x07 OutOfOrder included: a transfer is never
+//! refused for its order), never a status other than the documented ones.
+//!
+//! The protocol modelled: an encrypting instance encrypts writes and decrypts reads in every
+//! state, before Dump_Start (the boot-time DumpStack.log) and after Dump_Finish alike. The
+//! hibernation copy keeps its keys at Dump_Finish and may start again; the crash dump copy
+//! that finishes a dump it started wipes its keys (state KeysWiped): Dump_Start is then
+//! STATUS_ACCESS_DENIED, a write is blanked (zeros inside the area, the source outside it,
+//! the MDL retargeted as for any write, no bug check) and a read is handed on untouched.
+//! DriverEntry fails only for the system's own arguments (MaxPagesPerWrite 0, an unknown dump
+//! type); an invalid configuration, an encrypt policy whose keys cannot be had or prepared
+//! (another DiskId, a key source other than the registry, the partition query failing, a
+//! secondary buffer too large to allocate), and a data unit the sector size is not a whole
+//! multiple of (with the sector size unknown: anything but 512) load a refusing instance:
+//! Dump_Start STATUS_ACCESS_DENIED, a write bug check 0x06 WriteRefused.
+//!
+//! After a successful encrypting write, both the PFN array and MappedSystemVa describe
+//! exactly the `xts-mode` encryption of the source inside the area (zeros, when blanked) and
+//! the source outside it, every data unit inside the area differs from the plaintext, the
+//! source and the StartVa decoy are untouched, and the MDL keeps ByteCount, MdlFlags, Size,
+//! Next and Process. A successful read decrypts in place inside the area only. Passthrough
+//! never touches an MDL. Dump_Finish leaves the secondary buffer wiped; Dump_Unload frees
+//! everything DriverEntry took, with no key bytes left in freed memory; a failed DriverEntry
+//! frees everything and leaves no callback and no context.
 //!
 //! Shared by the cargo-fuzz target (`fuzz/fuzz_targets/dump_protocol.rs`) and `cargo test`
 //! (`tests/fuzz_seeds.rs`, which replays the committed seeds in `fuzz/seeds/dump_protocol`):
@@ -46,11 +62,10 @@ const REG_DWORD: u32 = 4;
 const REG_QWORD: u32 = 11;
 
 const STATUS_INVALID_PARAMETER: i32 = 0xC000_000D_u32 as i32;
-const STATUS_INSUFFICIENT_RESOURCES: i32 = 0xC000_009A_u32 as i32;
-const STATUS_BAD_CONFIGURATION: i32 = 0xC000_0346_u32 as i32;
+const STATUS_ACCESS_DENIED: i32 = 0xC000_0022_u32 as i32;
 
-/// Largest MaxPagesPerWrite a load may succeed with here (larger ones are refused without
-/// an allocation, or would allocate gigabytes).
+/// Largest MaxPagesPerWrite an encrypting load may succeed with here (larger ones are refused
+/// without an allocation, or would allocate gigabytes: a refusing instance).
 const MAX_SMALL_PAGES: u32 = 9;
 /// The source and read regions: room for a transfer larger than any secondary buffer,
 /// starting anywhere in the first two pages.
@@ -67,6 +82,7 @@ const LENGTH_MISALIGNED: u64 = 0x03;
 const NOT_MAPPED: u64 = 0x04;
 const PFN_ARRAY_TOO_SMALL: u64 = 0x05;
 const WRITE_REFUSED: u64 = 0x06;
+/// Retired: never raised since transfers outside a dump are handled like any other.
 const OUT_OF_ORDER: u64 = 0x07;
 const NULL_ARGUMENT: u64 = 0x08;
 const UNKNOWN_CONTEXT: u64 = 0x09;
@@ -126,6 +142,8 @@ struct Structured {
     area_start: Option<Bound>,
     area_end: Option<Bound>,
     tweak_base: Option<u8>,
+    /// AllowPlaintextHibernation: 0, 1, or the invalid 2.
+    allow_plaintext_hibernation: Option<u8>,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -150,6 +168,26 @@ enum Partition {
     Any(u64),
     NearTop(u16),
     Fails(u16),
+}
+
+/// FILTER_EXTENSION.Geometry.BytesPerSector of the dump device.
+#[derive(Debug, Arbitrary)]
+enum SectorSpec {
+    Bytes512,
+    Bytes4096,
+    Unknown,
+    Any(u32),
+}
+
+impl SectorSpec {
+    fn value(&self) -> u32 {
+        match *self {
+            Self::Bytes512 => 512,
+            Self::Bytes4096 => 4096,
+            Self::Unknown => 0,
+            Self::Any(n) => n,
+        }
+    }
 }
 
 #[derive(Debug, Arbitrary)]
@@ -270,6 +308,7 @@ struct Input {
     os: Os,
     parameters: Parameters,
     partition: Partition,
+    bytes_per_sector: SectorSpec,
     seed: u64,
     ops: Vec<Op>,
 }
@@ -353,6 +392,13 @@ fn registry(parameters: &Parameters, key: &[u8; 64]) -> Option<Vec<RegistryValue
                     u32::from(n % 3).to_le_bytes().to_vec(),
                 ));
             }
+            if let Some(n) = s.allow_plaintext_hibernation {
+                values.push(value(
+                    "AllowPlaintextHibernation",
+                    REG_DWORD,
+                    u32::from(n % 3).to_le_bytes().to_vec(),
+                ));
+            }
         }
         Parameters::Raw(entries) => {
             for entry in entries.iter().take(12) {
@@ -402,9 +448,12 @@ fn configuration(values: &Option<Vec<RegistryValue>>) -> Result<Config, ()> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    Loaded = 0,
-    Started = 1,
-    Finished = 2,
+    Loaded,
+    Started,
+    /// After a started dump (the hibernation copy, and passthrough and refuse).
+    Finished,
+    /// The crash dump copy after the Dump_Finish of a dump it started: keys wiped.
+    KeysWiped,
 }
 
 /// What the harness knows of an encrypting instance.
@@ -438,6 +487,7 @@ struct World {
     rng: Rng,
     config: Result<Config, ()>,
     partition: Result<u64, i32>,
+    bytes_per_sector: u32,
     has_read: bool,
     instances: Vec<Instance>,
 }
@@ -445,7 +495,6 @@ struct World {
 /// The outcome a call must have: a status, or a bug check with one of these P1s.
 enum Expected {
     Status(i32),
-    NonZeroStatus,
     BugCheck(Vec<u64>),
 }
 
@@ -456,9 +505,6 @@ fn check_outcome(call: Call, result: Result<i32, SimError>, expected: &Expected,
                 status, *want,
                 "{call}: status {status:#x}, expected {want:#x}"
             );
-        }
-        (Ok(status), Expected::NonZeroStatus) => {
-            assert_ne!(status, 0, "{call}: succeeded where it must fail");
         }
         (Ok(status), Expected::BugCheck(rules)) => {
             panic!("{call}: returned {status:#x} where a bug check ({rules:x?}) was due")
@@ -477,6 +523,16 @@ fn check_bug_check(call: Call, bug_check: BugCheck, expected: &Expected, callbac
     assert!(
         Rule::TABLE.iter().any(|(_, rule, ..)| *rule == p1),
         "{call}: {bug_check}: P1 not in the fault table"
+    );
+    assert!(
+        Rule::TABLE
+            .iter()
+            .all(|(rule, code, ..)| *code != p1 || !Rule::RETIRED.contains(rule)),
+        "{call}: {bug_check}: a retired rule"
+    );
+    assert_ne!(
+        p1, OUT_OF_ORDER,
+        "{call}: {bug_check}: refused for its order"
     );
     assert_eq!(p4, callback, "{call}: {bug_check}: wrong callback");
     match expected {
@@ -672,64 +728,58 @@ impl World {
             MaxPages::Huge(false) => 0x10_0000,
             MaxPages::Huge(true) => u32::MAX,
         };
-        // The encrypt policy whose keys cannot be had loads a refusing instance: a DiskId that
-        // is not the simulated disk, or a provider key source (no provider is registered
-        // here; the driver first asks the dump device for the partition's offset, which may
-        // fail DriverEntry). The DiskId is checked first.
+        // DriverEntry fails only for the system's own arguments. Everything else loads an
+        // instance: an invalid configuration (or an unreadable Parameters key) a refusing one,
+        // and so does the encrypt policy whose keys cannot be had or prepared: a DiskId that
+        // is not the simulated disk, a key source other than the registry (no provider is
+        // registered here; the sealed source fails closed), the partition query failing
+        // (disk-absolute tweaks), a secondary buffer too large to allocate, or a data unit the
+        // dump device's sectors are not whole multiples of.
         let (sim_style, sim_disk) = ntoskrnl::environment().partition_info;
-        let original = self.config.as_ref().ok().map(|config| match dump_type {
-            stack::HIBERNATION => config.hibernation_policy,
-            _ => config.crash_dump_policy,
-        });
-        let encrypts = original == Some(Policy::Encrypt);
-        let (disk_refuses, provider) = match &self.config {
-            Ok(config) => (
-                config.disk_id.is_some_and(|id| {
+        let original = match &self.config {
+            Ok(config) => match dump_type {
+                stack::HIBERNATION => config.hibernation_policy,
+                _ => config.crash_dump_policy,
+            },
+            Err(()) => Policy::Refuse,
+        };
+        let tweak_offset = match &self.config {
+            Ok(config) if config.tweak_base == TweakBase::Disk => self.partition,
+            _ => Ok(0),
+        };
+        let unprepared = match &self.config {
+            Ok(config) if original == Policy::Encrypt => {
+                let disk_refuses = config.disk_id.is_some_and(|id| {
                     id.style != sim_style
                         || match id.style {
                             0 => id.mbr_signature.to_le_bytes() != sim_disk[..4],
                             _ => id.gpt_disk_id != sim_disk,
                         }
-                }),
-                config.key_source == KeySource::Provider,
-            ),
-            Err(()) => (false, false),
-        };
-        let policy = original.map(|policy| {
-            if encrypts && (disk_refuses || provider) {
-                Policy::Refuse
-            } else {
-                policy
+                });
+                let unit = config.data_unit.bytes() as u32;
+                let fits = match self.bytes_per_sector {
+                    0 => unit == 512,
+                    sector => sector % unit == 0,
+                };
+                disk_refuses
+                    || config.key_source != KeySource::Registry
+                    || tweak_offset.is_err()
+                    || max_pages > MAX_SMALL_PAGES
+                    || !fits
             }
-        });
-        let provider_query_fails = (encrypts && !disk_refuses && provider)
-            .then(|| self.partition.err())
-            .flatten();
-        let tweak_offset = match &self.config {
-            Ok(config) if config.tweak_base == TweakBase::Disk => self.partition,
-            _ => Ok(0),
+            _ => false,
         };
+        let policy = if unprepared { Policy::Refuse } else { original };
         let expected = if max_pages == 0
             || (dump_type != stack::CRASHDUMP && dump_type != stack::HIBERNATION)
         {
             Err(STATUS_INVALID_PARAMETER)
         } else {
-            match policy {
-                None => Err(STATUS_BAD_CONFIGURATION),
-                Some(_) if provider_query_fails.is_some() => {
-                    Err(provider_query_fails.unwrap_or_default())
-                }
-                Some(Policy::Encrypt) => match tweak_offset {
-                    Err(status) => Err(status),
-                    Ok(_) if max_pages > MAX_SMALL_PAGES => Err(STATUS_INSUFFICIENT_RESOURCES),
-                    Ok(_) => Ok(()),
-                },
-                Some(_) => Ok(()),
-            }
+            Ok(())
         };
         let outstanding = ntoskrnl::counters().outstanding;
         let disk = DiskInfo {
-            bytes_per_sector: 512,
+            bytes_per_sector: self.bytes_per_sector,
             disk_size: 1 << 40,
         };
         let load = match stack::load(dumpcrypt::DriverEntry, dump_type, max_pages, disk) {
@@ -749,7 +799,6 @@ impl World {
             (Load::Loaded(filter), Ok(())) => {
                 // At least the context; the simulator checks that unload frees them all.
                 assert!(taken >= 1, "DriverEntry allocated no context");
-                let policy = policy.expect("loaded");
                 let encryption = (policy == Policy::Encrypt).then(|| {
                     let config = self.config.as_ref().expect("loaded");
                     let key = config.key.expect("encrypt has a key");
@@ -801,8 +850,9 @@ impl World {
         };
         let expected = if instance.unloaded {
             Expected::BugCheck(vec![UNKNOWN_CONTEXT])
-        } else if instance.policy == Policy::Refuse {
-            Expected::NonZeroStatus
+        } else if instance.policy == Policy::Refuse || instance.state == State::KeysWiped {
+            // A refusing instance, or the crash dump copy whose keys are gone.
+            Expected::Status(STATUS_ACCESS_DENIED)
         } else {
             Expected::Status(0)
         };
@@ -830,9 +880,12 @@ impl World {
         if instance.unloaded {
             return;
         }
-        if instance.state == State::Started {
-            instance.state = State::Finished;
-        }
+        let encrypts = instance.encryption.is_some();
+        instance.state = match (instance.state, instance.dump_type) {
+            (State::Started, stack::CRASHDUMP) if encrypts => State::KeysWiped,
+            (State::Started, _) => State::Finished,
+            (other, _) => other,
+        };
         if let Some(Encryption {
             buffer: Some(buffer),
             buffer_len,
@@ -939,34 +992,34 @@ impl World {
                 } else {
                     WRITE_REFUSED
                 }),
+                // In every state, before Dump_Start and after Dump_Finish too; blanked or
+                // encrypted, a write is checked alike.
                 (Some(encryption), _) => {
-                    if instance.state != State::Started {
-                        rules.push(OUT_OF_ORDER);
-                    } else {
-                        position = transfer_rules(
-                            encryption,
-                            (!null_offset).then_some(offset),
-                            (!null_mdl).then_some(&built),
-                            &mut rules,
-                        );
-                        let needed = (built.byte_count as usize).div_ceil(PAGE_SIZE);
-                        if !null_offset && !null_mdl && needed > built.capacity {
-                            rules.push(PFN_ARRAY_TOO_SMALL);
-                        }
-                        if let (Some(buffer), Some((address, len)), false) =
-                            (encryption.buffer, built.data, null_mdl)
-                        {
-                            let (start, end) =
-                                (buffer as usize, (buffer + encryption.buffer_len) as usize);
-                            if address < end && start < address.saturating_add(len) {
-                                rules.push(SOURCE_IN_SECONDARY_BUFFER);
-                            }
+                    position = transfer_rules(
+                        encryption,
+                        (!null_offset).then_some(offset),
+                        (!null_mdl).then_some(&built),
+                        &mut rules,
+                    );
+                    let needed = (built.byte_count as usize).div_ceil(PAGE_SIZE);
+                    if !null_offset && !null_mdl && needed > built.capacity {
+                        rules.push(PFN_ARRAY_TOO_SMALL);
+                    }
+                    if let (Some(buffer), Some((address, len)), false) =
+                        (encryption.buffer, built.data, null_mdl)
+                    {
+                        let (start, end) =
+                            (buffer as usize, (buffer + encryption.buffer_len) as usize);
+                        if address < end && start < address.saturating_add(len) {
+                            rules.push(SOURCE_IN_SECONDARY_BUFFER);
                         }
                     }
                 }
                 (None, Policy::Encrypt) => unreachable!("encrypt has its state"),
             }
         }
+        // The crash dump copy whose keys were wiped at its Dump_Finish blanks the write.
+        let blanked = instance.state == State::KeysWiped;
         let before = snapshot(&built.mdl);
         let data_before = built.data.map(|(address, len)| read_bytes(address, len));
         let mut offset_cell = offset;
@@ -1039,12 +1092,17 @@ impl World {
                 0,
                 "{call}: partial unit in the area"
             );
-            encryption.oracle.encrypt_area(
-                &mut expected[lo..hi],
-                encryption.unit as usize,
-                u128::from((position + lo as u64) / encryption.unit),
-                |n: u128| n.to_le_bytes(),
-            );
+            if blanked {
+                // Keys wiped: zeros inside the area, never plaintext, never a bug check.
+                expected[lo..hi].fill(0);
+            } else {
+                encryption.oracle.encrypt_area(
+                    &mut expected[lo..hi],
+                    encryption.unit as usize,
+                    u128::from((position + lo as u64) / encryption.unit),
+                    |n: u128| n.to_le_bytes(),
+                );
+            }
             for (plain, cipher) in source[lo..hi]
                 .chunks(encryption.unit as usize)
                 .zip(by_va[lo..hi].chunks(encryption.unit as usize))
@@ -1054,11 +1112,20 @@ impl World {
         }
         assert!(
             by_va == expected,
-            "{call}: not the XTS-AES-256 of the source"
+            "{call}: {}",
+            if blanked {
+                "not the source blanked inside the area"
+            } else {
+                "not the XTS-AES-256 of the source"
+            }
         );
         record(|stats| {
-            stats.encrypted_writes += 1;
-            stats.encrypted_bytes += len as u64;
+            if blanked {
+                stats.blanked_writes += 1;
+            } else {
+                stats.encrypted_writes += 1;
+                stats.encrypted_bytes += len as u64;
+            }
         });
         instance.last_retargeted = Some(built.mdl);
     }
@@ -1086,11 +1153,13 @@ impl World {
         let mut position = None;
         if instance.unloaded {
             rules.push(UNKNOWN_CONTEXT);
-        } else if let Some(encryption) = &instance.encryption {
-            // A read before any dump started has nothing of this instance's to read back.
-            if instance.state == State::Loaded {
-                rules.push(OUT_OF_ORDER);
-            }
+        } else if let Some(encryption) = instance
+            .encryption
+            .as_ref()
+            .filter(|_| instance.state != State::KeysWiped)
+        {
+            // In every state (a read before Dump_Start: the boot-time DumpStack.log), but
+            // the crash dump copy's after its keys were wiped, handed on untouched.
             position = transfer_rules(
                 encryption,
                 (!null_offset).then_some(offset),
@@ -1128,7 +1197,7 @@ impl World {
         let (Some((address, len)), Some(mut expected)) = (built.data, data_before) else {
             return;
         };
-        if succeeded && !instance.unloaded {
+        if succeeded && !instance.unloaded && instance.state != State::KeysWiped {
             if let (Some(encryption), Some(position)) = (&instance.encryption, position) {
                 record(|stats| stats.decrypted_reads += 1);
                 if let Some((lo, hi)) = inside(encryption.area, position, len as u64) {
@@ -1157,6 +1226,7 @@ struct Stats {
     encrypting_loads: u64,
     encrypted_writes: u64,
     encrypted_bytes: u64,
+    blanked_writes: u64,
     decrypted_reads: u64,
     bug_checks: std::collections::BTreeMap<u64, u64>,
 }
@@ -1211,9 +1281,11 @@ fn check(input: Input) {
         )),
     };
     let values = registry(&input.parameters, &key);
+    let bytes_per_sector = input.bytes_per_sector.value();
     let mut environment = Environment {
         os_version,
         partition_offset: partition,
+        bytes_per_sector,
         ..Environment::default()
     };
     if let Some(values) = &values {
@@ -1237,6 +1309,7 @@ fn check(input: Input) {
         rng,
         config: configuration(&values),
         partition,
+        bytes_per_sector,
         has_read: stack::os_has_read(),
         instances: Vec::new(),
     };

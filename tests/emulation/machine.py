@@ -111,6 +111,10 @@ class FILTER_EXTENSION(ctypes.Structure):
     ]
 
 
+assert FILTER_EXTENSION.Geometry.offset == 0x10
+assert DISK_GEOMETRY.BytesPerSector.offset == 0x14
+
+
 class FILTER_INITIALIZATION_DATA(ctypes.Structure):
     _fields_ = [
         ("MajorVersion", ctypes.c_uint32),
@@ -238,12 +242,14 @@ CPU_NO_AES_NI = Cpu("no AES-NI", aes=False)
 
 
 def registry_values(crash=None, hibernation=None, key=None, data_unit=None, area_start=None,
-                    area_end=None, tweak_base=None, backend=None, extra=None):
+                    area_end=None, tweak_base=None, backend=None,
+                    allow_plaintext_hibernation=None, extra=None):
     """The Parameters key's values as {name: (type, bytes)}; None leaves a value out."""
     values = {}
     for name, value in (("CrashDumpPolicy", crash), ("HibernationPolicy", hibernation),
                         ("DataUnitSize", data_unit), ("TweakBase", tweak_base),
-                        ("Backend", backend)):
+                        ("Backend", backend),
+                        ("AllowPlaintextHibernation", allow_plaintext_hibernation)):
         if value is not None:
             values[name] = (REG_DWORD, struct.pack("<I", value))
     for name, value in (("EncryptedAreaStart", area_start), ("EncryptedAreaEnd", area_end)):
@@ -760,7 +766,7 @@ class DumpStack:
     """Plays crashdmp.sys for one instance of the filter."""
 
     def __init__(self, machine, dump_type, max_pages_per_write=16, windows8=True,
-                 device_object=0):
+                 device_object=0, bytes_per_sector=512):
         self.m = machine
         self.dump_type = dump_type
         self.windows8 = windows8
@@ -773,7 +779,8 @@ class DumpStack:
         self.device = device_object or machine.alloc(PAGE, tag="dumpcrypt.device")
         extension = FILTER_EXTENSION(DumpType=dump_type, DeviceObject=self.device,
                                      DiskSize=64 << 30)
-        extension.Geometry.BytesPerSector = 512
+        # FILTER_EXTENSION.Geometry (+0x10), DISK_GEOMETRY.BytesPerSector (+0x14 in it).
+        extension.Geometry.BytesPerSector = bytes_per_sector
         extension.Geometry.MediaType = 12  # FixedMedia
         extension.PartitionInfo.SizeOfPartitionInfo = 0x18
         extension.PartitionInfo.PartitionStyle = 1

@@ -25,13 +25,15 @@ from machine import (  # noqa: E402
     KERNEL_STACK_SIZE, PAGE, BugCheck, CallerMdl, DumpStack, EmulationError, Machine,
     MDL_MAPPED_TO_SYSTEM_VA, REG_DWORD,
     MDL_PAGES_LOCKED, MDL_PARTIAL, MDL_SOURCE_IS_NONPAGED_POOL, STATUS_ACCESS_DENIED,
-    STATUS_BAD_CONFIGURATION, STATUS_INVALID_PARAMETER, STATUS_NOT_SUPPORTED, STATUS_SUCCESS,
+    STATUS_INVALID_PARAMETER, STATUS_NOT_SUPPORTED, STATUS_SUCCESS,
     registry_values)
 
-# DriverEntry expands the AES-256 key schedules: 7.6 KiB measured with the hardware backends'
-# (AES-NI's, shared by the VAES backends), 10 KiB with the portable backend's (the `aes`
-# crate's two schedules, about 1 KiB each, and their temporaries), which only processors
-# without AES-NI, or Backend 4, take. Every other callback: under 2.1 KiB measured.
+# DriverEntry expands the AES-256 key schedules: 5.7 KiB measured with the hardware backends'
+# (AES-NI's, shared by the VAES backends; 2026-12-02, the raw Parameters values in a pool
+# block of their own: 9.1 KiB while they were returned on the stack), 10 KiB with the
+# portable backend's (the `aes` crate's two schedules, about 1 KiB each, and their
+# temporaries), which only processors without AES-NI, or Backend 4, take. Every other
+# callback: under 2.3 KiB measured.
 RELEASE_STACK_BUDGET = {"DriverEntry": 8 * 1024, "DriverEntry, portable backend": 10752}
 DUMP_PATH_STACK_BUDGET = 4 * 1024
 
@@ -84,14 +86,17 @@ def xts_units(key, data, first_unit, unit, decrypt=False):
     return bytes(out)
 
 
-def expected_ciphertext(key, plain, offset, unit=512, area=(0, MASK64), tweak_offset=0):
-    """What Dump_Write must hand down: the part inside the area encrypted, the rest as is."""
+def expected_ciphertext(key, plain, offset, unit=512, area=(0, MASK64), tweak_offset=0,
+                        blanked=False):
+    """What Dump_Write must hand down: the part inside the area encrypted (zeros, `blanked`:
+    the crash dump copy after its keys were wiped), the rest as is."""
     position = offset + tweak_offset
     low, high = max(position, area[0]), min(position + len(plain), area[1])
     out = bytearray(plain)
     if low < high:
         start, end = low - position, high - position
-        out[start:end] = xts_units(key, plain[start:end], low // unit, unit)
+        out[start:end] = (bytes(end - start) if blanked
+                          else xts_units(key, plain[start:end], low // unit, unit))
     return bytes(out)
 
 
@@ -108,8 +113,10 @@ class Scenario:
         results.machines.append(self.m)
         results.prefix = "%s: %s: " % (os.path.basename(os.path.dirname(image)) or image, name)
 
-    def load(self, dump_type, pages=16, expect=STATUS_SUCCESS, windows8=True):
-        stack = DumpStack(self.m, dump_type, max_pages_per_write=pages, windows8=windows8)
+    def load(self, dump_type, pages=16, expect=STATUS_SUCCESS, windows8=True,
+             bytes_per_sector=512):
+        stack = DumpStack(self.m, dump_type, max_pages_per_write=pages, windows8=windows8,
+                          bytes_per_sector=bytes_per_sector)
         extension_before = self.m.read(stack.extension, 0x58)
         status = stack.driver_entry()
         self.r.equal("DriverEntry(%s) status" % dump_name(dump_type), status, expect)
@@ -159,8 +166,9 @@ class Scenario:
             r.equal("%s: P4 (callback)" % what, result.p4, p4)
 
     def check_write(self, stack, what, offset, mdl, key, unit=512, area=(0, MASK64),
-                    tweak_offset=0):
-        """Dump_Write of `mdl` at `offset` in encrypt mode, and everything it must leave."""
+                    tweak_offset=0, blanked=False):
+        """Dump_Write of `mdl` at `offset` in encrypt mode, and everything it must leave
+        (`blanked`: zeros inside the area instead of ciphertext)."""
         r = self.r
         before = CallerMdlSnapshot(mdl)
         status = stack.write(offset, mdl)
@@ -187,9 +195,11 @@ class Scenario:
         r.equal("%s: PFN slots past the transfer untouched" % what, pfns[needed:],
                 before.pfns[needed:])
         r.check("%s: bytes after the MDL untouched" % what, mdl.guard_intact())
-        expected = expected_ciphertext(key, mdl.data, offset, unit, area, tweak_offset)
-        r.equal("%s: data by PFN (DMA) is the XTS-AES-256 ciphertext" % what,
-                mdl.by_dma(), expected)
+        expected = expected_ciphertext(key, mdl.data, offset, unit, area, tweak_offset,
+                                       blanked)
+        r.equal("%s: data by PFN (DMA) is %s" % (
+                    what, "zeros inside the area, the rest as is" if blanked
+                    else "the XTS-AES-256 ciphertext"), mdl.by_dma(), expected)
         r.equal("%s: data by MappedSystemVa (PIO) is the same" % what, mdl.by_cpu(), expected)
         r.check("%s: caller's source buffer untouched" % what, mdl.source_now() == mdl.data)
         return expected
@@ -263,6 +273,18 @@ def encrypt_on_windows10(results, image, report):
     hibernation = s.load(HIBERNATION, pages=8)
     s.check_init(hibernation)
 
+    # The crash dump driver writes and reads its DumpStack.log through the dump stack at boot,
+    # before any Dump_Start: encrypted and decrypted like any other transfer (0x07 retired).
+    plain = random_bytes(rng, 4 * PAGE)
+    ciphertext = s.check_write(crash, "write before Dump_Start (DumpStack.log at boot)",
+                               0x500000, CallerMdl(m, plain, flags=MDL_SOURCE_IS_NONPAGED_POOL),
+                               key)
+    if ciphertext is not None:
+        mdl = CallerMdl(m, ciphertext, flags=MDL_MAPPED_TO_SYSTEM_VA)
+        r.equal("read before Dump_Start: Dump_Read", crash.read_back(0x500000, mdl),
+                STATUS_SUCCESS)
+        r.equal("read before Dump_Start: the plaintext", mdl.by_cpu(), plain)
+
     r.equal("Dump_Start (crash)", crash.start(), STATUS_SUCCESS)
     shapes = [
         ("nonpaged pool, 8 pages", 0x100000,
@@ -288,9 +310,12 @@ def encrypt_on_windows10(results, image, report):
     crash_buffer = [a for a in s.buffers() if a.size == 16 * PAGE][0]
     r.check("Dump_Finish wiped the secondary buffer",
             m.read(crash_buffer.address, crash_buffer.size) == bytes(crash_buffer.size))
-    r.equal("Dump_Start again (a second dump)", crash.start(), STATUS_SUCCESS)
-    s.check_write(crash, "second dump", 0x8000,
-                  CallerMdl(m, random_bytes(rng, PAGE)), key)
+    # The crash dump copy wiped its keys at Dump_Finish: no second dump; a write (the crash
+    # dump driver finalizing its log) is blanked; a second Dump_Finish is harmless.
+    r.equal("Dump_Start again on the crash dump copy (keys wiped: refused)", crash.start(),
+            STATUS_ACCESS_DENIED)
+    s.check_write(crash, "write after the crash dump copy's Dump_Finish", 0x8000,
+                  CallerMdl(m, random_bytes(rng, PAGE)), key, blanked=True)
     r.equal("Dump_Finish again", crash.finish(), STATUS_SUCCESS)
 
     # Hibernation: write, then read back on resume through Dump_Read.
@@ -316,6 +341,14 @@ def encrypt_on_windows10(results, image, report):
                 mdl.by_cpu(), plain)
         r.equal("Dump_Read at %#x leaves the MDL as it was" % offset, mdl.raw(),
                 mdl.raw_before)
+    # The hibernation copy keeps its keys at Dump_Finish: a write afterwards is encrypted, and
+    # a second hibernation starts.
+    s.check_write(hibernation, "hibernation write after Dump_Finish", 0xC0000,
+                  CallerMdl(m, random_bytes(rng, 2 * PAGE)), key)
+    r.equal("Dump_Start again (a second hibernation)", hibernation.start(), STATUS_SUCCESS)
+    s.check_write(hibernation, "second hibernation", 0x40000,
+                  CallerMdl(m, random_bytes(rng, PAGE)), key)
+    r.equal("Dump_Finish (second hibernation)", hibernation.finish(), STATUS_SUCCESS)
 
     r.equal("Dump_Unload (crash)", crash.unload(), STATUS_SUCCESS)
     r.equal("Dump_Unload (hibernation)", hibernation.unload(), STATUS_SUCCESS)
@@ -418,7 +451,6 @@ def faults(results, image, report):
                 mdl.raw() == mdl.raw_before and mdl.source_now() == mdl.data)
         return mdl
 
-    write_case("Dump_Write before Dump_Start", 0x07, 0, 0, started=False)
     write_case("misaligned offset", 0x02, 0x100, 512, offset=0x100)
     write_case("misaligned length", 0x03, 1000, 512, data=random_bytes(rng, 1000))
     write_case("oversize write", 0x01, 17 * PAGE, 16 * PAGE, data=random_bytes(rng, 17 * PAGE))
@@ -459,34 +491,34 @@ def faults(results, image, report):
             all(set(m.calls[c]) <= {"KeBugCheckEx"} for c in DUMP_PATH))
 
 
+def expect_refusing(s, stack, what=""):
+    """A refusing instance: loaded, Dump_Start STATUS_ACCESS_DENIED, a write anyway bug check
+    0x06 WriteRefused with the MDL and data untouched, Dump_Unload frees everything."""
+    r, m = s.r, s.m
+    r.equal("%sDump_Start refused (STATUS_ACCESS_DENIED)" % what, stack.start(),
+            STATUS_ACCESS_DENIED)
+    mdl = CallerMdl(m, bytes(range(256)) * (PAGE // 256))
+    s.expect_bugcheck("%sa write anyway" % what, stack.write(0x3000, mdl), 0x06, 0x3000, 0, 2)
+    r.check("%sthe refused write's MDL and data untouched" % what,
+            mdl.raw() == mdl.raw_before and mdl.source_now() == mdl.data)
+    r.equal("%sDump_Unload" % what, stack.unload(), STATUS_SUCCESS)
+
+
 def driver_entry_refusals(results, image, report):
+    """DriverEntry fails only for the system's own arguments; an invalid configuration loads
+    a refusing instance, on Windows 7 as on Windows 10 (a failed load gives no dump only where
+    DUMP_FILTER_CRITICAL is honoured, documented from Windows 8)."""
     rng = random.Random(6)
     key = make_key(rng)
     good = registry_values(crash=1, hibernation=1, key=key)
-    cases = [
-        ("MaxPagesPerWrite 0", good, CRASH, 0, STATUS_INVALID_PARAMETER),
-        ("DumpType undefined", good, 0, 16, STATUS_INVALID_PARAMETER),
-        ("key of 32 bytes", registry_values(crash=1, key=key[:32]), CRASH, 16,
-         STATUS_BAD_CONFIGURATION),
-        ("equal key halves", registry_values(crash=1, key=key[:32] * 2), CRASH, 16,
-         STATUS_BAD_CONFIGURATION),
-        ("unknown policy", registry_values(crash=7), CRASH, 16, STATUS_BAD_CONFIGURATION),
-        ("encrypt without key", registry_values(crash=1), CRASH, 16,
-         STATUS_BAD_CONFIGURATION),
-        ("data unit 1000", registry_values(crash=1, key=key, data_unit=1000), CRASH, 16,
-         STATUS_BAD_CONFIGURATION),
-        ("area start >= end", registry_values(crash=1, key=key, area_start=0x2000,
-                                              area_end=0x1000), CRASH, 16,
-         STATUS_BAD_CONFIGURATION),
-        ("Backend 5", registry_values(crash=1, key=key, backend=5), CRASH, 16,
-         STATUS_BAD_CONFIGURATION),
-    ]
-    for what, registry, dump_type, pages, expected in cases:
-        s = Scenario(results, image, "DriverEntry refuses " + what, registry=registry)
+    for what, registry, dump_type, pages in (
+            ("MaxPagesPerWrite 0", good, CRASH, 0),
+            ("DumpType undefined", good, 0, 16)):
+        s = Scenario(results, image, "DriverEntry fails: " + what, registry=registry)
         r, m = s.r, s.m
         stack = DumpStack(m, dump_type, max_pages_per_write=pages)
         status = stack.driver_entry()
-        r.equal("status", status, expected)
+        r.equal("status STATUS_INVALID_PARAMETER", status, STATUS_INVALID_PARAMETER)
         init = stack.init_data()
         r.check("version and flags set before failing",
                 init.MajorVersion == 2 and init.MinorVersion == 0 and init.Flags & 1)
@@ -496,6 +528,52 @@ def driver_entry_refusals(results, image, report):
         r.check("guard bytes intact", stack.guards_intact())
         s.check_no_leaks()
         s.check_imports()
+
+    # Each invalid for its own reason alone (hibernation refused where crash dumps encrypt,
+    # so that no case is also a key beside plaintext hibernation).
+    invalid = [
+        ("key of 32 bytes", registry_values(crash=1, hibernation=2, key=key[:32])),
+        ("equal key halves", registry_values(crash=1, hibernation=2, key=key[:32] * 2)),
+        ("unknown policy", registry_values(crash=7)),
+        ("encrypt without key", registry_values(crash=1, hibernation=2)),
+        ("data unit 1000", registry_values(crash=1, hibernation=2, key=key, data_unit=1000)),
+        ("area start >= end", registry_values(crash=1, hibernation=2, key=key,
+                                              area_start=0x2000, area_end=0x1000)),
+        ("Backend 5", registry_values(crash=1, hibernation=2, key=key, backend=5)),
+        ("a key beside plaintext hibernation", registry_values(crash=1, key=key)),
+        ("AllowPlaintextHibernation 2", registry_values(crash=1, key=key,
+                                                        allow_plaintext_hibernation=2)),
+    ]
+    for what, registry in invalid:
+        for os_name, os_version, windows8 in (("Windows 10", WIN10, True),
+                                              ("Windows 7", WIN7, False)):
+            s = Scenario(results, image, "invalid configuration (%s), %s: a refusing instance"
+                         % (what, os_name), os_version=os_version, registry=registry)
+            r, m = s.r, s.m
+            stack = s.load(CRASH, windows8=windows8)
+            s.check_init(stack, windows8=windows8)
+            r.check("no secondary buffer for a refusing instance", not s.buffers())
+            expect_refusing(s, stack)
+            s.check_no_leaks(key)
+            s.check_imports()
+
+    # The same key beside plaintext hibernation, accepted with AllowPlaintextHibernation 1.
+    s = Scenario(results, image, "AllowPlaintextHibernation 1: crash dumps encrypted",
+                 registry=registry_values(crash=1, key=key, allow_plaintext_hibernation=1))
+    r, m = s.r, s.m
+    crash = s.load(CRASH)
+    hibernation = s.load(HIBERNATION)
+    r.equal("Dump_Start (crash)", crash.start(), STATUS_SUCCESS)
+    s.check_write(crash, "write", 0x4000, CallerMdl(m, random_bytes(rng, 2 * PAGE)), key)
+    r.equal("Dump_Start (hibernation, passthrough)", hibernation.start(), STATUS_SUCCESS)
+    mdl = CallerMdl(m, random_bytes(rng, PAGE))
+    r.equal("hibernation write passed through", hibernation.write(0x4000, mdl), STATUS_SUCCESS)
+    r.check("the passthrough write's MDL and data untouched",
+            mdl.raw() == mdl.raw_before and mdl.source_now() == mdl.data)
+    r.equal("Dump_Unload (crash)", crash.unload(), STATUS_SUCCESS)
+    r.equal("Dump_Unload (hibernation)", hibernation.unload(), STATUS_SUCCESS)
+    s.check_no_leaks(key)
+    s.check_imports()
 
     s = Scenario(results, image, "DriverEntry as an ordinary service", registry=good)
     r, m = s.r, s.m
@@ -522,7 +600,8 @@ def disk_tweak_4096(results, image, report):
                                           tweak_base=1, area_start=area[0], area_end=area[1]),
                  partition_offset=partition)
     r, m = s.r, s.m
-    stack = s.load(HIBERNATION, pages=16)
+    # A 4Kn dump device: its sectors are whole 4096-byte units.
+    stack = s.load(HIBERNATION, pages=16, bytes_per_sector=4096)
     r.check("DriverEntry asked the dump device for the partition's offset",
             {"IoBuildDeviceIoControlRequest", "IofCallDriver"} <= set(m.calls["DriverEntry"]))
     r.equal("Dump_Start", stack.start(), STATUS_SUCCESS)
@@ -545,6 +624,80 @@ def disk_tweak_4096(results, image, report):
         mdl = CallerMdl(m, ciphertext, flags=MDL_MAPPED_TO_SYSTEM_VA)
         r.equal("Dump_Read at %#x" % offset, stack.read_back(offset, mdl), STATUS_SUCCESS)
         r.equal("Dump_Read at %#x restores the plaintext" % offset, mdl.by_cpu(), plain)
+    r.equal("Dump_Unload", stack.unload(), STATUS_SUCCESS)
+    s.check_no_leaks(key)
+    s.check_imports()
+
+
+def crash_copy_after_finish(results, image, report):
+    """The crash dump copy after the Dump_Finish of its dump: keys wiped; Dump_Start refused;
+    a write (the crash dump driver finalizing its log) blanked inside the area, the rest as
+    is, the MDL retargeted as usual, no bug check; a read handed on untouched."""
+    rng = random.Random(10)
+    key = make_key(rng)
+    area = (0x20000, 0x40000)
+    s = Scenario(results, image, "crash dump copy after its Dump_Finish",
+                 registry=registry_values(crash=1, hibernation=2, key=key,
+                                          area_start=area[0], area_end=area[1]))
+    r, m = s.r, s.m
+    stack = s.load(CRASH, pages=16)
+    r.equal("Dump_Start", stack.start(), STATUS_SUCCESS)
+    s.check_write(stack, "write during the dump, across the area's start", 0x1C000,
+                  CallerMdl(m, random_bytes(rng, 8 * PAGE), flags=MDL_SOURCE_IS_NONPAGED_POOL),
+                  key, area=area)
+    r.equal("Dump_Finish", stack.finish(), STATUS_SUCCESS)
+    r.equal("Dump_Start after it: STATUS_ACCESS_DENIED", stack.start(), STATUS_ACCESS_DENIED)
+    for offset, what in ((0x1C000, "across the area's start"),
+                         (0x3E000, "across the area's end"),
+                         (0x50000, "outside the area")):
+        plain = random_bytes(rng, 4 * PAGE)
+        expected = s.check_write(stack, "write after Dump_Finish, %s" % what, offset,
+                                 CallerMdl(m, plain, byte_offset=0x200,
+                                           flags=MDL_MAPPED_TO_SYSTEM_VA | MDL_PAGES_LOCKED,
+                                           mapped_elsewhere=True),
+                                 key, area=area, blanked=True)
+        if expected is not None and offset != 0x50000:
+            low, high = max(offset, area[0]) - offset, min(offset + len(plain), area[1]) - offset
+            r.check("write after Dump_Finish, %s: zeros inside, plaintext outside" % what,
+                    expected[low:high] == bytes(high - low)
+                    and expected[:low] + expected[high:] == plain[:low] + plain[high:])
+    data = random_bytes(rng, 2 * PAGE)
+    mdl = CallerMdl(m, data, flags=MDL_MAPPED_TO_SYSTEM_VA)
+    r.equal("Dump_Read after Dump_Finish", stack.read_back(0x20000, mdl), STATUS_SUCCESS)
+    r.check("Dump_Read after Dump_Finish: handed on untouched",
+            mdl.by_cpu() == data and mdl.raw() == mdl.raw_before)
+    r.equal("Dump_Finish again", stack.finish(), STATUS_SUCCESS)
+    r.equal("Dump_Unload", stack.unload(), STATUS_SUCCESS)
+    s.check_no_leaks(key)
+    s.check_imports()
+    r.check("the dump path called nothing but KeBugCheckEx",
+            all(set(m.calls[c]) <= {"KeBugCheckEx"} for c in DUMP_PATH))
+
+
+def data_unit_sectors(results, image, report):
+    """A 4096-byte data unit needs a dump device whose FILTER_EXTENSION.Geometry.BytesPerSector
+    is a whole multiple of it: refused at load (a refusing instance) on 512-byte sectors and
+    on an unknown sector size (0), accepted on 4096."""
+    rng = random.Random(11)
+    key = make_key(rng)
+    registry = registry_values(crash=1, hibernation=1, key=key, data_unit=4096)
+    for sectors in (512, 0):
+        s = Scenario(results, image, "4096-byte unit, BytesPerSector %d: refused at load"
+                     % sectors, registry=registry)
+        r = s.r
+        stack = s.load(CRASH, bytes_per_sector=sectors)
+        r.check("no secondary buffer kept", not s.buffers())
+        expect_refusing(s, stack)
+        s.check_no_leaks(key)
+        s.check_imports()
+    s = Scenario(results, image, "4096-byte unit, BytesPerSector 4096: accepted",
+                 registry=registry)
+    r, m = s.r, s.m
+    stack = s.load(CRASH, bytes_per_sector=4096)
+    r.equal("Dump_Start", stack.start(), STATUS_SUCCESS)
+    s.check_write(stack, "write of 3 units", 0x3000,
+                  CallerMdl(m, random_bytes(rng, 3 * PAGE)), key, unit=4096)
+    r.equal("Dump_Finish", stack.finish(), STATUS_SUCCESS)
     r.equal("Dump_Unload", stack.unload(), STATUS_SUCCESS)
     s.check_no_leaks(key)
     s.check_imports()
@@ -723,7 +876,8 @@ def sealed(results, image, report):
 
 
 SCENARIOS = [encrypt_on_windows10, windows7, passthrough, refuse, faults,
-             driver_entry_refusals, disk_tweak_4096, provider, backends, sealed]
+             driver_entry_refusals, crash_copy_after_finish, data_unit_sectors,
+             disk_tweak_4096, provider, backends, sealed]
 
 
 def main():

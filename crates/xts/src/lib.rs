@@ -25,8 +25,10 @@
 //! `aes` crate, its software AES (scripts/bench-report.sh measures the fallback that way).
 //!
 //! This crate is the dump path's only code with CPU-feature `unsafe` (`aesni.rs`, `vaes.rs`,
-//! `cpu.rs`, which allow `unsafe_code` for themselves alone); the driver's policy and
-//! geometry (`dumpcrypt-core`) call it through the safe [`XtsAes256`].
+//! `cpu.rs`, which allow `unsafe_code` for themselves alone); its one other `unsafe` is
+//! [`XtsAes256::wipe`] here (a drop in place and volatile zeroing of the engine, which
+//! allows it for that function alone). The driver's policy and geometry (`dumpcrypt-core`)
+//! call it through the safe [`XtsAes256`].
 #![no_std]
 #![deny(unsafe_code)]
 // The dump path: no indexing that could panic, no panics, no unwraps (tests aside).
@@ -447,14 +449,21 @@ impl XtsAes256 {
     )]
     pub fn wipe(&mut self) {
         let engine = core::ptr::from_mut(&mut self.engine);
-        // SAFETY: `engine` points to an initialized `Engine`, ours alone through `&mut self`.
-        // It is dropped once, here, and every byte of it is overwritten below, before anything
-        // can read it, with a valid value; the drops only zeroize, so nothing unwinds between.
+        // SAFETY: `engine` comes from `&mut self.engine`, so it is aligned, points to an
+        // initialized `Engine` and nothing else can reach it while `self` is borrowed here.
+        // The value is dropped once, here: from now until the loop below ends the place holds
+        // a dropped value, and nothing reads or drops it in between (the loop only writes
+        // bytes; the backends' drops only zeroize their schedules and cannot panic, so no
+        // unwind can drop `self` with the engine already dropped). The loop leaves a valid
+        // value (`Engine::Wiped`, by the INVARIANT below), so later reads and the final drop
+        // of `self` see an initialized `Engine`.
         unsafe { core::ptr::drop_in_place(engine) };
         let bytes = engine.cast::<u8>();
         for offset in 0..core::mem::size_of::<Engine>() {
-            // SAFETY: `offset` is inside the engine's storage, valid for writes and ours;
-            // volatile, so that the compiler cannot drop the writes as dead.
+            // SAFETY: `offset < size_of::<Engine>()` by the loop's range, so the byte is
+            // inside the engine's storage, which `&mut self` makes valid for writes and ours
+            // alone; any byte may be written over a dropped value. Volatile, so that the
+            // compiler cannot remove the writes as dead stores.
             unsafe { bytes.wrapping_add(offset).write_volatile(0) };
         }
         // INVARIANT: all-zero bytes are `Engine::Wiped` (`repr(u8)`, discriminant 0, no
