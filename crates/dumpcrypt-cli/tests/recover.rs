@@ -242,7 +242,7 @@ fn the_fragmented_pagefile_gives_back_its_dump() {
         )),
         "{said}"
     );
-    assert!(said.contains("full memory dump"), "{said}");
+    assert!(said.contains("Full: complete memory dump"), "{said}");
     assert!(said.contains("--key"), "{said}");
     // An existing output is kept without --force, replaced with it.
     fails(
