@@ -267,7 +267,7 @@ MUTATIONS = [
     ("PowerShell 7 &&", "Uninstall-DumpCrypt.ps1", lambda s: s.replace("    Assert-Administrator\n", "    Assert-Administrator && Write-Host ok\n", 1)),
     ("PowerShell 7 ternary", "Get-DumpCryptStatus.ps1", lambda s: s.replace("$problems = @()", "$problems = $true ? @() : $null", 1)),
     ("PowerShell 7 null-coalescing", "Get-DumpCryptStatus.ps1", lambda s: s.replace("$problems = @()", "$problems = $null ?? @()", 1)),
-    ("$name: in a string", "Test-Hibernate.ps1", lambda s: s.replace("${policy}: DriverEntry", "$policy: DriverEntry", 1)),
+    ("$name: in a string", "Test-Hibernate.ps1", lambda s: s.replace("${policy}: the filter", "$policy: the filter", 1)),
     ("misspelt helper", "Test-CrashDump.ps1", lambda s: s.replace("Get-DumpFilters\n", "Get-DumpFilter\n", 1)),
     ("non-ASCII dash", "Install-DumpCrypt.ps1", lambda s: s.replace("Installs the dumpcrypt", "Installs \u2014 the dumpcrypt", 1)),
     ("no #Requires", "Test-Hibernate.ps1", lambda s: s.replace("#Requires -Version 5.1\n", "", 1)),
