@@ -209,9 +209,9 @@ fn action(
 }
 
 /// How much dead stack below `load`'s frame [`wipe_dead_stack`] overwrites: more than reading
-/// and parsing the configuration, or preparing the encrypt policy, reaches below it (the
-/// emulator measures DriverEntry's whole stack at about 7 KiB on the deepest path).
-const DEAD_STACK_WIPE: usize = 6 * 1024;
+/// and parsing the configuration reaches below it (the raw values are in a pool block; the
+/// deepest part is the recipient's small-order check, an X25519 ladder of about 2 KiB).
+const DEAD_STACK_WIPE: usize = 4 * 1024;
 
 /// Overwrites, with writes the compiler may not elide, the stack just below the caller's
 /// frame: where the frames of the calls it made before lay. Not inlined, so that its block is
