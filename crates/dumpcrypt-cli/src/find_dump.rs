@@ -352,6 +352,14 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         )));
     }
     let size = chosen.required_space.expect("a usable header has a size");
+    if let Some(file) = fragmented_file_at(&mut file, image_len, chosen.offset) {
+        return Err(CliError::Usage(format!(
+            "{image}: the dump at {:#x} is the start of {file}: one contiguous run from there \
+             is not the dump. Use `dumpcrypt recover` on the encrypted disk image, which \
+             follows the file's extents",
+            chosen.offset
+        )));
+    }
     let output = Output::open(destination, &rules, &[&args.image])?;
     output.ensure_space(size)?;
     let name = output.name().to_string();
@@ -368,6 +376,58 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether a file system on the image says the dump at `offset` is not one contiguous run:
+/// an NTFS partition (found in the clear through the GPT or MBR) with a file in its root
+/// directory (`\pagefile.sys`, a dedicated dump file) whose first extent starts there and
+/// that has more than one. That file's name and extent count, for the refusal; `None` when
+/// no file system says so (none readable in the clear, or no such file).
+fn fragmented_file_at(file: &mut File, image_len: u64, offset: u64) -> Option<String> {
+    let table = crate::disk::read_table(file, image_len, "").ok()?;
+    let partition = table
+        .partitions
+        .iter()
+        .find(|p| (p.start..p.start + p.len).contains(&offset))?;
+    if !crate::disk::is_ntfs_at(file, partition.start).unwrap_or(false) {
+        return None;
+    }
+    let mut reader = crate::disk::PartitionReader::new(file.try_clone().ok()?, partition, None);
+    let mut ntfs = ntfs::Ntfs::new(&mut reader).ok()?;
+    ntfs.read_upcase_table(&mut reader).ok()?;
+    let root = ntfs.root_directory(&mut reader).ok()?;
+    let index = root.directory_index(&mut reader).ok()?;
+    let mut entries = index.entries();
+    while let Some(entry) = entries.next(&mut reader) {
+        let Ok(entry) = entry else { continue };
+        let Ok(found) = entry.to_file(&ntfs, &mut reader) else {
+            continue;
+        };
+        if found.is_directory() {
+            continue;
+        }
+        // The name as the directory index holds it.
+        let name = match entry.key() {
+            Some(Ok(key)) => format!("\\{}", key.name().to_string_lossy()),
+            _ => "a file".to_string(),
+        };
+        let Ok(read) = crate::ntfs_extents::extents(&ntfs, &mut reader, &found, &name) else {
+            continue;
+        };
+        if read.extents.len() > 1
+            && read
+                .extents
+                .first()
+                .is_some_and(|first| partition.start + first.start == offset)
+        {
+            return Some(format!(
+                "{name} on partition {}, which NTFS keeps in {} extents",
+                partition.number,
+                read.extents.len()
+            ));
+        }
+    }
+    None
 }
 
 fn copy_out(
