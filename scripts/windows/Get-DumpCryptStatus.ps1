@@ -106,11 +106,26 @@ try {
             if ($show.ExitCode -eq 0) {
                 Write-Result PASS 'The configuration passes the driver''s rules (dumpcrypt.exe config --show).'
             } elseif ($show.ExitCode -eq 1 -and (($show.Output -join "`n") -match 'INVALID: (.*)')) {
-                Write-Result FAIL ('Invalid configuration, DriverEntry will fail and Windows will write no dump: {0}' -f $Matches[1])
+                Write-Result FAIL ('Invalid configuration: the filter will refuse every dump, and Windows will write none: {0}' -f $Matches[1])
                 $problems += $Matches[1]
             } else {
                 Write-Result FAIL ('dumpcrypt.exe config --show failed with exit code {0}: {1}' -f $show.ExitCode, ($show.Output -join ' '))
                 $problems += 'configuration unreadable'
+            }
+        }
+        if ((Get-DwordParameter 'KeySource') -eq 2) {
+            $sealedPath = Join-Path $script:ParametersPath 'SealedKeys'
+            $names = @()
+            if (Test-Path -LiteralPath $sealedPath) {
+                $names = @((Get-Item -LiteralPath $sealedPath).GetValueNames() |
+                        Where-Object { $_ -match '^\d{8}T\d{6}\.\d{7}Z$' } | Sort-Object)
+            }
+            if ($names.Count -gt 0) {
+                Write-Result PASS ('Sealed keys: {0}, the newest {1} (UTC load time); reg export the Parameters key and read them with dumpcrypt unseal --identity.' -f
+                    $names.Count, $names[$names.Count - 1])
+            } else {
+                Write-Result WARN ('KeySource is sealed but Parameters\SealedKeys holds no sealed key: the crash dump stack has not ' +
+                    'loaded dumpcrypt since it was configured (reboot), or could not write the key (then every dump is refused).')
             }
         }
         $acl = Get-Acl -LiteralPath $script:ParametersPath

@@ -7,9 +7,11 @@
     In this order, so that no boot ever finds a DumpFilters entry without its file:
       1. removes dumpcrypt.sys from HKLM\SYSTEM\CurrentControlSet\Control\CrashControl\DumpFilters,
          keeping every other entry in its order;
-      2. overwrites the Key value with zeros, then deletes the Parameters key (registry hives
-         keep old data in free cells and transaction logs for a while: the overwrite is a best
-         effort, not an erasure);
+      2. exports Parameters\SealedKeys (the sealed key source's keys, sealed to the
+         administrator) to %ProgramData%\dumpcrypt-SealedKeys-<UTC time>.reg, so that dumps
+         written before stay readable; overwrites the Key value with zeros, then deletes the
+         Parameters key (registry hives keep old data in free cells and transaction logs for
+         a while: the overwrite is a best effort, not an erasure);
       3. deletes the driver package: pnputil /delete-driver oemNN.inf /uninstall on Windows 10
          1903 and later; on older systems the INF's [DefaultUninstall.NT<arch>] section (give
          -PackagePath);
@@ -64,6 +66,20 @@ try {
     # 2. The configuration.
     if (Test-Path -LiteralPath $script:ParametersPath) {
         if ($PSCmdlet.ShouldProcess($script:ParametersPath, 'Overwrite the key with zeros and delete the configuration')) {
+            # The sealed keys are the only way to read dumps written before now: keep a copy
+            # (sealed to the administrator's identity, harmless on the disk).
+            if (Test-Path -LiteralPath (Join-Path $script:ParametersPath 'SealedKeys')) {
+                $export = Join-Path $env:ProgramData ('dumpcrypt-SealedKeys-{0}.reg' -f
+                    (Get-Date).ToUniversalTime().ToString('yyyyMMddTHHmmssZ'))
+                $result = Invoke-Native 'reg.exe' @('export',
+                    'HKLM\SYSTEM\CurrentControlSet\Services\dumpcrypt\Parameters\SealedKeys', $export, '/y')
+                if ($result.ExitCode -ne 0) {
+                    throw ("reg export of the sealed keys failed with exit code {0} ({1}); nothing was deleted." -f
+                        $result.ExitCode, ($result.Output -join ' '))
+                }
+                Write-Result INFO ("Sealed keys saved to $export (readable only with the administrator's identity): " +
+                    'dumps written before now stay readable with dumpcrypt recover --identity.')
+            }
             $parameters = Get-Item -LiteralPath $script:ParametersPath
             if ($null -ne $parameters.GetValue('Key', $null)) {
                 $length = ([byte[]]$parameters.GetValue('Key')).Length
