@@ -882,6 +882,8 @@ SEALED_LEN = 264  # the age file of a 64-byte key to one X25519 recipient
 # pieces of their mangled names.
 SEALED_FRAMES = {"seal (Drawn::new: draw and seal)": "6sealedNtB2_5Drawn3new",
                  "dumpcrypt_seal::seal": "14dumpcrypt_seal4seal",
+                 "expand_key (the key's schedule)": "10encryption10expand_key",
+                 "prepare (draw, seal, expand, store)": "10Encryption7prepare",
                  "store (the SealedKeys ring)": "6sealed5store"}
 
 
