@@ -16,6 +16,12 @@ stand-ins. Conventions of this emulated machine:
   past its highest leaf, 4, are another leaf's data): every CPUID instruction of the image is
   found by disassembly and hooked. The default model has AES-NI and no AVX, VAES or XSAVE,
   which is also all this emulator can run (it has no PCLMULQDQ, no AVX, no XGETBV).
+- RDSEED and RDRAND, which unicorn 1.0.2 cannot run (UC_ERR_INSN_INVALID), are the harness's
+  too, played as the instructions the SDM describes: every one in the image is found by the
+  same disassembly and hooked; where the `Cpu` model has it, it writes a fresh word from
+  os.urandom (or, for a broken part, all ones) into its destination register, sets CF and
+  clears OF, SF, ZF, AF and PF, and steps over the instruction. Running one that the model's
+  CPUID denies is an error (#UD on a real processor), as is one the disassembly missed.
 - The code run in the transform's image sections is counted (`.aesni`, the XMM backend;
   `.vaes`, the VAES backends), by basic blocks.
 """
@@ -205,14 +211,31 @@ class Allocation:
 
 
 class Cpu:
-    """What CPUID tells the driver. `aes`: AES-NI; `avx`: AVX, AVX2, AVX-512 F/BW/VL, VAES and
-    VPCLMULQDQ reported by the processor; `osxsave`: XSAVE enabled by the OS (XGETBV usable),
-    which this emulator cannot do (it has no XGETBV), so a driver that believed it would stop
-    the emulation."""
+    """What CPUID tells the driver, and what RDSEED and RDRAND give. `aes`: AES-NI; `avx`:
+    AVX, AVX2, AVX-512 F/BW/VL, VAES and VPCLMULQDQ reported by the processor; `osxsave`: XSAVE
+    enabled by the OS (XGETBV usable), which this emulator cannot do (it has no XGETBV), so a
+    driver that believed it would stop the emulation. `rdseed` (CPUID.(7,0):EBX[18]) and
+    `rdrand` (CPUID.1:ECX[30]): the instructions exist; `random`: what each gives, "fresh"
+    (8 bytes of os.urandom, CF = 1) or "all ones" (0xFF..FF with CF = 1, every time: the AMD
+    parts after a resume, the Zen 2 firmware bug)."""
 
-    def __init__(self, name, aes=True, avx=False, osxsave=False):
+    RANDOM_SOURCES = ("fresh", "all ones")
+
+    def __init__(self, name, aes=True, avx=False, osxsave=False, rdseed=False, rdrand=False,
+                 random="fresh"):
+        assert random in self.RANDOM_SOURCES, random
         self.name = name
         self.aes, self.avx, self.osxsave = aes, avx, osxsave
+        self.rdseed, self.rdrand, self.random = rdseed, rdrand, random
+
+    def has(self, mnemonic):
+        return {"rdseed": self.rdseed, "rdrand": self.rdrand}[mnemonic]
+
+    def random_word(self, bits):
+        """One value of RDSEED or RDRAND of `bits` bits: (value, CF)."""
+        if self.random == "all ones":
+            return (1 << bits) - 1, 1
+        return int.from_bytes(os.urandom(bits // 8), "little"), 1
 
     def leaf(self, eax, ecx):
         if eax == 0:
@@ -224,10 +247,16 @@ class Cpu:
                 ecx1 |= 1 << 28 | 1 << 26  # AVX, XSAVE
             if self.osxsave:
                 ecx1 |= 1 << 27
+            if self.rdrand:
+                ecx1 |= 1 << 30
             return 0x663, 0x800, ecx1, 0x07088100
-        if eax == 7 and ecx == 0 and self.avx:
-            ebx7 = 1 << 5 | 1 << 16 | 1 << 30 | 1 << 31  # AVX2, AVX512F, AVX512BW, AVX512VL
-            ecx7 = 1 << 9 | 1 << 10  # VAES, VPCLMULQDQ
+        if eax == 7 and ecx == 0:
+            ebx7 = ecx7 = 0
+            if self.avx:
+                ebx7 |= 1 << 5 | 1 << 16 | 1 << 30 | 1 << 31  # AVX2, AVX512F, AVX512BW, AVX512VL
+                ecx7 |= 1 << 9 | 1 << 10  # VAES, VPCLMULQDQ
+            if self.rdseed:
+                ebx7 |= 1 << 18
             return 0, ebx7, ecx7, 0
         return 0, 0, 0, 0
 
@@ -239,6 +268,26 @@ CPU_NO_VAES = Cpu("AES-NI, no VAES")
 CPU_VAES_WITHOUT_OS_SUPPORT = Cpu("VAES and AVX-512 reported, XSAVE not enabled", avx=True)
 # No AES-NI at all: the portable backend.
 CPU_NO_AES_NI = Cpu("no AES-NI", aes=False)
+# The random instructions (the default processors have neither, as unicorn itself has not):
+# both, RDRAND only, and both broken (all ones with CF set, every time).
+CPU_RDSEED_RDRAND = Cpu("AES-NI, RDSEED and RDRAND", rdseed=True, rdrand=True)
+CPU_RDRAND_ONLY = Cpu("AES-NI, RDRAND only", rdrand=True)
+CPU_RANDOM_ALL_ONES = Cpu("AES-NI, RDSEED and RDRAND returning all ones with CF set",
+                          rdseed=True, rdrand=True, random="all ones")
+
+# The destination registers of RDSEED and RDRAND (ModRM.rm, with REX.B): the 64-bit register
+# each lives in, and its width. A 32-bit write zero-extends; a 16-bit one keeps bits 16..63.
+_GPR64 = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
+          "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
+_GPR32 = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi",
+          "r8d", "r9d", "r10d", "r11d", "r12d", "r13d", "r14d", "r15d")
+_GPR16 = ("ax", "cx", "dx", "bx", "sp", "bp", "si", "di",
+          "r8w", "r9w", "r10w", "r11w", "r12w", "r13w", "r14w", "r15w")
+DESTINATIONS = {name: (_GPR64[i], bits) for names, bits in ((_GPR64, 64), (_GPR32, 32),
+                                                            (_GPR16, 16))
+                for i, name in enumerate(names)}
+# EFLAGS bits RDSEED and RDRAND write: CF set on success; OF, SF, ZF, AF, PF cleared.
+CF, PF, AF, ZF, SF, OF = 1 << 0, 1 << 2, 1 << 4, 1 << 6, 1 << 7, 1 << 11
 
 
 def registry_values(crash=None, hibernation=None, key=None, data_unit=None, area_start=None,
@@ -303,6 +352,9 @@ class Machine:
         # written. Enumerated newest-written first: the registry promises no order.
         self.sealed_keys = None
         self.flushes = []  # the values of SealedKeys at each ZwFlushKey
+        # What was done to SealedKeys, in order: (callback, routine, detail), detail the value
+        # name and (ZwSetValueKey) its type and size, or the handle (ZwCreateKey, ZwClose).
+        self.sealed_log = []
         self.system_time = system_time
         config_path = os.path.join(os.path.dirname(speakeasy.__file__), "configs",
                                    "default.json")
@@ -316,6 +368,7 @@ class Machine:
         config["analysis"] = {"memory_tracing": False, "strings": False}
         config["exceptions"] = {"dispatch_handlers": False}
         self.se = speakeasy.Speakeasy(config=config)
+        self.image = image
         self.module = self.se.load_module(path=image)
         self.emu = self.se.emu
         self.base = self.module.base
@@ -356,6 +409,15 @@ class Machine:
             self._hook(name, widths)
         self._map_shared_user_data()
         self.cpuid_calls = Counter()  # (leaf, subleaf) -> count
+        # RDSEED and RDRAND as run: mnemonic -> count, and every value given, in order, as
+        # (mnemonic, address, value, CF).
+        self.random_calls = Counter()
+        self.random_log = []
+        # probe_frames: function entry -> label; label -> deepest use inside it.
+        self.probe_entries = {}
+        self.frame_depth = defaultdict(int)
+        self.depth_before_probe = 0
+        self.probes_running = []
         self.blocks_run = Counter()  # section name -> basic blocks run there
         self._hook_cpuid_and_sections(image)
         # Every import is served by a hook of ours (a wildcard hook cannot do it: speakeasy
@@ -369,16 +431,30 @@ class Machine:
         pe = pefile.PE(image, fast_load=True)
         disassembler = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
         self.cpuid_sites = []
+        self.random_sites = {}  # address -> (mnemonic, destination register, size)
         for section in pe.sections:
             name = section.Name.rstrip(b"\0").decode(errors="replace")
             if not section.Characteristics & 0x20000000:  # IMAGE_SCN_MEM_EXECUTE
                 continue
             start = self.base + section.VirtualAddress
             code = section.get_data()[:section.Misc_VirtualSize]
-            for address, size, mnemonic, _ in disassembler.disasm_lite(code, start):
+            swept = start
+            for address, size, mnemonic, operands in disassembler.disasm_lite(code, start):
+                swept = address + size
                 if mnemonic == "cpuid":
                     self.cpuid_sites.append(address)
                     self.se.add_code_hook(self._cpuid, begin=address, end=address)
+                elif mnemonic in ("rdseed", "rdrand"):
+                    if operands not in DESTINATIONS:
+                        raise EmulationError("%s %s at %#x: no such destination"
+                                             % (mnemonic, operands, address))
+                    self.random_sites[address] = (mnemonic, operands, size)
+                    self.se.add_code_hook(self._random, begin=address, end=address)
+            # The linear sweep stops at the first byte it cannot decode: an instruction past
+            # it would not be hooked (the run-time check in `call` would still name it).
+            if swept != start + len(code):
+                raise EmulationError("the disassembly of %s stopped at %#x of %#x"
+                                     % (name, swept - start, len(code)))
             if name in self.COUNTED_SECTIONS:
                 end = start + max(section.Misc_VirtualSize, 1) - 1
                 self.emu.emu_eng.emu.hook_add(
@@ -395,6 +471,103 @@ class Machine:
         for register, value in zip(("rax", "rbx", "rcx", "rdx"), self.cpu.leaf(leaf, subleaf)):
             se.reg_write(register, value)
         se.reg_write("rip", address + 2)
+        return True
+
+    def _random(self, se, address, size, ctx):
+        """Runs one RDSEED or RDRAND as the processor of the model would: #UD (an error here)
+        where its CPUID bit is clear; else the word in the destination register (a 32-bit
+        destination zero-extended, a 16-bit one merged), CF from the model, OF, SF, ZF, AF and
+        PF cleared, and RIP past the instruction."""
+        mnemonic, destination, length = self.random_sites[address]
+        if not self.cpu.has(mnemonic):
+            message = ("%s at %#x on a processor whose CPUID reports no %s (#UD)"
+                       % (mnemonic.upper(), address, mnemonic.upper()))
+            self.hook_errors.append(message)
+            self.emu.on_run_complete()
+            return True
+        register, bits = DESTINATIONS[destination]
+        value, carry = self.cpu.random_word(bits)
+        if bits == 16:
+            merged = se.reg_read(register) & ~0xFFFF | value
+        else:
+            merged = value  # 64-bit, or 32-bit zero-extended
+        se.reg_write(register, merged)
+        flags = se.reg_read("eflags") & ~(CF | PF | AF | ZF | SF | OF)
+        se.reg_write("eflags", flags | (CF if carry else 0))
+        se.reg_write("rip", address + length)
+        self.random_calls[mnemonic] += 1
+        self.random_log.append((mnemonic, address, value, carry))
+        return True
+
+    def random_bytes_given(self, mnemonic=None):
+        """The words RDSEED and RDRAND gave that set CF (of `mnemonic` only, if given), as
+        little-endian bytes in the order given."""
+        return b"".join(value.to_bytes(8, "little") for name, _, value, carry in self.random_log
+                        if carry and (mnemonic is None or name == mnemonic))
+
+    # -- stack use of single functions ----------------------------------------------------------
+
+    def probe_frames(self, pdb, functions):
+        """Measures how deep the stack gets inside each of `functions` ({label: a piece of the
+        function's mangled name in the PDB's publics}), counted like a callback's depth, from
+        the top of the stack: at the function's entry the stack below RSP is painted afresh
+        (what was measured there before is kept for the callback), and at every return
+        address of a direct call to it the paint is read. Needs `llvm-pdbutil` (LLVM) for the
+        publics; returns the labels it could not place (all of them without it)."""
+        import re
+        import shutil
+        import subprocess
+        tool = shutil.which("llvm-pdbutil") or shutil.which("llvm-pdbutil-19")
+        if tool is None or not os.path.exists(pdb):
+            return sorted(functions)
+        publics = subprocess.run([tool, "dump", "--publics", pdb], check=True,
+                                 capture_output=True, text=True).stdout
+        text = [s for s in pefile.PE(self.image, fast_load=True).sections
+                if s.Name.rstrip(b"\0") == b".text"][0]
+        entries = {}
+        for name, offset in re.findall(r"S_PUB32 \[size = \d+\] `([^`]+)`\s+flags = "
+                                       r"function, addr = 0001:(\d+)", publics):
+            for label, piece in functions.items():
+                if piece in name:
+                    entries[self.base + text.VirtualAddress + int(offset)] = label
+        self.probe_entries.update(entries)
+        for address in entries:
+            self.se.add_code_hook(self._probe_entry, begin=address, end=address)
+        start = self.base + text.VirtualAddress
+        disassembler = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+        for address, size, mnemonic, operands in disassembler.disasm_lite(
+                text.get_data()[:text.Misc_VirtualSize], start):
+            if mnemonic == "call" and operands.startswith("0x") and int(operands, 16) in entries:
+                label = entries[int(operands, 16)]
+                self.se.add_code_hook(lambda se, at, size, ctx, label=label:
+                                      self._probe_return(label),
+                                      begin=address + size, end=address + size)
+        return sorted(set(functions) - set(entries.values()))
+
+    def _stack_depth_now(self):
+        """Bytes of the stack used so far, from its top down to the lowest one written."""
+        painted = self.read(self.stack_low, STACK_GUARD + KERNEL_STACK_SIZE)
+        return len(painted.lstrip(bytes([STACK_PAINT])))
+
+    def _probe_note(self):
+        """The depth now counts for the call and for every probed function still running."""
+        depth = self._stack_depth_now()
+        for label in self.probes_running:
+            self.frame_depth[label] = max(self.frame_depth[label], depth)
+        self.depth_before_probe = max(self.depth_before_probe, depth)
+
+    def _probe_entry(self, se, address, size, ctx):
+        self._probe_note()
+        rsp = se.reg_read("rsp")
+        self.write(self.stack_low, bytes([STACK_PAINT]) * (rsp - self.stack_low))
+        self.probes_running.append(self.probe_entries[address])
+        return True
+
+    def _probe_return(self, label):
+        self._probe_note()
+        if label in self.probes_running:
+            del self.probes_running[len(self.probes_running) - 1 -
+                                    self.probes_running[::-1].index(label)]
         return True
 
     def _map_shared_user_data(self):
@@ -457,13 +630,16 @@ class Machine:
         self.current = callback
         self.bugcheck = None
         self.write(self.stack_low, bytes([STACK_PAINT]) * (STACK_GUARD + KERNEL_STACK_SIZE))
+        self.depth_before_probe = 0
+        self.probes_running = []
         self.se.call(address, list(args))
         run = self.emu.runs[-1]
         error = getattr(run, "error", None)
         self.current = None
         painted = self.read(self.stack_low, STACK_GUARD + KERNEL_STACK_SIZE)
         untouched = len(painted) - len(painted.lstrip(bytes([STACK_PAINT])))
-        depth = STACK_GUARD + KERNEL_STACK_SIZE - untouched
+        # A probe (probe_frames) repainted the stack on the way: what it found counts too.
+        depth = max(STACK_GUARD + KERNEL_STACK_SIZE - untouched, self.depth_before_probe)
         label = self.stack_label.get(callback, callback)
         self.stack_depth[label] = max(self.stack_depth[label], depth)
         if depth >= STACK_GUARD + KERNEL_STACK_SIZE:
@@ -473,6 +649,10 @@ class Machine:
             raise EmulationError(self.hook_errors.pop())
         if self.bugcheck is not None:
             return self.bugcheck
+        if error and str(error.get("instr", "")).split(" ")[0] in ("rdseed", "rdrand"):
+            # unicorn stopped on one (UC_ERR_INSN_INVALID): the disassembly missed it.
+            raise EmulationError("%s: %s at %s, not found by the image's disassembly"
+                                 % (callback, error["instr"], error.get("pc")))
         if error:
             raise EmulationError("%s: %s" % (callback, {k: error[k] for k in error
                                                        if k != "traceback"}))
@@ -621,9 +801,15 @@ class Machine:
         self.write(buffer + 12, data)
         return STATUS_SUCCESS
 
+    def _sealed_event(self, routine, *detail):
+        self.sealed_log.append((self.current, routine) + detail)
+
     def _ZwClose(self, handle):
-        if self.handles.pop(handle, None) is None:
+        name = self.handles.pop(handle, None)
+        if name is None:
             raise EmulationError("ZwClose of handle %#x, not open" % handle)
+        if name.lower() == SEALED_KEYS_KEY.lower():
+            self._sealed_event("ZwClose", handle)
         return STATUS_SUCCESS
 
     def _ZwCreateKey(self, handle_out, access, attributes, title_index, class_, options,
@@ -645,6 +831,7 @@ class Machine:
         self.next_handle += 4
         self.handles[handle] = name
         self.write(handle_out, struct.pack("<Q", handle))
+        self._sealed_event("ZwCreateKey", handle, name, "created" if created else "opened")
         return STATUS_SUCCESS
 
     def _sealed_handle(self, handle, routine):
@@ -657,6 +844,7 @@ class Machine:
         if information_class != KEY_VALUE_BASIC_INFORMATION:
             raise EmulationError("ZwEnumerateValueKey class %d" % information_class)
         values = list(reversed(self.sealed_keys))
+        self._sealed_event("ZwEnumerateValueKey", index)
         if index >= len(values):
             return STATUS_NO_MORE_ENTRIES
         name, value_type, _ = values[index]
@@ -675,6 +863,7 @@ class Machine:
         self._sealed_handle(handle, "ZwSetValueKey")
         value_name = self._read_unicode_string(name)
         payload = self.read(data, size)
+        self._sealed_event("ZwSetValueKey", value_name, value_type, size)
         self.sealed_keys = [v for v in self.sealed_keys if v[0].lower() != value_name.lower()]
         self.sealed_keys.append((value_name, value_type, payload))
         return STATUS_SUCCESS
@@ -682,6 +871,7 @@ class Machine:
     def _ZwDeleteValueKey(self, handle, name):
         self._sealed_handle(handle, "ZwDeleteValueKey")
         value_name = self._read_unicode_string(name)
+        self._sealed_event("ZwDeleteValueKey", value_name)
         kept = [v for v in self.sealed_keys if v[0].lower() != value_name.lower()]
         if len(kept) == len(self.sealed_keys):
             return STATUS_OBJECT_NAME_NOT_FOUND
@@ -691,6 +881,7 @@ class Machine:
     def _ZwFlushKey(self, handle):
         self._sealed_handle(handle, "ZwFlushKey")
         self.flushes.append(list(self.sealed_keys))
+        self._sealed_event("ZwFlushKey", handle)
         return STATUS_SUCCESS
 
     def _KeInitializeEvent(self, event, event_type, state):

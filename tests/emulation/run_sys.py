@@ -9,6 +9,7 @@ the driver's code.
 """
 
 import argparse
+import base64
 import json
 import os
 import random
@@ -17,13 +18,15 @@ import sys
 import time
 import traceback
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from machine import (  # noqa: E402
-    ANSWER_SIZE, CPU_NO_AES_NI, CPU_NO_VAES, CPU_VAES_WITHOUT_OS_SUPPORT, DISK_GUID,
-    KERNEL_STACK_SIZE, PAGE, BugCheck, CallerMdl, DumpStack, EmulationError, Machine,
-    MDL_MAPPED_TO_SYSTEM_VA, REG_DWORD,
+    ANSWER_SIZE, CPU_NO_AES_NI, CPU_NO_VAES, CPU_RANDOM_ALL_ONES, CPU_RDRAND_ONLY,
+    CPU_RDSEED_RDRAND, CPU_VAES_WITHOUT_OS_SUPPORT, DISK_GUID, KERNEL_STACK_SIZE, PAGE,
+    BugCheck, CallerMdl, DumpStack, EmulationError, Machine, MDL_MAPPED_TO_SYSTEM_VA,
+    REG_BINARY, REG_DWORD, SEALED_KEYS_KEY,
     MDL_PAGES_LOCKED, MDL_PARTIAL, MDL_SOURCE_IS_NONPAGED_POOL, STATUS_ACCESS_DENIED,
     STATUS_INVALID_PARAMETER, STATUS_NOT_SUPPORTED, STATUS_SUCCESS,
     registry_values)
@@ -34,7 +37,10 @@ from machine import (  # noqa: E402
 # portable backend's (the `aes` crate's two schedules, about 1 KiB each, and their
 # temporaries), which only processors without AES-NI, or Backend 4, take. Every other
 # callback: under 2.3 KiB measured.
-RELEASE_STACK_BUDGET = {"DriverEntry": 8 * 1024, "DriverEntry, portable backend": 10752}
+# The sealed key source's DriverEntry (draw, seal, store) is measured under its own name
+# against the same 8 KiB.
+RELEASE_STACK_BUDGET = {"DriverEntry": 8 * 1024, "DriverEntry, sealed key": 8 * 1024,
+                        "DriverEntry, portable backend": 10752}
 DUMP_PATH_STACK_BUDGET = 4 * 1024
 
 BUGCHECK_CODE = 0x44435259  # 'DCRY'
@@ -826,58 +832,247 @@ def backends(results, image, report):
         s.check_imports()
 
 
-def age_identity():
-    """A fresh age identity from the reference `age-keygen` (crates/seal/scripts/
-    install-age.sh installs it): (identity file text, recipient)."""
+def age_tools():
+    """The reference `age` and `age-keygen`, installed by crates/seal/scripts/install-age.sh
+    when missing."""
+    import shutil
     import subprocess
-    identity = subprocess.run(["age-keygen"], check=True, capture_output=True, text=True).stdout
-    recipient = subprocess.run(["age-keygen", "-y"], input=identity, check=True,
-                               capture_output=True, text=True).stdout.strip()
-    return identity, recipient
+    if not (shutil.which("age") and shutil.which("age-keygen")):
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        subprocess.run(["bash", os.path.join(root, "crates", "seal", "scripts",
+                                             "install-age.sh")], check=True)
 
 
-def sealed(results, image, report):
-    """KeySource = sealed (2) with a Recipient made by age-keygen. The emulated processor
-    has neither RDSEED nor RDRAND: unicorn 1.0.2 decodes neither instruction (both are
-    UC_ERR_INSN_INVALID), so the harness's CPUID reports them absent, as it reports AVX
-    absent. The driver must then fail closed: it loads, draws nothing, writes no sealed key,
-    refuses Dump_Start, and bug checks a write anyway. The unsealing half of the scenario
-    (`age -d -i` on the stored blob, the write checked under that key) needs an emulator that
-    runs RDSEED or RDRAND: the host tests (tests/sealed.rs) run it on the host's processor."""
-    rng = random.Random(12)
-    _identity, recipient = age_identity()
-    registry = registry_values(crash=1, hibernation=2, extra={
+def age_identity(directory):
+    """A fresh identity made by `age-keygen -o` in `directory`: (its file, its recipient)."""
+    import subprocess
+    age_tools()
+    path = os.path.join(directory, "identity.txt")
+    subprocess.run(["age-keygen", "-o", path], check=True, capture_output=True)
+    recipient = subprocess.run(["age-keygen", "-y", path], check=True, capture_output=True,
+                               text=True).stdout.strip()
+    return path, recipient
+
+
+def age_decrypt(identity, blob):
+    """`age -d -i IDENTITY` of `blob`: the plaintext, or None when age refuses it."""
+    import subprocess
+    done = subprocess.run(["age", "-d", "-i", identity], input=blob, capture_output=True)
+    return done.stdout if done.returncode == 0 else None
+
+
+def sealed_registry(recipient):
+    return registry_values(crash=1, hibernation=2, extra={
         "KeySource": (REG_DWORD, struct.pack("<I", 2)),
         "Recipient": (1, (recipient + "\0").encode("utf-16-le")),
     })
-    s = Scenario(results, image, "sealed key, no RDSEED/RDRAND (unicorn lacks both)",
-                 registry=registry)
+
+
+def time_stamp(system_time):
+    """The value name of a load at `system_time` (100 ns units since 1601, UTC), computed
+    here: YYYYMMDDTHHMMSS.fffffffZ."""
+    import datetime
+    seconds, ticks = divmod(system_time, 10**7)
+    at = datetime.datetime(1601, 1, 1) + datetime.timedelta(seconds=seconds)
+    return at.strftime("%Y%m%dT%H%M%S") + ".%07dZ" % ticks
+
+
+SEALED_LEN = 264  # the age file of a 64-byte key to one X25519 recipient
+# The functions of the sealed path whose own stack use is measured (Machine.probe_frames):
+# pieces of their mangled names.
+SEALED_FRAMES = {"seal (Drawn::new: draw and seal)": "6sealedNtB2_5Drawn3new",
+                 "dumpcrypt_seal::seal": "14dumpcrypt_seal4seal",
+                 "expand_key (the key's schedule)": "10encryption10expand_key",
+                 "prepare (draw, seal, expand, store)": "10Encryption7prepare",
+                 "store (the SealedKeys ring)": "6sealed5store"}
+
+
+def sealed_fails_closed(results, image, report):
+    """KeySource = sealed (2) where no key can be drawn, so the driver must fail closed: it
+    loads, writes no sealed key (SealedKeys not even created), refuses Dump_Start and bug
+    checks a write anyway. Two processors: one whose CPUID reports neither RDSEED nor RDRAND
+    (unicorn's own: it decodes neither), where neither may run; and one whose RDSEED and
+    RDRAND both set CF but always return all ones (the AMD parts after a resume, the Zen 2
+    firmware bug), which the driver must refuse after trying each."""
+    import tempfile
+    rng = random.Random(12)
+    with tempfile.TemporaryDirectory() as directory:
+        _identity, recipient = age_identity(directory)
+    registry = sealed_registry(recipient)
+    for cpu, what in ((CPU_NO_VAES, "no RDSEED/RDRAND"),
+                      (CPU_RANDOM_ALL_ONES, "RDSEED and RDRAND return all ones")):
+        s = Scenario(results, image, "sealed key, %s: fails closed" % what, registry=registry,
+                     cpu=cpu)
+        r, m = s.r, s.m
+        m.stack_label["DriverEntry"] = "DriverEntry, sealed key"
+        stack = s.load(CRASH, pages=16)
+        s.check_init(stack)
+        r.check("DriverEntry asked CPUID for RDRAND (leaf 1) and RDSEED (leaf 7)",
+                m.cpuid_calls[(1, 0)] > 0 and m.cpuid_calls[(7, 0)] > 0, dict(m.cpuid_calls))
+        if cpu.rdseed:
+            r.check("RDSEED tried, then RDRAND, and each refused",
+                    m.random_calls["rdseed"] > 0 and m.random_calls["rdrand"] > 0,
+                    dict(m.random_calls))
+        else:
+            r.equal("neither instruction run", dict(m.random_calls), {})
+        r.check("no sealed key written: SealedKeys not even created",
+                m.sealed_keys is None and not m.sealed_log, m.sealed_log)
+        r.equal("Dump_Start refuses the dump", stack.start(), STATUS_ACCESS_DENIED)
+        mdl = CallerMdl(m, random_bytes(rng, PAGE))
+        s.expect_bugcheck("a write anyway", stack.write(0x4000, mdl), 0x06, 0x4000, 0, 2)
+        r.check("the refused write's MDL and data untouched",
+                mdl.raw() == mdl.raw_before and mdl.source_now() == mdl.data)
+        r.equal("Dump_Unload", stack.unload(), STATUS_SUCCESS)
+        s.check_no_leaks()
+        s.check_imports()
+        hibernation = s.load(HIBERNATION, pages=16)
+        r.equal("the hibernation copy (policy refuse) refuses too", hibernation.start(),
+                STATUS_ACCESS_DENIED)
+        r.equal("Dump_Unload (hibernation)", hibernation.unload(), STATUS_SUCCESS)
+        report.setdefault("sealed", {})[what] = "failed closed (%s)" % (
+            ", ".join("%s run %d times" % item for item in sorted(m.random_calls.items()))
+            or "no random instruction run")
+
+
+def check_sealed_load(s, stack, log_from, identity, served, words, name):
+    """The sealed key one crash dump DriverEntry made: drawn from `served` (`words` words),
+    stored as one REG_BINARY value `name` of SealedKeys, flushed and closed before
+    DriverEntry returned, and unsealed by the reference `age`. Returns the key (or None)."""
     r, m = s.r, s.m
-    stack = s.load(CRASH, pages=16)
-    s.check_init(stack)
-    r.check("DriverEntry asked CPUID for RDRAND (leaf 1) and RDSEED (leaf 7)",
-            m.cpuid_calls[(1, 0)] > 0 and m.cpuid_calls[(7, 0)] > 0, dict(m.cpuid_calls))
-    r.check("no sealed key written: SealedKeys not even created",
-            m.sealed_keys is None and "ZwCreateKey" not in m.calls["DriverEntry"],
-            m.sealed_keys)
-    r.equal("Dump_Start refuses the dump", stack.start(), STATUS_ACCESS_DENIED)
-    mdl = CallerMdl(m, random_bytes(rng, PAGE))
-    s.expect_bugcheck("a write anyway", stack.write(0x4000, mdl), 0x06, 0x4000, 0, 2)
-    r.check("the refused write's MDL and data untouched",
-            mdl.raw() == mdl.raw_before and mdl.source_now() == mdl.data)
-    r.equal("Dump_Unload", stack.unload(), STATUS_SUCCESS)
-    s.check_no_leaks()
-    s.check_imports()
-    hibernation = s.load(HIBERNATION, pages=16)
-    r.equal("the hibernation copy (policy refuse) refuses too", hibernation.start(),
-            STATUS_ACCESS_DENIED)
-    r.equal("Dump_Unload (hibernation)", hibernation.unload(), STATUS_SUCCESS)
-    report["sealed"] = "failed closed: the emulator runs neither RDSEED nor RDRAND"
+    log = [event[1:] for event in m.sealed_log[log_from:]]
+    r.check("every SealedKeys operation made by DriverEntry",
+            all(event[0] == "DriverEntry" for event in m.sealed_log[log_from:]))
+    r.equal("only %s ran, %d times (16 words: the key, then the sealing randomness)"
+            % (served.upper(), words), dict(m.random_calls), {served: words})
+    routines = [event[0] for event in log]
+    r.equal("SealedKeys created or opened (ZwCreateKey) once, first",
+            [event[2] for event in log if event[0] == "ZwCreateKey"], [SEALED_KEYS_KEY])
+    sets = [event for event in log if event[0] == "ZwSetValueKey"]
+    r.equal("one ZwSetValueKey: the load's UTC time (the harness's KUSER_SHARED_DATA."
+            "SystemTime), REG_BINARY, %d bytes" % SEALED_LEN, [event[1:] for event in sets],
+            [(name, REG_BINARY, SEALED_LEN)])
+    r.equal("the name is 24 characters, YYYYMMDDTHHMMSS.fffffffZ", len(name), 24)
+    order_ok = (routines[:1] == ["ZwCreateKey"] and "ZwSetValueKey" in routines
+                and "ZwFlushKey" in routines[routines.index("ZwSetValueKey"):]
+                and routines[-1] == "ZwClose"
+                and routines.index("ZwFlushKey") < len(routines) - 1)
+    r.check("ZwCreateKey, ..., ZwSetValueKey, ..., ZwFlushKey, ZwClose, in that order",
+            order_ok, routines)
+    created = [event[1] for event in log if event[0] == "ZwCreateKey"]
+    r.check("the SealedKeys handle closed (ZwClose) before DriverEntry returned",
+            created and [event[1] for event in log if event[0] == "ZwClose"] == created
+            and created[0] not in m.handles, log)
+    stored = {value[0]: value for value in m.sealed_keys or []}.get(name)
+    r.check("the flush saw the new value", bool(m.flushes) and stored in m.flushes[-1])
+    if stored is None:
+        return None
+    blob = stored[2]
+    r.check("the value is an age file", blob.startswith(b"age-encryption.org/v1\n"),
+            blob[:24])
+    key = age_decrypt(identity, blob)
+    if not r.check("`age -d -i IDENTITY` unseals it", key is not None):
+        return None
+    r.equal("the unsealed key is 64 bytes", len(key), 64)
+    r.check("its halves (data key, tweak key) differ", key[:32] != key[32:])
+    given = m.random_bytes_given()
+    r.equal("it is the first 64 bytes %s gave" % served.upper(), key, given[:64])
+    # The sealing randomness (dumpcrypt_seal::Randomness): the X25519 ephemeral secret (32
+    # bytes), the file key (16), the payload nonce (16), which age stores in the clear.
+    ephemeral, nonce = given[64:96], given[112:128]
+    r.check("no 16-byte piece of the key, the ephemeral secret or the file key in the "
+            "stored value", not any(given[i:i + 16] in blob for i in range(0, 112, 16)))
+    share = X25519PrivateKey.from_private_bytes(ephemeral).public_key().public_bytes_raw()
+    stanza = b"-> X25519 " + base64.b64encode(share).rstrip(b"=") + b"\n"
+    r.check("the stanza's ephemeral share is X25519 of the drawn ephemeral secret", stanza in blob)
+    r.check("the payload nonce after the header is the last 16 bytes drawn",
+            b"\n" in blob and blob[blob.index(b"\n---"):].split(b"\n", 2)[2][:16] == nonce)
+    return key
+
+
+def sealed(results, image, report):
+    """KeySource = sealed (2) with a Recipient made by age-keygen, on processors with RDSEED
+    and RDRAND and with RDRAND only (the harness runs both instructions: unicorn 1.0.2 has
+    neither): DriverEntry draws the key from the right instruction, seals it and stores it in
+    Parameters\\SealedKeys (create, enumerate, set, flush, close); the reference `age`
+    unseals the stored value; the crash dump copy then encrypts a write under exactly that
+    key (against cryptography's XTS-AES-256); the hibernation copy (policy refuse) draws and
+    stores nothing. Then the ring: a load with 16 values already there deletes the oldest."""
+    import tempfile
+    rng = random.Random(13)
+    with tempfile.TemporaryDirectory() as directory:
+        identity, recipient = age_identity(directory)
+        registry = sealed_registry(recipient)
+        for cpu, served in ((CPU_RDSEED_RDRAND, "rdseed"), (CPU_RDRAND_ONLY, "rdrand")):
+            s = Scenario(results, image, "sealed key, %s" % cpu.name, registry=registry,
+                         cpu=cpu)
+            r, m = s.r, s.m
+            m.stack_label["DriverEntry"] = "DriverEntry, sealed key"
+            unplaced = m.probe_frames(os.path.splitext(image)[0] + ".pdb", SEALED_FRAMES)
+            stack = s.load(CRASH, pages=16)
+            s.check_init(stack)
+            name = time_stamp(m.system_time)
+            key = check_sealed_load(s, stack, 0, identity, served, 16, name)
+            r.equal("Dump_Start", stack.start(), STATUS_SUCCESS)
+            if key is not None:
+                s.check_write(stack, "write under the unsealed key", 0x40000,
+                              CallerMdl(m, random_bytes(rng, 6 * PAGE)), key)
+            r.equal("Dump_Finish", stack.finish(), STATUS_SUCCESS)
+            r.equal("Dump_Unload", stack.unload(), STATUS_SUCCESS)
+            drawn = m.random_bytes_given()
+            s.check_no_leaks(key)
+            s.check_no_leaks(drawn[64:112])  # the ephemeral secret and the file key
+            calls_before, values_before = dict(m.random_calls), list(m.sealed_keys)
+            hibernation = s.load(HIBERNATION, pages=16)
+            r.equal("the hibernation copy (policy refuse) refuses", hibernation.start(),
+                    STATUS_ACCESS_DENIED)
+            r.check("the hibernation copy drew nothing and stored nothing",
+                    dict(m.random_calls) == calls_before and m.sealed_keys == values_before)
+            r.equal("Dump_Unload (hibernation)", hibernation.unload(), STATUS_SUCCESS)
+            s.check_imports()
+            report.setdefault("sealed", {})[cpu.name] = "unsealed by age, write checked"
+            if served == "rdseed":
+                frames = dict(m.frame_depth)
+                report.setdefault("stack_bytes_sealed_frames", {}).update(frames)
+                print("%s: deepest stack inside the sealed path's functions, from the top of "
+                      "the stack (bytes): %s%s" % (image, json.dumps(frames, sort_keys=True),
+                                                   "; not placed (no llvm-pdbutil or PDB): %s"
+                                                   % unplaced if unplaced else ""))
+
+        # The ring: 16 time-stamped values already there (written oldest first), and a value
+        # that is no time stamp, which must be left alone.
+        s = Scenario(results, image, "sealed key, the ring full (16 values)", registry=registry,
+                     cpu=CPU_RDSEED_RDRAND)
+        r, m = s.r, s.m
+        m.stack_label["DriverEntry"] = "DriverEntry, sealed key"
+        old = [time_stamp(m.system_time - (16 - i) * 3600 * 10**7) for i in range(16)]
+        m.sealed_keys = [(n, REG_BINARY, random_bytes(rng, SEALED_LEN)) for n in old]
+        m.sealed_keys.insert(5, ("Comment", 1, "not a key\0".encode("utf-16-le")))
+        foreign = m.sealed_keys[5]
+        stack = s.load(CRASH, pages=16)
+        name = time_stamp(m.system_time)
+        key = check_sealed_load(s, stack, 0, identity, "rdseed", 16, name)
+        deletes = [event[2] for event in m.sealed_log if event[1] == "ZwDeleteValueKey"]
+        r.equal("the oldest value deleted (ZwDeleteValueKey), only it", deletes, [old[0]])
+        routines = [event[1] for event in m.sealed_log]
+        r.check("the delete before the flush",
+                "ZwDeleteValueKey" in routines and "ZwFlushKey" in routines and
+                routines.index("ZwDeleteValueKey") < routines.index("ZwFlushKey"), routines)
+        stamped = sorted(v[0] for v in m.sealed_keys if v[0] != "Comment")
+        r.equal("16 time-stamped values remain: the 15 newest before, and the new one",
+                stamped, sorted(old[1:] + [name]))
+        r.check("the value that is no time stamp untouched", foreign in m.sealed_keys)
+        r.equal("Dump_Start", stack.start(), STATUS_SUCCESS)
+        if key is not None:
+            s.check_write(stack, "write under the new key", 0x8000,
+                          CallerMdl(m, random_bytes(rng, 2 * PAGE)), key)
+        r.equal("Dump_Unload", stack.unload(), STATUS_SUCCESS)
+        s.check_no_leaks(key)
+        s.check_imports()
 
 
 SCENARIOS = [encrypt_on_windows10, windows7, passthrough, refuse, faults,
              driver_entry_refusals, crash_copy_after_finish, data_unit_sectors,
-             disk_tweak_4096, provider, backends, sealed]
+             disk_tweak_4096, provider, backends, sealed_fails_closed, sealed]
 
 
 def main():
