@@ -51,6 +51,7 @@ fn sealed_parameters(identity: &Identity) -> Parameters {
 fn boot_sealed(identity: &Identity) {
     let mut environment = environment(Some(sealed_parameters(identity)), WINDOWS_11);
     environment.secrets.clear();
+    environment.keep_freed_pool = true;
     ntoskrnl::boot(environment);
 }
 

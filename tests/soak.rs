@@ -114,6 +114,9 @@ fn a_thousand_hibernate_resume_cycles() {
                 WINDOWS_8
             },
             partition_offset: Ok(partition_offset),
+            // A 4096-byte data unit needs a disk of 4096-byte sectors (the driver refuses it
+            // on 512-byte ones).
+            bytes_per_sector: data_unit,
             ..Environment::default()
         };
         environment

@@ -160,6 +160,9 @@ pub struct Environment {
     pub system_time: u64,
     /// What RDSEED and RDRAND do.
     pub random: RandomSource,
+    /// Keep a copy of every pool block the filter frees in [`Counters::freed_pool`] (off by
+    /// default: a soak of thousands of loads would keep them all).
+    pub keep_freed_pool: bool,
 }
 
 /// The GPT disk GUID of the simulated dump disk, as the GUID structure lays it out.
@@ -179,6 +182,7 @@ impl Default for Environment {
             bytes_per_sector: 512,
             system_time: DEFAULT_SYSTEM_TIME,
             random: RandomSource::Cpu,
+            keep_freed_pool: false,
         }
     }
 }
@@ -203,7 +207,8 @@ pub struct Counters {
     /// Registry key handles open now (each `ZwCreateKey` must be matched by a `ZwClose`).
     pub open_keys: usize,
     /// A copy of every pool block (and MDL) as it was when the filter freed it, for tests
-    /// that look for secrets they learn only afterwards (a sealed key).
+    /// that look for secrets they learn only afterwards (a sealed key); kept only with
+    /// [`Environment::keep_freed_pool`].
     pub freed_pool: Vec<Vec<u8>>,
 }
 
@@ -454,7 +459,8 @@ fn free(ptr: *mut u8, expected: Kind) {
             })
             .collect()
     });
-    let kept = (allocation.kind != Kind::Contiguous).then(|| contents.to_vec());
+    let keep = with(|kernel| kernel.environment.keep_freed_pool);
+    let kept = (keep && allocation.kind != Kind::Contiguous).then(|| contents.to_vec());
     memory::unregister(ptr as usize);
     // SAFETY: allocated in `allocate` with this layout and removed from `live`: freed once.
     unsafe { std::alloc::dealloc(ptr, allocation.layout) };
