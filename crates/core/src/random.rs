@@ -218,6 +218,34 @@ mod tests {
         assert_eq!(fill(&mut cpu, &mut out), Err(NoSource));
     }
 
+    /// One all-ones or all-zero word among good ones fails the instruction on its own (the
+    /// AMD parts returned all ones with CF set), not only a word that repeats.
+    #[test]
+    fn a_single_all_ones_or_zero_word_fails_the_instruction() {
+        for bad in [u64::MAX, 0] {
+            for at in [0, 5] {
+                let mut script = counter(21);
+                script[at] = Some(bad);
+                let mut cpu = Scripted::new(Some(script), Some(counter(31)));
+                let mut out = [0u8; 64];
+                assert_eq!(
+                    fill(&mut cpu, &mut out),
+                    Ok(Instruction::Rdrand),
+                    "{bad:#x} at word {at}"
+                );
+                assert_eq!(out[..8], 31u64.to_le_bytes());
+            }
+        }
+    }
+
+    #[test]
+    fn the_refusal_says_what_failed() {
+        assert_eq!(
+            std::format!("{NoSource}"),
+            "neither RDSEED nor RDRAND gives random words that pass the checks"
+        );
+    }
+
     #[test]
     fn a_short_last_chunk_takes_the_low_bytes() {
         let mut cpu = Scripted::new(Some(counter(0x1122_3344_5566_7788)), None);
