@@ -349,6 +349,18 @@ mod tests {
     }
 
     #[test]
+    fn the_registry_gets_the_name_in_utf16() {
+        let name = Stamp(134_406_425_801_234_567).name().unwrap();
+        assert_eq!(name.as_str(), "20261201T234940.1234567Z");
+        let expected: Vec<u16> = "20261201T234940.1234567Z".encode_utf16().collect();
+        assert_eq!(name.utf16().to_vec(), expected);
+        assert_eq!(
+            Name::parse_utf16(&name.utf16()),
+            Some(Stamp(134_406_425_801_234_567))
+        );
+    }
+
+    #[test]
     fn known_dates() {
         // FILETIME values of known instants (Windows' own epoch and the Unix epoch, whose
         // FILETIME, 116444736000000000, every Windows programmer meets).
