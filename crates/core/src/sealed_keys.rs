@@ -348,6 +348,62 @@ mod tests {
         Stamp(stamp).name().unwrap().as_str().into()
     }
 
+    /// The plan does not depend on the order the registry enumerates the values in: the 15
+    /// newest stay beside the new value, the older ones go.
+    #[test]
+    fn the_plan_keeps_the_newest_whatever_the_order_seen() {
+        let stamps: Vec<u64> = (0..20u64).map(|i| 1_000_000 + i * 7).collect();
+        // A scrambled order, the newest neither first nor last: i -> 7i mod 23 permutes
+        // 0..23, and the indices below 20 are taken in that order.
+        let order: Vec<u64> = (0..23u64)
+            .map(|i| (i * 7) % 23)
+            .filter(|&i| i < 20)
+            .map(|i| stamps[i as usize])
+            .collect();
+        assert_eq!(order.len(), 20);
+        assert_ne!(order.first(), stamps.last());
+        assert_ne!(order.last(), stamps.last());
+        let mut ring = Ring::new();
+        for &stamp in &order {
+            ring.observe(Some(Stamp(stamp)));
+        }
+        ring.observe(None);
+        assert_eq!(ring.newest(), Some(Stamp(*stamps.last().unwrap())));
+        assert_eq!(ring.deleting(), 5);
+        for (index, &stamp) in stamps.iter().enumerate() {
+            assert_eq!(ring.deletes(Some(Stamp(stamp))), index < 5, "stamp {index}");
+        }
+        assert!(
+            !ring.deletes(None),
+            "a name that is no stamp is never deleted"
+        );
+    }
+
+    #[test]
+    fn the_last_stamp_is_a_name_and_nothing_after_it() {
+        let ring = Ring::new();
+        assert_eq!(ring.new_stamp(LAST_STAMP), Ok(LAST_STAMP));
+        assert_eq!(
+            ring.new_name(LAST_STAMP).unwrap().as_str(),
+            "99991231T235959.9999999Z"
+        );
+        assert_eq!(ring.new_stamp(Stamp(LAST_STAMP.0 + 1)), Err(NoLaterName));
+        let mut full = Ring::new();
+        full.observe(Some(LAST_STAMP));
+        assert_eq!(full.new_stamp(Stamp(0)), Err(NoLaterName));
+    }
+
+    #[test]
+    fn names_and_refusals_print_as_text() {
+        let name = Stamp(134_406_425_801_234_567).name().unwrap();
+        assert_eq!(std::format!("{name}"), "20261201T234940.1234567Z");
+        assert_eq!(std::format!("{name:?}"), "20261201T234940.1234567Z");
+        assert_eq!(
+            std::format!("{NoLaterName}"),
+            "no value name after 9999-12-31T23:59:59.9999999Z"
+        );
+    }
+
     #[test]
     fn the_registry_gets_the_name_in_utf16() {
         let name = Stamp(134_406_425_801_234_567).name().unwrap();
