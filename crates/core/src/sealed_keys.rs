@@ -452,6 +452,9 @@ mod tests {
             b"20261301T234940.1234567Z",
             b"20260229T234940.1234567Z",
             b"19000229T000000.0000000Z",
+            // The 31st of a 30-day month.
+            b"20260431T000000.0000000Z",
+            b"20261131T000000.0000000Z",
             b"20261200T234940.1234567Z",
             b"20261201T244940.1234567Z",
             b"20261201T236040.1234567Z",
@@ -470,6 +473,8 @@ mod tests {
             );
         }
         assert!(Name::parse(b"20240229T000000.0000000Z").is_some());
+        assert!(Name::parse(b"20260430T000000.0000000Z").is_some());
+        assert!(Name::parse(b"20261231T000000.0000000Z").is_some());
         let wide: Vec<u16> = good.iter().map(|&b| u16::from(b)).collect();
         assert_eq!(Name::parse_utf16(&wide), Some(stamp));
         let mut wide_bad = wide.clone();
