@@ -40,6 +40,8 @@ pub struct MachineConfig {
     /// A raw disk image to start from, and the extents of the crash dump file on it, instead
     /// of the simulator's own disk and layout (no hibernation file is laid out then).
     pub disk_template: Option<DiskTemplate>,
+    /// The Windows build the dump headers name (26100: Windows 11 24H2; 7601: Windows 7 SP1).
+    pub build: u32,
 }
 
 impl Default for MachineConfig {
@@ -53,6 +55,7 @@ impl Default for MachineConfig {
             contiguous_crash_file: false,
             dump_kind: DumpKind::Full,
             disk_template: None,
+            build: System::default().build,
         }
     }
 }
@@ -251,11 +254,15 @@ impl Machine {
         fill_memory(ram.as_mut_slice(), &mut rng);
         let memory = ram.len() as u64;
         let physical = PhysicalMemory::pc(memory / PAGE_SIZE as u64);
+        let system = System {
+            build: config.build,
+            ..System::default()
+        };
         let crash_dump = dump_format::crash_dump(
             config.dump_kind,
             &physical,
             ram.as_mut_slice(),
-            System::default(),
+            system,
             config.seed,
         );
 
@@ -267,8 +274,7 @@ impl Machine {
             hibernation_len,
             config.contiguous_crash_file,
         );
-        let hibernation_header =
-            dump_format::hibernation_header(memory / PAGE_SIZE as u64, System::default());
+        let hibernation_header = dump_format::hibernation_header(memory / PAGE_SIZE as u64, system);
         let mut disk_size = config.partition_offset + partition_len;
         if let Some(template) = &config.disk_template {
             crash_file =
@@ -881,6 +887,27 @@ fn lay_out_files(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dump_header_names_the_build() {
+        for build in [7601, 26100] {
+            let machine = Machine::new(
+                MachineConfig {
+                    memory: 1 << 20,
+                    build,
+                    ..MachineConfig::default()
+                },
+                None,
+                None,
+            )
+            .unwrap();
+            let header = &machine.crash_dump().header;
+            assert_eq!(
+                crate::layout::get::<u32>(header, dump_format::header::MINOR_VERSION),
+                build
+            );
+        }
+    }
 
     #[test]
     fn files_are_fragmented_and_do_not_overlap() {

@@ -760,6 +760,8 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         contiguous_crash_file: args.contiguous_dump,
         dump_kind: args.dump_kind.into(),
         disk_template,
+        // The dump headers name the simulated Windows' build.
+        build: os_version.2,
     };
     let image_error = |error: std::io::Error| match &args.image {
         // The dump does not fit the extents, or an extent cannot be.
