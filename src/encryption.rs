@@ -131,8 +131,8 @@ impl Encryption {
                 // recipient (src/sealed.rs): expanded here, as the registry's key is (so that
                 // the expansion's deep stack starts from the same frame), then wiped; its
                 // sealed form is stored in Parameters\SealedKeys. No random source, a refused
-                // seal or a registry failure refuses the dump; no pool for the cipher fails
-                // DriverEntry, as for the other sources.
+                // seal, a registry failure or no pool for the cipher refuses the dump, as
+                // every failure of the other sources does.
                 let mut drawn = Drawn::new(passive, recipient).map_err(|_| Unprepared::Refused)?;
                 let range = expand(passive, config.area, drawn.key(), config.backend);
                 drawn.wipe_secrets();
