@@ -157,12 +157,10 @@ macro_rules! store_k {
 fn around(before: &Registers, after: &mut Registers, body: &mut dyn FnMut()) {
     assert!(std::is_x86_feature_detected!("avx512bw"));
     let mut call = Call { body };
-    // SAFETY: the processor has AVX-512 F and BW (asserted); `before` and `after` are 64-byte
-    // aligned `Registers` (2112 bytes), read and written at offsets inside them; r12–r14 are
-    // callee-saved in the System V ABI, so they hold the pointers across the call and are
-    // unchanged by the block; the stack is aligned for the call (no `nostack`); every register
-    // the callee may change is declared by `clobber_abi`; the upper state is cleared before
-    // the compiled code resumes.
+    // SAFETY: AVX-512 F and BW are there (asserted); `before`/`after` are aligned 2112-byte
+    // `Registers`, accessed inside; r12–r14 (callee-saved) keep the pointers; the stack is
+    // aligned for the call; `clobber_abi` declares what the callee may change; the upper
+    // state is cleared before compiled code resumes.
     unsafe {
         asm!(
             each_zmm!(load_zmm),

@@ -118,11 +118,9 @@ impl AesNiKeys {
             Direction::Encrypt => xmm_encrypt,
             Direction::Decrypt => xmm_decrypt,
         };
-        // SAFETY: `from` and `to` are each valid for `units` whole data units (checked above:
-        // the destination holds them, and the source, when given, is at least as long), for
-        // reads and for writes respectively; they are the same pointer (in place) or come
-        // from a shared and an exclusive borrow, which cannot overlap. AES-NI is there by the
-        // type invariant.
+        // SAFETY: `from` (reads) and `to` (writes) hold `units` whole data units (checked
+        // above); they are one pointer (in place) or a shared and an exclusive borrow, which
+        // cannot overlap. AES-NI is there by the type invariant.
         unsafe { kernel(self, &mut scratch, from, to, units, first_unit) };
     }
 }
@@ -434,12 +432,10 @@ macro_rules! xmm_kernel {
             first_unit: u64,
         ) {
             let base = scratch.as_mut_ptr().cast::<u8>();
-            // SAFETY: the caller's contract for the data; `keys` holds three 16-byte aligned
-            // schedules of 15 round keys, read at offsets 0..240; `scratch` is 64-byte aligned
-            // and SCRATCH_LEN bytes, and every offset used below is inside it (T0/T1 128
-            // bytes each, the unit tweaks 256, the group count and the constant 16 each). The
-            // XMM registers are declared clobbered, the GP registers are operands, and only
-            // AES-NI and SSE2 instructions are used.
+            // SAFETY: the caller's contract for the data; `keys` is three 16-byte aligned
+            // 240-byte schedules; every scratch offset below lies in its 64-byte aligned
+            // SCRATCH_LEN bytes; XMM registers are clobbered, GP registers are operands, and
+            // only AES-NI and SSE2 instructions are used.
             unsafe {
                 asm!(
                     "movdqa xmm11, xmmword ptr [{scr} + {doubling}]",

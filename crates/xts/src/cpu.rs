@@ -50,10 +50,9 @@ pub(crate) struct Leaf {
 /// CPUID of `leaf`, `subleaf` (eax, ebx and ecx: edx is not needed).
 pub(crate) fn cpuid(leaf: u32, subleaf: u32) -> Leaf {
     let (eax, ebx, ecx): (u32, u64, u32);
-    // SAFETY: CPUID exists on every x86_64 processor and only writes eax, ebx, ecx and edx.
-    // rbx is reserved by the compiler, so it is saved in a scratch register and given back;
-    // nothing is read from or written to memory, the stack is not used and the flags are
-    // left as they were.
+    // SAFETY: CPUID exists on every x86_64 processor and writes only eax, ebx, ecx, edx; rbx
+    // (reserved by the compiler) is saved in a scratch register and given back; no memory,
+    // stack or flags are touched.
     unsafe {
         asm!(
             "mov {rbx_copy}, rbx",

@@ -449,21 +449,16 @@ impl XtsAes256 {
     )]
     pub fn wipe(&mut self) {
         let engine = core::ptr::from_mut(&mut self.engine);
-        // SAFETY: `engine` comes from `&mut self.engine`, so it is aligned, points to an
-        // initialized `Engine` and nothing else can reach it while `self` is borrowed here.
-        // The value is dropped once, here: from now until the loop below ends the place holds
-        // a dropped value, and nothing reads or drops it in between (the loop only writes
-        // bytes; the backends' drops only zeroize their schedules and cannot panic, so no
-        // unwind can drop `self` with the engine already dropped). The loop leaves a valid
-        // value (`Engine::Wiped`, by the INVARIANT below), so later reads and the final drop
-        // of `self` see an initialized `Engine`.
+        // The engine is dropped once, here, and until the loop below ends nothing reads or
+        // drops it (the backends' drops only zeroize and cannot panic, so no unwind sees it);
+        // the loop leaves a valid `Engine::Wiped` (INVARIANT below) for later reads and drops.
+        // SAFETY: from `&mut self.engine`: aligned, initialized, reachable by nothing else.
         unsafe { core::ptr::drop_in_place(engine) };
         let bytes = engine.cast::<u8>();
         for offset in 0..core::mem::size_of::<Engine>() {
-            // SAFETY: `offset < size_of::<Engine>()` by the loop's range, so the byte is
-            // inside the engine's storage, which `&mut self` makes valid for writes and ours
-            // alone; any byte may be written over a dropped value. Volatile, so that the
-            // compiler cannot remove the writes as dead stores.
+            // Volatile, so that the compiler cannot remove the writes as dead stores.
+            // SAFETY: `offset < size_of::<Engine>()`: inside the engine's storage, ours alone
+            // by `&mut self`; any byte may be written over a dropped value.
             unsafe { bytes.wrapping_add(offset).write_volatile(0) };
         }
         // INVARIANT: all-zero bytes are `Engine::Wiped` (`repr(u8)`, discriminant 0, no

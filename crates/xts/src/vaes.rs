@@ -475,11 +475,9 @@ fn transform(keys: &AesNiKeys, vaes: Vaes, area: &mut Area<'_>, job: &mut Job<'_
         (Width::Ymm, Direction::Encrypt) => ymm_encrypt,
         (Width::Ymm, Direction::Decrypt) => ymm_decrypt,
     };
-    // SAFETY: `from` and `to` are each valid for `units` whole data units (checked above), for
-    // reads and writes, and are equal (in place) or come from a shared and an exclusive
-    // borrow; the area is 64-byte aligned and long enough for the mask (checked above, and
-    // `Area`'s invariant); the processor has the features the kernel needs (`Vaes`'s
-    // invariant).
+    // SAFETY: `from` (reads) and `to` (writes) hold `units` whole data units and are one
+    // pointer or two non-overlapping borrows (checked above); the area is aligned and long
+    // enough for the mask (`Area`'s invariant); the features are there (`Vaes`'s invariant).
     unsafe {
         kernel(
             schedule,
@@ -516,10 +514,9 @@ pub(crate) fn save_and_restore(vaes: Vaes, area: &mut StateArea) {
     let mut scratch = MaybeUninit::uninit();
     Scratch::init(&mut scratch, DataUnit::Bytes512, vaes, area.ptr);
     let base = scratch.as_mut_ptr().cast::<u8>();
-    // SAFETY: the area is 64-byte aligned and long enough for the mask (checked above, and
-    // `Area`'s invariant), the processor has XSAVE (and XSAVEC when `compacted`) and the
-    // components in the mask are enabled (`Vaes`'s invariant). XRSTOR puts back exactly what
-    // XSAVE took, so no register changes; rax, rdx and the pointer are operands.
+    // SAFETY: the area is aligned and long enough for the mask (`Area`'s invariant); XSAVE
+    // (XSAVEC when `compacted`) and the mask's components are there (`Vaes`'s invariant);
+    // XRSTOR puts back what XSAVE took; rax, rdx and the pointer are operands.
     unsafe {
         asm!(
             save!(),
@@ -829,11 +826,10 @@ macro_rules! zmm_kernel {
             first_unit: u64,
         ) {
             let base = scratch.as_mut_ptr().cast::<u8>();
-            // SAFETY: the caller's contract for the data, the features and the area; the
-            // scratch is 64-byte aligned, SCRATCH_LEN bytes, and every offset used is inside
-            // it; the statics are 64-byte aligned. The block saves the vector state it
-            // changes first and restores it last, so every vector register is as it was;
-            // the GP registers are operands or declared clobbered (rax, rdx).
+            // SAFETY: the caller's contract for data, features and area; every scratch offset
+            // lies in its 64-byte aligned SCRATCH_LEN bytes, the statics are aligned; the
+            // vector state is saved first and restored last; GP registers are operands or
+            // clobbered (rax, rdx).
             unsafe {
                 asm!(
                     save!(),
@@ -1565,12 +1561,10 @@ pub(crate) mod tests {
                 concat!("kmovq qword ptr [r13 + 2048 + 8 * ", $i, "], k", $i, "\n")
             };
         }
-        // SAFETY: the processor has AVX-512 F and BW (asserted); `before` and `after` are
-        // 64-byte aligned `Registers` (2112 bytes), read and written at offsets inside them;
-        // r12–r14 are callee-saved in the System V ABI, so they hold the pointers across the
-        // call, and are not changed by the block; the stack is aligned for the call (no
-        // `nostack`); every register the callee may change is declared by `clobber_abi`;
-        // the upper state is cleared before returning to compiled code.
+        // SAFETY: AVX-512 F and BW are there (asserted); `before`/`after` are aligned 2112-byte
+        // `Registers`, accessed inside; r12–r14 (callee-saved) keep the pointers; the stack
+        // is aligned for the call; `clobber_abi` declares what the callee may change; the
+        // upper state is cleared before compiled code resumes.
         unsafe {
             asm!(
                 each_zmm!(load_zmm),
