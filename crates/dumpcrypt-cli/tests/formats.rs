@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 mod common;
 
 use aes::cipher::KeyInit;
-use common::{dumpcrypt, text};
+use common::{dumpcrypt, s, succeeds, text};
 use crashdmp_sim::dump_format::DumpKind;
 use crashdmp_sim::layout::PAGE_SIZE;
 use crashdmp_sim::machine::{DumpFile, Machine, MachineConfig};
@@ -28,17 +28,6 @@ const KEY: [u8; 64] = {
 };
 const MEMORY: usize = 4 << 20;
 const SEED: u64 = 11;
-
-#[track_caller]
-fn succeeds(args: &[&str]) -> String {
-    let output = dumpcrypt(args);
-    assert!(output.status.success(), "{args:?}: {}", text(&output));
-    text(&output)
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
 
 /// The simulator's machine for these options, built here: its memory is the source of truth.
 fn machine(kind: DumpKind) -> Machine {

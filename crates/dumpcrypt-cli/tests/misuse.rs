@@ -15,18 +15,7 @@ use std::process::{Command, Stdio};
 
 mod common;
 
-use common::{dumpcrypt, text};
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-#[track_caller]
-fn succeeds(args: &[&str]) -> String {
-    let output = dumpcrypt(args);
-    assert!(output.status.success(), "{args:?}: {}", text(&output));
-    text(&output)
-}
+use common::{dumpcrypt, s, succeeds, text};
 
 #[track_caller]
 fn fails(args: &[&str], reason: &str) -> String {

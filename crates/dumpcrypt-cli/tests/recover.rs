@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 mod common;
 
 use aes::cipher::KeyInit;
-use common::{dumpcrypt, text};
+use common::{dumpcrypt, fails_leaving_nothing, s, succeeds, text};
 
 const KEY: [u8; 64] = {
     let mut key = [0u8; 64];
@@ -161,42 +161,6 @@ fn encrypt(image: &mut [u8], range: std::ops::Range<u64>, unit: usize, origin: u
     );
 }
 
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-#[track_caller]
-fn succeeds(args: &[&str]) -> String {
-    let output = dumpcrypt(args);
-    assert!(output.status.success(), "{args:?}: {}", text(&output));
-    text(&output)
-}
-
-/// Runs a command that must fail with `reason` in its message and leave no output behind.
-#[track_caller]
-fn fails(args: &[&str], out: &Path, reason: &str) -> String {
-    let output = dumpcrypt(args);
-    assert!(
-        !output.status.success(),
-        "{args:?} succeeded: {}",
-        text(&output)
-    );
-    assert!(
-        text(&output).contains(reason),
-        "{args:?}: expected `{reason}` in: {}",
-        text(&output)
-    );
-    assert!(!out.exists(), "{} was left behind", out.display());
-    for entry in std::fs::read_dir(out.parent().unwrap()).unwrap() {
-        let name = entry.unwrap().file_name();
-        assert!(
-            !name.to_string_lossy().ends_with(".partial"),
-            "temporary file {name:?} left behind"
-        );
-    }
-    text(&output)
-}
-
 /// The most pages a dump in `extents` can hold: it then fills every cluster of the file, so
 /// that each extent is checked.
 fn pages_filling(extents: &[(u64, u64)]) -> u64 {
@@ -245,7 +209,7 @@ fn the_fragmented_pagefile_gives_back_its_dump() {
     assert!(said.contains("Full: complete memory dump"), "{said}");
     assert!(said.contains("--key"), "{said}");
     // An existing output is kept without --force, replaced with it.
-    fails(
+    fails_leaving_nothing(
         &[
             "recover",
             s(&disk.image),
@@ -415,7 +379,7 @@ fn disk_absolute_tweaks_4096_byte_units_and_an_area() {
     assert!(std::fs::read(&out).unwrap() == dump);
     // The driver's defaults instead: the header does not decrypt.
     let other = disk.path("other.dmp");
-    fails(
+    fails_leaving_nothing(
         &[
             "recover",
             s(&disk.image),
@@ -508,7 +472,7 @@ fn each_failure_says_why_and_leaves_nothing() {
     let recover = |image: &Path, extra: &[&str], reason: &str| {
         let mut args = vec!["recover", s(image), "--out", s(&out), "--key", s(&disk.key)];
         args.extend_from_slice(extra);
-        fails(&args, &out, reason)
+        fails_leaving_nothing(&args, &out, reason)
     };
 
     // No partition table: the protective MBR, both GPT headers gone.
@@ -553,7 +517,7 @@ fn each_failure_says_why_and_leaves_nothing() {
     let mut key = KEY;
     key[0] ^= 1;
     std::fs::write(&wrong, key).unwrap();
-    fails(
+    fails_leaving_nothing(
         &[
             "recover",
             s(&disk.image),
@@ -712,7 +676,7 @@ fn a_dump_the_driver_wrote_into_a_real_file_is_recovered() {
         // find-dump sees the header in the reference (the disk without the filter), and the
         // file system says the file is fragmented: it refuses to cut one run as "the dump".
         let cut = disk.path(&format!("{kind}.cut"));
-        let refused = fails(
+        let refused = fails_leaving_nothing(
             &["find-dump", s(&reference), "--extract", s(&cut)],
             &cut,
             "dumpcrypt recover",

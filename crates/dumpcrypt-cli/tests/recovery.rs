@@ -4,62 +4,15 @@
 //! tools themselves; every failure must be a clear message, a non-zero exit, and no output
 //! file left behind.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 mod common;
 
 use aes::cipher::KeyInit;
-use common::{dumpcrypt, text};
+#[cfg(unix)]
+use common::mode;
+use common::{dumpcrypt, fails, fingerprint, nothing_left, s, succeeds, text};
 use sha2::Digest;
-
-#[track_caller]
-fn succeeds(args: &[&str]) -> String {
-    let output = dumpcrypt(args);
-    assert!(output.status.success(), "{args:?}: {}", text(&output));
-    text(&output)
-}
-
-/// Runs a command that must fail with `reason` in its message.
-#[track_caller]
-fn fails(args: &[&str], reason: &str) -> String {
-    let output = dumpcrypt(args);
-    assert!(
-        !output.status.success(),
-        "{args:?} succeeded: {}",
-        text(&output)
-    );
-    assert!(
-        text(&output).contains(reason),
-        "{args:?}: expected `{reason}` in: {}",
-        text(&output)
-    );
-    text(&output)
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-/// Fails if `path` exists, or if any temporary output is left in its directory.
-#[track_caller]
-fn nothing_left(path: &Path) {
-    assert!(!path.exists(), "{} was left behind", path.display());
-    for entry in std::fs::read_dir(path.parent().unwrap()).unwrap() {
-        let name = entry.unwrap().file_name();
-        assert!(
-            !name.to_string_lossy().ends_with(".partial"),
-            "temporary file {name:?} left behind"
-        );
-    }
-}
-
-/// A key's fingerprint, computed here: the first 8 bytes of its SHA-256, in hex.
-fn fingerprint(key: &[u8]) -> String {
-    sha2::Sha256::digest(key)[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 const KEY: [u8; 64] = {
     let mut key = [0u8; 64];
@@ -518,12 +471,6 @@ fn unreadable_inputs_are_refused() {
         "would overwrite what is being read",
     );
     assert_eq!(std::fs::read(&image).unwrap(), vec![7u8; 4096]);
-}
-
-#[cfg(unix)]
-fn mode(path: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
 #[test]

@@ -9,56 +9,10 @@ use std::path::{Path, PathBuf};
 mod common;
 
 use age::secrecy::ExposeSecret;
-use common::{dumpcrypt, text};
+#[cfg(unix)]
+use common::mode;
+use common::{dumpcrypt, fails, fingerprint, nothing_left, s, succeeds, text};
 use dumpcrypt_seal::{seal, Randomness, Recipient, RANDOMNESS_LEN, SEALED_LEN};
-use sha2::Digest;
-
-#[track_caller]
-fn succeeds(args: &[&str]) -> String {
-    let output = dumpcrypt(args);
-    assert!(output.status.success(), "{args:?}: {}", text(&output));
-    text(&output)
-}
-
-#[track_caller]
-fn fails(args: &[&str], reason: &str) -> String {
-    let output = dumpcrypt(args);
-    assert!(
-        !output.status.success(),
-        "{args:?} succeeded: {}",
-        text(&output)
-    );
-    assert!(
-        text(&output).contains(reason),
-        "{args:?}: expected `{reason}` in: {}",
-        text(&output)
-    );
-    text(&output)
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-/// Fails if `path` exists, or if any temporary output is left in its directory.
-#[track_caller]
-fn nothing_left(path: &Path) {
-    assert!(!path.exists(), "{} was left behind", path.display());
-    for entry in std::fs::read_dir(path.parent().unwrap()).unwrap() {
-        let name = entry.unwrap().file_name();
-        assert!(
-            !name.to_string_lossy().ends_with(".partial"),
-            "temporary file {name:?} left behind"
-        );
-    }
-}
-
-fn fingerprint(key: &[u8]) -> String {
-    sha2::Sha256::digest(key)[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 fn random<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
@@ -137,12 +91,6 @@ fn reg_export(path: &Path, values: &[(&str, Vec<u8>)]) {
 const OLDER: &str = "20261130T081500.0000000Z";
 const NEWER: &str = "20261201T234940.1234567Z";
 const NEWEST: &str = "20261202T070000.5000000Z";
-
-#[cfg(unix)]
-fn mode(path: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
 
 #[test]
 fn unseal_lists_the_ring_and_writes_the_keys_that_open() {
